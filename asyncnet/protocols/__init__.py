@@ -1,0 +1,1 @@
+"""Sans-IO protocol code: parsers and framers that never touch a socket."""

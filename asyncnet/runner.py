@@ -1,0 +1,115 @@
+"""Running a program: the event loop (uvloop when installed), signals, logging.
+
+Only scripts use this module.  Code that embeds asyncnet servers in its own asyncio
+program uses ``async with server:`` and never calls anything here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+from .servers._base import ServerBase
+
+__all__ = ["configure_logging", "loop_factory", "run", "run_servers", "wait_for_signal"]
+
+T = TypeVar("T")
+
+
+def loop_factory(use_uvloop: bool | None = None) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """Return ``uvloop.new_event_loop`` when uvloop should and can be used, else ``None``.
+
+    ``use_uvloop=None`` means "if installed", unless the environment variable
+    ``ASYNCNET_NO_UVLOOP`` is set; ``True`` insists (ImportError if missing).
+    """
+    if use_uvloop is False or (use_uvloop is None and os.environ.get("ASYNCNET_NO_UVLOOP")):
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if use_uvloop:
+            raise
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run(main: Coroutine[Any, Any, T], *, use_uvloop: bool | None = None) -> T:
+    """``asyncio.run(main)`` on uvloop when it is installed (the ``speed`` extra)."""
+    with asyncio.Runner(loop_factory=loop_factory(use_uvloop)) as runner:
+        return runner.run(main)
+
+
+async def wait_for_signal(signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)) -> int:
+    """Wait until one of ``signals`` arrives; return its number.
+
+    Where the loop cannot install signal handlers (Windows, a non-main thread) this
+    waits forever and Ctrl-C arrives as cancellation instead.
+    """
+    loop = asyncio.get_running_loop()
+    received: asyncio.Future[int] = loop.create_future()
+    installed = []
+
+    def on_signal(signum: int) -> None:
+        if not received.done():
+            received.set_result(signum)
+
+    for signum in signals:
+        try:
+            loop.add_signal_handler(signum, on_signal, signum)
+            installed.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    try:
+        return await received
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+def run_servers(
+    *servers: ServerBase,
+    ready: Callable[[Sequence[ServerBase]], Any] | None = None,
+    until: Callable[[], Awaitable[Any]] | None = None,
+    use_uvloop: bool | None = None,
+) -> int:
+    """Start ``servers``, call ``ready(servers)``, serve until SIGINT/SIGTERM; return 0.
+
+    Shutdown is graceful (each server's ``grace``), so a demo stopped with Ctrl-C or
+    ``kill`` exits with status 0.  ``until`` replaces waiting for a signal (a scripted
+    session, for instance).
+    """
+
+    async def main() -> int:
+        async with contextlib.AsyncExitStack() as stack:
+            for server in servers:
+                await stack.enter_async_context(server)
+            if ready is not None:
+                ready(servers)
+            if until is not None:
+                await until()
+            else:
+                await wait_for_signal()
+        return 0
+
+    try:
+        return run(main(), use_uvloop=use_uvloop)
+    except KeyboardInterrupt:  # a second Ctrl-C during the graceful shutdown
+        return 130
+
+
+def configure_logging(verbose: int = 0, *, stream: Any = None) -> None:
+    """Log the ``asyncnet`` logger to stderr: warnings by default, ``-v`` info, ``-vv`` debug."""
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log = logging.getLogger("asyncnet")
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False

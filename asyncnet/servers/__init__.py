@@ -1,0 +1,16 @@
+"""Stream (TCP/Unix) and datagram (UDP) servers, and the handler classes they run."""
+
+from .datagram import DatagramServer
+from .handlers import BaseHandler, DatagramHandler, LineHandler, StreamHandler
+from .stats import ServerStats
+from .stream import StreamServer
+
+__all__ = [
+    "BaseHandler",
+    "DatagramHandler",
+    "DatagramServer",
+    "LineHandler",
+    "ServerStats",
+    "StreamHandler",
+    "StreamServer",
+]

@@ -1,0 +1,164 @@
+"""What stream and datagram servers share: lifecycle, bind checks, ``async with``."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from types import TracebackType
+from typing import Any, Self
+
+from ..errors import ConfigurationError, format_peer
+from .stats import ServerStats
+
+logger = logging.getLogger("asyncnet.server")
+
+DEFAULT_HOST = "127.0.0.1"
+"""Servers listen on loopback unless told otherwise."""
+
+
+def check_bind_host(host: str | None, all_interfaces: bool) -> str | None:
+    """Return the host to pass to asyncio, refusing an implicit all-interfaces bind.
+
+    ``None``, ``""``, ``0.0.0.0`` and ``::`` all mean "every interface" to the
+    socket layer; asyncnet only binds that way when ``all_interfaces=True``.
+    """
+    if all_interfaces:
+        if host not in (None, "", DEFAULT_HOST) and not _is_unspecified(host):
+            raise ConfigurationError(
+                f"all_interfaces=True binds every interface; do not also pass host={host!r}"
+            )
+        return None
+    if host is None or host == "" or _is_unspecified(host):
+        raise ConfigurationError(
+            f"host={host!r} would listen on every interface; "
+            "pass all_interfaces=True if that is what you want"
+        )
+    return host
+
+
+def _is_unspecified(host: str | None) -> bool:
+    if not host:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
+class ServerBase:
+    """Lifecycle shared by all servers: start, close, wait_closed, serve_forever."""
+
+    stats: ServerStats
+    _loop: asyncio.AbstractEventLoop | None
+
+    def __init__(self, *, grace: float, name: str | None) -> None:
+        if grace < 0:
+            raise ConfigurationError(f"grace must be >= 0, not {grace!r}")
+        self.grace = grace
+        self.name = name or type(self).__name__
+        self.stats = ServerStats()
+        self._loop = None
+        self._started = False
+        self._closing = False
+        self._closed_event: asyncio.Event | None = None
+        self._shutdown_task: asyncio.Task[None] | None = None
+
+    # -- to implement -----------------------------------------------------------
+
+    async def _bind(self) -> None:
+        raise NotImplementedError
+
+    async def _shutdown(self, grace: float) -> None:
+        raise NotImplementedError
+
+    @property
+    def addresses(self) -> list[Any]:
+        """Every address the server is bound to (one per listening socket)."""
+        raise NotImplementedError
+
+    # -- public lifecycle ---------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the server runs on (set by :meth:`start`)."""
+        if self._loop is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self._loop
+
+    @property
+    def address(self) -> Any:
+        """The bound address: ``(host, port)`` (real port, even when asked for 0) or a path."""
+        addresses = self.addresses
+        if not addresses:
+            raise RuntimeError(f"{self.name} is not listening")
+        return addresses[0]
+
+    @property
+    def is_serving(self) -> bool:
+        """True between a successful :meth:`start` and :meth:`close`."""
+        return self._started and not self._closing
+
+    async def start(self) -> Self:
+        """Bind and start serving in the running loop; return self."""
+        if self._started:
+            raise RuntimeError(f"{self.name} was already started")
+        self._loop = asyncio.get_running_loop()
+        self._closed_event = asyncio.Event()
+        await self._bind()
+        self._started = True
+        logger.info("%s listening on %s", self.name, ", ".join(map(format_peer, self.addresses)))
+        return self
+
+    def close(self, grace: float | None = None) -> None:
+        """Stop accepting now; let handlers finish within ``grace`` s, then cancel them.
+
+        Returns at once; await :meth:`wait_closed` for the shutdown to complete.
+        """
+        if not self._started or self._closing:
+            return
+        self._closing = True
+        self._shutdown_task = self.loop.create_task(
+            self._shutdown(self.grace if grace is None else grace), name=f"{self.name} shutdown"
+        )
+
+    async def wait_closed(self) -> None:
+        """Wait until :meth:`close` has finished (every connection is gone)."""
+        if self._shutdown_task is not None:
+            await asyncio.shield(self._shutdown_task)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """``close(grace)`` and ``wait_closed()`` in one call."""
+        self.close(grace)
+        await self.wait_closed()
+
+    async def serve_forever(self) -> None:
+        """Start if needed and serve until :meth:`close` is called or the task is cancelled.
+
+        Cancelling (Ctrl-C under :func:`asyncnet.run`) shuts the server down
+        gracefully before the cancellation propagates.
+        """
+        if not self._started:
+            await self.start()
+        assert self._closed_event is not None
+        try:
+            await self._closed_event.wait()
+        finally:
+            self.close()
+            await self.wait_closed()
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def _mark_closed(self) -> None:
+        if self._closed_event is not None:
+            self._closed_event.set()
+        logger.info("%s closed", self.name)

@@ -1,0 +1,216 @@
+"""The datagram server: UDP over IPv4 or IPv6, one handler for every datagram."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import socket
+from collections.abc import Callable
+from ipaddress import IPv4Address, IPv6Address
+from typing import Any, cast
+
+from .._eager import PENDING, continue_in_task, step
+from ..errors import ConfigurationError, format_peer
+from ._base import DEFAULT_HOST, ServerBase, check_bind_host
+from .handlers import DatagramHandler
+
+logger = logging.getLogger("asyncnet.server")
+
+__all__ = ["DatagramServer"]
+
+
+class _Endpoint(asyncio.DatagramProtocol):
+    """Calls the handler for each datagram; replies go back to the sender."""
+
+    def __init__(self, server: DatagramServer) -> None:
+        self._server = server
+        self._stats = server.stats
+        self._handler = server.handler
+        self._handle = server.handler.handle
+        self._run_in_task = type(server.handler).run_in_task
+        self._transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        stats = self._stats
+        stats.datagrams_in += 1
+        stats.bytes_in += len(data)
+        try:
+            reply = self._handle(data, addr)
+            if reply is not None and reply.__class__ is not bytes:
+                reply = self._await(reply, addr)
+                if reply is PENDING:
+                    return
+        except Exception as exc:
+            self._failed(exc, addr)
+            return
+        if reply is not None:
+            self._reply(reply, addr)
+
+    def _await(self, reply: Any, addr: Any) -> Any:
+        if isinstance(reply, (bytearray, memoryview)):
+            return bytes(reply)
+        server = self._server
+        if len(server._tasks) >= server.max_pending:
+            server.stats.datagrams_dropped += 1
+            if inspect.iscoroutine(reply):
+                reply.close()
+            return None
+        if inspect.iscoroutine(reply) and not self._run_in_task:
+            value, yielded = step(reply)
+            if value is not PENDING:
+                return value
+            task = continue_in_task(reply, yielded)
+        elif inspect.isawaitable(reply):
+            task = asyncio.ensure_future(reply)
+        else:
+            raise TypeError(
+                f"handle() must return bytes, None or an awaitable, not {type(reply).__name__}"
+            )
+        server._tasks.add(task)
+        task.add_done_callback(lambda t: self._task_done(t, addr))
+        return PENDING
+
+    def _task_done(self, task: asyncio.Future[Any], addr: Any) -> None:
+        self._server._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._failed(exc, addr)
+        elif (reply := task.result()) is not None:
+            self._reply(reply, addr)
+
+    def _reply(self, reply: bytes, addr: Any) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        self._stats.datagrams_out += 1
+        self._stats.bytes_out += len(reply)
+        transport.sendto(reply, addr)
+
+    def _failed(self, exc: BaseException, addr: Any) -> None:
+        self._stats.handler_errors += 1
+        logger.error(
+            "%s failed for a datagram from %s: %r",
+            type(self._handler).__name__,
+            format_peer(addr),
+            exc,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP "port unreachable" for a reply to a client that has gone: nothing to
+        # do but count it; the endpoint stays open for everybody else.
+        self._stats.send_errors += 1
+        logger.debug("%s: send error %r", self._server.name, exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._server._endpoint_lost()
+
+
+class DatagramServer(ServerBase):
+    """Serve a :class:`DatagramHandler` over UDP.
+
+    ``host`` defaults to ``127.0.0.1`` (``::1`` for IPv6); every interface needs
+    ``all_interfaces=True``.  ``allow_broadcast`` sets ``SO_BROADCAST``; ``max_pending``
+    bounds how many handler coroutines may be suspended at once (datagrams beyond it
+    are dropped and counted, as a flooded UDP service should).  On :meth:`close`,
+    suspended handlers get ``grace`` seconds to finish.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[], DatagramHandler] | DatagramHandler,
+        *,
+        host: str | None = DEFAULT_HOST,
+        port: int = 0,
+        all_interfaces: bool = False,
+        family: int = socket.AF_UNSPEC,
+        reuse_port: bool = False,
+        allow_broadcast: bool = False,
+        max_pending: int = 1000,
+        receive_buffer: int | None = None,
+        grace: float = 1.0,
+        name: str | None = None,
+    ) -> None:
+        instance = handler if isinstance(handler, DatagramHandler) else handler()
+        if not isinstance(instance, DatagramHandler):
+            raise ConfigurationError(f"{instance!r} is not a DatagramHandler")
+        super().__init__(grace=grace, name=name or type(instance).__name__)
+        self._host = check_bind_host(host, all_interfaces)
+        if not 0 <= port <= 65535:
+            raise ConfigurationError(f"port must be in 0..65535, not {port!r}")
+        if max_pending < 1:
+            raise ConfigurationError(f"max_pending must be >= 1, not {max_pending!r}")
+        self.handler = instance
+        self.port = port
+        self.family = family
+        self.reuse_port = reuse_port
+        self.allow_broadcast = allow_broadcast
+        self.max_pending = max_pending
+        self.receive_buffer = receive_buffer
+        self._transport: asyncio.DatagramTransport | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._lost: asyncio.Event | None = None
+
+    async def _bind(self) -> None:
+        self._lost = asyncio.Event()
+        host = self._host
+        if host is None:  # all_interfaces: UDP needs the wildcard address spelled out
+            wildcard = IPv6Address(0) if self.family == socket.AF_INET6 else IPv4Address(0)
+            host = str(wildcard)
+        transport, _ = await self.loop.create_datagram_endpoint(
+            lambda: _Endpoint(self),
+            local_addr=(host, self.port),
+            family=self.family,
+            reuse_port=self.reuse_port or None,
+            allow_broadcast=self.allow_broadcast or None,
+        )
+        self._transport = transport
+        if self.receive_buffer is not None:
+            sock = transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
+        self.handler.server = self
+        self.handler.transport = transport
+        self.handler.setup()
+
+    @property
+    def addresses(self) -> list[Any]:
+        """The bound ``(host, port)``, as a one-element list."""
+        if self._transport is None:
+            return []
+        return [self._transport.get_extra_info("sockname")[:2]]
+
+    def sendto(self, data: bytes, addr: Any) -> None:
+        """Send a datagram from the server's socket."""
+        if self._transport is None or self._transport.is_closing():
+            raise RuntimeError(f"{self.name} is not serving")
+        self.stats.datagrams_out += 1
+        self.stats.bytes_out += len(data)
+        self._transport.sendto(data, addr)
+
+    def _endpoint_lost(self) -> None:
+        if self._lost is not None:
+            self._lost.set()
+
+    async def _shutdown(self, grace: float) -> None:
+        assert self._transport is not None
+        assert self._lost is not None
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5.0)
+        self._transport.close()
+        await self._lost.wait()
+        try:
+            self.handler.finish()
+        except Exception as exc:
+            logger.error("%s.finish() failed: %r", type(self.handler).__name__, exc, exc_info=exc)
+        self._mark_closed()

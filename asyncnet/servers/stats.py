@@ -1,0 +1,42 @@
+"""Counters kept by every server, readable at any time as ``server.stats``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+__all__ = ["ServerStats"]
+
+
+@dataclass(slots=True)
+class ServerStats:
+    """Plain integer counters; the server only ever adds to them.
+
+    Stream servers use the ``connections_*`` fields, datagram servers the
+    ``datagrams_*`` ones; ``bytes_*`` and ``handler_errors`` apply to both.
+    """
+
+    connections_total: int = 0
+    """Connections accepted and handed to a handler."""
+    connections_active: int = 0
+    """Connections open right now."""
+    connections_refused: int = 0
+    """Connections closed at once because ``max_connections`` was reached or the
+    server was shutting down."""
+    connections_timed_out: int = 0
+    """Connections closed by the idle, line or write timeout."""
+    protocol_errors: int = 0
+    """Connections closed because the peer broke the protocol (over-long line...)."""
+    handler_errors: int = 0
+    """Exceptions raised by handler code (logged with their traceback)."""
+    bytes_in: int = 0
+    bytes_out: int = 0
+    datagrams_in: int = 0
+    datagrams_out: int = 0
+    datagrams_dropped: int = 0
+    """Datagrams not handled because too many handler calls were already pending."""
+    send_errors: int = 0
+    """Errors the OS reported for datagrams we sent (ICMP port unreachable...)."""
+
+    def as_dict(self) -> dict[str, int]:
+        """Return the counters as a plain dict (for logs, JSON, metrics)."""
+        return asdict(self)

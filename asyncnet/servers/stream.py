@@ -1,0 +1,251 @@
+"""The stream server: TCP (IPv4/IPv6) or a Unix domain socket, one handler per connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl as ssl_module
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ConfigurationError, format_peer
+from ._base import DEFAULT_HOST, ServerBase, check_bind_host
+from ._connection import LineConnection, StreamConnection
+from .handlers import BaseHandler, LineHandler, StreamHandler
+
+logger = logging.getLogger("asyncnet.server")
+
+__all__ = ["StreamServer"]
+
+_Connection = LineConnection | StreamConnection
+
+
+class StreamServer(ServerBase):
+    """Serve a :class:`LineHandler` or :class:`StreamHandler` over TCP or a Unix socket.
+
+    The server is an object inside *your* event loop::
+
+        async with StreamServer(Upper, port=0) as server:
+            print(server.address)      # ('127.0.0.1', 40123)
+            await other_work()         # leaving the block shuts it down gracefully
+
+    Options:
+
+    * ``host`` (default ``127.0.0.1``; ``::1`` for IPv6) and ``port`` (0 = ephemeral).
+      Listening on every interface needs ``all_interfaces=True``.
+    * ``path`` -- listen on this Unix domain socket instead of TCP.
+    * ``backlog``, ``reuse_address``, ``reuse_port`` -- as for ``loop.create_server``.
+    * ``ssl`` -- an :class:`ssl.SSLContext` to serve TLS.
+    * ``max_connections`` -- beyond it a new connection receives ``busy_message``
+      (if any) and is closed at once, rather than left waiting in the backlog.
+    * ``idle_timeout`` -- close a connection after this many seconds with no bytes
+      in either direction (a handler at work does not count as idle).
+    * ``line_timeout`` -- (line handlers) close a connection whose partial line has
+      stayed incomplete this long: a slowloris dribbling bytes cannot pin it.
+    * ``write_timeout`` -- abort a connection whose peer has not read our output
+      for this long.  The write buffer is bounded by ``write_buffer_high``: above it
+      a line handler stops reading and a stream handler's ``drain()`` waits.
+    * ``grace`` -- on :meth:`close`, how long running handlers may take to finish.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[], BaseHandler],
+        *,
+        host: str | None = DEFAULT_HOST,
+        port: int = 0,
+        path: str | None = None,
+        all_interfaces: bool = False,
+        family: int = socket.AF_UNSPEC,
+        backlog: int = 128,
+        reuse_address: bool = True,
+        reuse_port: bool = False,
+        ssl: ssl_module.SSLContext | None = None,
+        ssl_handshake_timeout: float | None = None,
+        max_connections: int | None = None,
+        busy_message: bytes | None = b"error: server busy, try again later\n",
+        idle_timeout: float | None = 300.0,
+        line_timeout: float | None = 60.0,
+        write_timeout: float | None = 60.0,
+        write_buffer_high: int = 64 * 1024,
+        grace: float = 5.0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(grace=grace, name=name or f"{getattr(handler, '__name__', 'stream')}")
+        if not callable(handler):
+            raise ConfigurationError(f"handler must be a handler class or factory, not {handler!r}")
+        if path is None:
+            self._host = check_bind_host(host, all_interfaces)
+        elif all_interfaces:
+            raise ConfigurationError("all_interfaces does not apply to a Unix socket path")
+        else:
+            self._host = None
+        if not 0 <= port <= 65535:
+            raise ConfigurationError(f"port must be in 0..65535, not {port!r}")
+        for label, value in (
+            ("idle_timeout", idle_timeout),
+            ("line_timeout", line_timeout),
+            ("write_timeout", write_timeout),
+        ):
+            if value is not None and value <= 0:
+                raise ConfigurationError(f"{label} must be > 0 or None, not {value!r}")
+        if max_connections is not None and max_connections < 1:
+            raise ConfigurationError(f"max_connections must be >= 1, not {max_connections!r}")
+        self.handler_factory = handler
+        self.port = port
+        self.path = path
+        self.family = family
+        self.backlog = backlog
+        self.reuse_address = reuse_address
+        self.reuse_port = reuse_port
+        self.ssl = ssl
+        self.ssl_handshake_timeout = ssl_handshake_timeout
+        self.max_connections = max_connections
+        self.busy_message = busy_message
+        self.idle_timeout = idle_timeout
+        self.line_timeout = line_timeout
+        self.write_timeout = write_timeout
+        self.write_buffer_high = write_buffer_high
+        self._server: asyncio.Server | None = None
+        self._connections: set[_Connection] = set()
+        self._all_gone: asyncio.Event | None = None
+
+    # -- binding ------------------------------------------------------------------
+
+    async def _bind(self) -> None:
+        loop = self.loop
+        if self.path is not None:
+            self._server = await loop.create_unix_server(
+                self._make_connection,
+                self.path,
+                backlog=self.backlog,
+                ssl=self.ssl,
+                ssl_handshake_timeout=self.ssl_handshake_timeout if self.ssl else None,
+            )
+        else:
+            self._server = await loop.create_server(
+                self._make_connection,
+                self._host,
+                self.port,
+                family=self.family,
+                backlog=self.backlog,
+                reuse_address=self.reuse_address,
+                reuse_port=self.reuse_port or None,
+                ssl=self.ssl,
+                ssl_handshake_timeout=self.ssl_handshake_timeout if self.ssl else None,
+            )
+
+    @property
+    def addresses(self) -> list[Any]:
+        """Every bound address: ``(host, port)`` tuples, or the Unix socket path."""
+        if self._server is None or not self._server.sockets:
+            return []
+        return [
+            sock.getsockname()[:2] if self.path is None else self.path
+            for sock in self._server.sockets
+        ]
+
+    @property
+    def connections(self) -> int:
+        """Number of connections open right now."""
+        return len(self._connections)
+
+    def _make_connection(self) -> _Connection:
+        handler = self.handler_factory()
+        if isinstance(handler, LineHandler):
+            return LineConnection(self, handler)
+        if isinstance(handler, StreamHandler):
+            return StreamConnection(self, handler)
+        raise TypeError(
+            f"{type(handler).__name__} is not a LineHandler or StreamHandler; "
+            "stream servers need one of those"
+        )
+
+    # -- connection bookkeeping (called by the connections) ----------------------
+
+    def _register(self, conn: _Connection, transport: asyncio.Transport) -> bool:
+        stats = self.stats
+        if self._closing or (
+            self.max_connections is not None and len(self._connections) >= self.max_connections
+        ):
+            stats.connections_refused += 1
+            if not self._closing:
+                logger.warning(
+                    "%s: refusing %s, %d connections open (max_connections)",
+                    self.name,
+                    format_peer(transport.get_extra_info("peername")),
+                    len(self._connections),
+                )
+                if self.busy_message:
+                    transport.write(self.busy_message)
+            transport.close()
+            return False
+        transport.set_write_buffer_limits(high=self.write_buffer_high)
+        self._connections.add(conn)
+        stats.connections_total += 1
+        stats.connections_active += 1
+        return True
+
+    def _unregister(self, conn: _Connection) -> None:
+        self._connections.discard(conn)
+        self.stats.connections_active = len(self._connections)
+        if not self._connections and self._all_gone is not None:
+            self._all_gone.set()
+
+    # -- shutdown -----------------------------------------------------------------
+
+    async def _shutdown(self, grace: float) -> None:
+        assert self._server is not None
+        self._server.close()  # stop listening before anything else
+        self._all_gone = asyncio.Event()
+        if self._connections:
+            for conn in list(self._connections):
+                conn.shutdown()
+            if self._connections and not await self._wait_all_gone(grace):
+                logger.warning(
+                    "%s: %d connections still busy after %g s grace; cancelling them",
+                    self.name,
+                    len(self._connections),
+                    grace,
+                )
+                for conn in list(self._connections):
+                    conn.abort()
+                if not await self._wait_all_gone(5.0):
+                    logger.error(
+                        "%s: %d connections did not close", self.name, len(self._connections)
+                    )
+        # Refused connections and transports closing right now detach from the
+        # asyncio server; on 3.12+ wait_closed() waits for them.  A bound keeps a
+        # loop implementation that waits differently (3.11, uvloop) from hanging us.
+        try:
+            async with asyncio.timeout(2.0):
+                await self._server.wait_closed()
+        except TimeoutError:
+            logger.debug("%s: asyncio.Server.wait_closed() did not return", self.name)
+        await asyncio.sleep(0)  # let connection_lost callbacks scheduled by close() run
+        if self.path is not None:
+            _remove_socket_file(self.path)
+        self._mark_closed()
+
+    async def _wait_all_gone(self, timeout: float) -> bool:
+        assert self._all_gone is not None
+        if not self._connections:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                await self._all_gone.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+def _remove_socket_file(path: str) -> None:
+    import os
+    import stat
+
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)
+    except OSError:
+        pass
