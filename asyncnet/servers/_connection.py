@@ -34,6 +34,9 @@ logger = logging.getLogger("asyncnet.server")
 
 __all__ = ["LineConnection", "StreamConnection"]
 
+_LINGER_SECONDS = 2.0
+"""After a protocol error, how long we keep draining the peer before aborting."""
+
 
 class _Deadlines:
     """Idle / partial-line / write-blocked timeouts with one lazily re-armed timer."""
@@ -46,7 +49,7 @@ class _Deadlines:
     _last_activity: float
     _partial_since: float | None
     _write_blocked_since: float | None
-    _closed: bool
+    _conn_closed: bool
 
     def _init_deadlines(self) -> None:
         self._timer = None
@@ -87,7 +90,7 @@ class _Deadlines:
 
     def _on_timer(self) -> None:
         self._timer = None
-        if self._closed or self._transport is None:
+        if self._conn_closed or self._transport is None:
             return
         now = self._loop.time()
         server = self._server
@@ -164,6 +167,8 @@ class LineConnection(_Deadlines, asyncio.Protocol):
         self._encoding = cls.encoding
         self._errors = cls.errors
         self._strip_cr = cls.strip_cr and self._delim == b"\n"
+        # a line of exactly max_line_length may arrive with its \r: allow that byte
+        self._max_raw = self._max + 1 if self._strip_cr else self._max
         self._reply_end = cls.reply_delimiter if cls.reply_delimiter is not None else self._delim
         self._run_in_task = cls.run_in_task
         self._handle_line = handler.handle_line
@@ -177,8 +182,9 @@ class LineConnection(_Deadlines, asyncio.Protocol):
         self._write_paused = False
         self._close_requested = False
         self._eof = False
-        self._closed = False
+        self._conn_closed = False
         self._registered = False
+        self._linger: asyncio.TimerHandle | None = None
         self._timed = server.idle_timeout is not None or server.line_timeout is not None
         handler._connection = self
         self._init_deadlines()
@@ -193,7 +199,7 @@ class LineConnection(_Deadlines, asyncio.Protocol):
         handler.server = self._server
         handler.peer = transport.get_extra_info("peername")
         if not self._server._register(self, transport):
-            self._closed = True
+            self._conn_closed = True
             return
         self._registered = True
         try:
@@ -220,6 +226,8 @@ class LineConnection(_Deadlines, asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._eof = True
+        if self._linger is not None:
+            return False  # the misbehaving peer has finished: close now
         if not self._blocked:
             self._feed(b"")
         assert self._transport is not None
@@ -237,11 +245,13 @@ class LineConnection(_Deadlines, asyncio.Protocol):
         self._resume()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._closed and not self._registered:
+        if self._conn_closed and not self._registered:
             return
-        self._closed = True
+        self._conn_closed = True
         self._blocked = True
         self._cancel_timer()
+        if self._linger is not None:
+            self._linger.cancel()
         if self._task is not None:
             self._task.cancel()
         self._buf.clear()
@@ -260,14 +270,14 @@ class LineConnection(_Deadlines, asyncio.Protocol):
         else:
             view = data
             start = scan = 0
-        delim, dlen, limit = self._delim, self._dlen, self._max
+        delim, dlen, limit = self._delim, self._dlen, self._max_raw
         find = view.find
         while not self._blocked:
             i = find(delim, scan if scan > start else start)
             if i < 0:
                 break
             if i - start > limit:
-                self._peer_error(LineTooLong(limit, i - start, self._handler.peer))
+                self._peer_error(LineTooLong(self._max, i - start, self._handler.peer))
                 return
             line = view[start:i]
             start = i + dlen
@@ -278,7 +288,7 @@ class LineConnection(_Deadlines, asyncio.Protocol):
             buf += view[start:]
         if not self._blocked:
             if len(buf) > limit + dlen - 1:
-                self._peer_error(LineTooLong(limit, len(buf), self._handler.peer))
+                self._peer_error(LineTooLong(self._max, len(buf), self._handler.peer))
                 return
             self._scanned = max(0, len(buf) - dlen + 1)
             if self._eof:
@@ -306,8 +316,12 @@ class LineConnection(_Deadlines, asyncio.Protocol):
             self._blocked = True
 
     def _dispatch(self, line: bytes | bytearray) -> None:
-        if self._strip_cr and line.endswith(b"\r"):
-            line = line[:-1]
+        if self._strip_cr:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            elif len(line) > self._max:  # the one byte of slack was not a \r
+                self._peer_error(LineTooLong(self._max, len(line), self._handler.peer))
+                return
         try:
             text = line.decode(self._encoding, self._errors)
         except UnicodeDecodeError as exc:
@@ -343,7 +357,7 @@ class LineConnection(_Deadlines, asyncio.Protocol):
 
     def _task_done(self, task: asyncio.Future[Any]) -> None:
         self._task = None
-        if self._closed:
+        if self._conn_closed:
             if not task.cancelled():
                 task.exception()  # retrieved: the peer is gone, nobody to tell
             self._maybe_unregister()
@@ -366,13 +380,18 @@ class LineConnection(_Deadlines, asyncio.Protocol):
 
     def _update_blocked(self) -> None:
         self._blocked = (
-            self._task is not None or self._write_paused or self._close_requested or self._closed
+            self._task is not None
+            or self._write_paused
+            or self._close_requested
+            or self._conn_closed
         )
         if self._blocked:
             self._pause_reading()
 
     def _pause_reading(self) -> None:
-        if not self._reading_paused and self._transport is not None and not self._closed:
+        if self._linger is not None:
+            return  # lingering after an error: keep draining the peer
+        if not self._reading_paused and self._transport is not None and not self._conn_closed:
             self._reading_paused = True
             self._transport.pause_reading()
 
@@ -390,16 +409,18 @@ class LineConnection(_Deadlines, asyncio.Protocol):
 
     def _settle(self) -> None:
         """Write what the handler produced; close if the session is over."""
+        if self._linger is not None:
+            return
         out = self._out
         transport = self._transport
-        if out and transport is not None and not self._closed:
+        if out and transport is not None and not self._conn_closed:
             data = out[0] if len(out) == 1 else b"".join(out)
             out.clear()
             self._stats.bytes_out += len(data)
             if self._timed:
                 self._last_activity = self._loop.time()
             transport.write(data)
-        if self._close_requested and self._task is None and not self._closed:
+        if self._close_requested and self._task is None and not self._conn_closed:
             assert transport is not None
             transport.close()
 
@@ -409,7 +430,7 @@ class LineConnection(_Deadlines, asyncio.Protocol):
     # -- called by the handler and the server -----------------------------------
 
     def send_line(self, line: str) -> None:
-        if self._closed:
+        if self._conn_closed:
             return
         self._out.append(line.encode(self._encoding, self._errors) + self._reply_end)
         if self._close_requested and self._task is None:
@@ -422,14 +443,17 @@ class LineConnection(_Deadlines, asyncio.Protocol):
 
     def request_close(self) -> None:
         """End the session after the reply in progress, if any."""
-        if self._closed:
+        if self._conn_closed:
             return
         self._close_requested = True
         self._update_blocked()
 
     def shutdown(self) -> None:
         """Graceful stop: close now if idle, else after the line being handled."""
-        if self._closed:
+        if self._conn_closed:
+            return
+        if self._linger is not None:
+            self.abort()  # it was only waiting for a misbehaving peer
             return
         self.request_close()
         self._settle()
@@ -461,7 +485,28 @@ class LineConnection(_Deadlines, asyncio.Protocol):
             text = reply.format(reason=str(exc))
             self._out.append(text.encode(self._encoding, "replace") + self._reply_end)
         self.request_close()
+        self._settle_with_linger()
+
+    def _settle_with_linger(self) -> None:
+        """Close after an error reply so that the reply survives unread input.
+
+        Closing a socket whose receive buffer still holds data makes the kernel
+        send RST, and the peer may then lose the error reply we just wrote.  So
+        shut down our side, keep reading (and discarding) until the peer closes,
+        and abort after a short linger if it never does.
+        """
+        transport = self._transport
+        if transport is None or self._conn_closed or not transport.can_write_eof():
+            self._settle()
+            return
+        self._close_requested = False  # _settle() must not close yet
         self._settle()
+        self._close_requested = True
+        transport.write_eof()
+        self._linger = self._loop.call_later(_LINGER_SECONDS, transport.abort)
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
 
     def _handler_failed(self, exc: BaseException) -> None:
         self._stats.handler_errors += 1
@@ -469,7 +514,7 @@ class LineConnection(_Deadlines, asyncio.Protocol):
         self.request_close()
 
     def _maybe_unregister(self) -> None:
-        if self._registered and self._closed and self._task is None:
+        if self._registered and self._conn_closed and self._task is None:
             self._registered = False
             try:
                 self._handler.finish()
@@ -521,7 +566,7 @@ class StreamConnection(_Deadlines, asyncio.StreamReaderProtocol):
         super().__init__(self._reader)
         self._stream_transport: asyncio.Transport | None = None
         self._handler_task: asyncio.Task[None] | None = None
-        self._closed = False
+        self._conn_closed = False
         self._lost = False
         self._registered = False
         self._shutting_down = False
@@ -545,7 +590,7 @@ class StreamConnection(_Deadlines, asyncio.StreamReaderProtocol):
         handler.server = self._server
         handler.peer = transport.get_extra_info("peername")
         if not self._server._register(self, transport):
-            self._closed = True
+            self._conn_closed = True
             return
         self._registered = True
         writer = _ServerStreamWriter(transport, self, self._reader, self._loop)
@@ -591,7 +636,7 @@ class StreamConnection(_Deadlines, asyncio.StreamReaderProtocol):
             self._server.stats.handler_errors += 1
             _log_handler_error(handler, handler.peer, exc)
         finally:
-            self._closed = True
+            self._conn_closed = True
             writer.close()
 
     def _busy(self) -> bool:
