@@ -1,0 +1,190 @@
+"""Graceful shutdown and embedding (RELIABILITY.md S6): same behaviour on 3.11-3.13 and uvloop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from asyncnet import LineClient, LineHandler, StreamHandler
+from asyncnet.demos.embedding import application
+from asyncnet.demos.upper import Upper, UpperDatagram
+from asyncnet.testing import serve_tcp, serve_udp
+
+from .helpers import read_all, wait_until
+
+pytestmark = pytest.mark.all_loops
+
+
+async def test_stop_lets_in_flight_request_finish_and_closes_idle_clients(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """S6: refuses new connects, finishes the busy request, closes idle clients, < 1 s."""
+    entered = asyncio.Event()
+    release = asyncio.Event()
+
+    class Busy(LineHandler):
+        async def handle_line(self, line: str) -> str:
+            if line == "work":
+                entered.set()
+                await release.wait()
+                return "done"
+            return line.upper()
+
+    sentinel_done = asyncio.Event()
+
+    async def user_task() -> str:
+        await sentinel_done.wait()
+        return "user task survived"
+
+    sentinel = asyncio.create_task(user_task())
+    caplog.set_level(logging.WARNING, logger="asyncnet")
+    server_cm = serve_tcp(Busy, grace=0.5)
+    server = await server_cm.__aenter__()
+    try:
+        idle = await LineClient.connect(*server.address)
+        assert await idle.request("hi") == "HI"
+        busy_reader, busy_writer = await asyncio.open_connection(*server.address)
+        busy_writer.write(b"work\n")
+        await entered.wait()
+        address = server.address
+
+        stop = asyncio.create_task(server.stop(grace=0.5))
+        # the idle client is closed at once
+        assert await idle.read_line() is None
+        # new connections are refused: the listening socket is gone
+        with pytest.raises(OSError):
+            await LineClient.connect(*address, timeout=1)
+        release.set()  # the in-flight request completes and its reply is delivered
+        assert await read_all(busy_reader) == b"done\n"
+        async with asyncio.timeout(1):
+            await stop
+        busy_writer.close()
+        await idle.close()
+    finally:
+        await server_cm.__aexit__(None, None, None)
+    assert not sentinel.done()
+    sentinel_done.set()
+    assert await sentinel == "user task survived"
+    assert server.stats.connections_active == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_grace_expiry_cancels_stuck_handlers() -> None:
+    """S6: a handler that will not finish is cancelled after the grace period."""
+    entered = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    class Stuck(StreamHandler):
+        async def handle(self) -> None:
+            entered.set()
+            try:
+                await asyncio.Event().wait()  # never set
+            finally:
+                cancelled.set()
+
+    class StuckLines(LineHandler):
+        async def handle_line(self, line: str) -> str:
+            entered.set()
+            await asyncio.Event().wait()
+            return "never"
+
+    for handler in (Stuck, StuckLines):
+        entered.clear()
+        async with serve_tcp(handler) as server:
+            reader, writer = await asyncio.open_connection(*server.address)
+            writer.write(b"x\n")
+            await entered.wait()
+            async with asyncio.timeout(2):
+                await server.stop(grace=0.1)
+            assert server.stats.connections_active == 0
+            assert await read_all(reader) == b""
+            writer.close()
+    assert cancelled.is_set()
+
+
+async def test_stream_handler_sees_eof_on_graceful_stop() -> None:
+    """Shutdown of a StreamHandler waiting for input: its reader gets EOF, it returns."""
+    finished = asyncio.Event()
+
+    class Reader(StreamHandler):
+        async def handle(self) -> None:
+            while await self.readline():
+                self.writer.write(b"ok\n")
+            finished.set()
+
+    async with serve_tcp(Reader, grace=5) as server:
+        async with await LineClient.connect(*server.address) as client:
+            assert await client.request("a") == "ok"
+            async with asyncio.timeout(1):  # well under the 5 s grace
+                await server.stop()
+            assert finished.is_set()
+
+
+async def test_serve_forever_ends_on_close() -> None:
+    async with serve_tcp(Upper) as server:
+        forever = asyncio.create_task(server.serve_forever())
+        await asyncio.sleep(0)
+        assert not forever.done()
+        server.close()
+        async with asyncio.timeout(2):
+            await forever
+
+
+async def test_cancelling_serve_forever_shuts_down_gracefully() -> None:
+    from asyncnet import StreamServer
+
+    server = StreamServer(Upper, port=0)
+    forever = asyncio.create_task(server.serve_forever())
+    await wait_until(lambda: server.is_serving)
+    async with await LineClient.connect(*server.address) as client:
+        assert await client.request("x") == "X"
+        forever.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await forever
+        assert await client.read_line() is None
+    assert not server.is_serving
+
+
+async def test_two_servers_and_a_user_task_in_one_loop() -> None:
+    """Embedding: TCP + UDP servers beside the application's own task, closed cleanly."""
+    ticks: list[int] = []
+
+    async def app_task() -> None:
+        for n in range(5):
+            ticks.append(n)
+            await asyncio.sleep(0)
+
+    async with serve_tcp(Upper) as tcp, serve_udp(UpperDatagram) as udp:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(app_task())
+            async with await LineClient.connect(*tcp.address) as client:
+                assert await client.request("embedded") == "EMBEDDED"
+    assert ticks == [0, 1, 2, 3, 4]
+    assert not tcp.is_serving
+    assert not udp.is_serving
+    leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert leftovers == []
+
+
+async def test_embedding_demo_runs_to_completion(capsys: pytest.CaptureFixture[str]) -> None:
+    async with asyncio.timeout(10):
+        await application()
+    out = capsys.readouterr().out
+    assert "tcp says EMBEDDED IN YOUR LOOP" in out
+    assert "udp says AND OVER UDP" in out
+    assert "servers closed" in out
+
+
+async def test_start_twice_and_use_before_start_are_clear_errors() -> None:
+    from asyncnet import StreamServer
+
+    server = StreamServer(Upper)
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = server.loop
+    await server.start()
+    with pytest.raises(RuntimeError, match="already started"):
+        await server.start()
+    await server.stop()
+    await server.stop()  # idempotent
