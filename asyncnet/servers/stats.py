@@ -26,6 +26,8 @@ class ServerStats:
     """Connections closed by the idle, line or write timeout."""
     protocol_errors: int = 0
     """Connections closed because the peer broke the protocol (over-long line...)."""
+    accept_errors: int = 0
+    """Failed ``accept()`` calls (out of file descriptors...); asyncio retries them."""
     handler_errors: int = 0
     """Exceptions raised by handler code (logged with their traceback)."""
     bytes_in: int = 0

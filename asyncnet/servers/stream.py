@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
 import ssl as ssl_module
 from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigurationError, format_peer
+from . import _accept_errors
 from ._base import DEFAULT_HOST, ServerBase, check_bind_host
 from ._connection import LineConnection, StreamConnection
 from .handlers import BaseHandler, LineHandler, StreamHandler
@@ -110,6 +112,8 @@ class StreamServer(ServerBase):
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._all_gone: asyncio.Event | None = None
+        self._accept_error_logged_at = -math.inf
+        self._watched: list[int] = []
 
     # -- binding ------------------------------------------------------------------
 
@@ -135,6 +139,9 @@ class StreamServer(ServerBase):
                 ssl=self.ssl,
                 ssl_handshake_timeout=self.ssl_handshake_timeout if self.ssl else None,
             )
+
+        self._watched = [sock.fileno() for sock in self._server.sockets]
+        _accept_errors.watch(self.loop, self, self._watched)
 
     @property
     def addresses(self) -> list[Any]:
@@ -197,6 +204,7 @@ class StreamServer(ServerBase):
 
     async def _shutdown(self, grace: float) -> None:
         assert self._server is not None
+        _accept_errors.unwatch(self.loop, self._watched)
         self._server.close()  # stop listening before anything else
         self._all_gone = asyncio.Event()
         if self._connections:
