@@ -72,7 +72,8 @@ def test_emfile_is_survived_counted_and_logged_rate_limited(loop: str, tmp_path:
             assert time.monotonic() - started < 3.5  # asyncio's retry delay is 1 s
             for client in clients[60:]:
                 client.close()
-            assert proc.stdin is not None and proc.stdout is not None
+            assert proc.stdin is not None
+            assert proc.stdout is not None
             proc.stdin.write("\n")
             proc.stdin.flush()
             summary = proc.stdout.read()
