@@ -287,3 +287,39 @@ async def test_handler_hooks_setup_and_finish_run_once_per_connection() -> None:
             await client.request("x")
         await wait_until(lambda: server.stats.connections_active == 0)
     assert events == ["setup 127.0.0.1", "finish"]
+
+
+async def test_stream_handler_readline_refuses_overlong_line_without_resync() -> None:
+    """S1 (stream path): StreamHandler.readline() raises LineTooLong; the tail is never read."""
+    lines: list[bytes] = []
+
+    class Lines(StreamHandler):
+        max_line_length = 1024
+
+        async def handle(self) -> None:
+            while line := await self.readline():
+                lines.append(line)
+                self.writer.write(line.upper())
+
+    async with serve_tcp(Lines) as server:
+        reader, writer = await asyncio.open_connection(*server.address)
+        writer.write(b"ok\n" + b"A" * 3000 + b"\nQUIT\n")
+        assert await read_all(reader) == b"OK\n"
+        writer.close()
+        await wait_until(lambda: server.stats.protocol_errors == 1)
+    assert lines == [b"ok\n"]
+
+
+async def test_line_client_reset_mid_reply_is_quiet() -> None:
+    """S3 (line path): a pipelining client that RSTs while replies are being written."""
+    async with serve_tcp(Upper, write_buffer_high=1024) as server:
+        sock = socket.socket()
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(sock, server.address)
+        await loop.sock_sendall(sock, (b"r" * 100 + b"\n") * 2000)
+        await wait_until(lambda: server.stats.bytes_out > 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        await wait_until(lambda: server.stats.connections_active == 0)
+    assert server.stats.handler_errors == 0
