@@ -103,7 +103,7 @@ def ipv4_to_bytes(address: str) -> bytes:
     try:
         ipaddress.IPv4Address(address)
     except ValueError as exc:
-        raise ConfigurationError(str(exc)) from None
+        raise ConfigurationError(f"{address!r} is not a dotted-quad IPv4 address ({exc})") from None
     return socket.inet_aton(address)
 
 
