@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .clients import DatagramClient, LineClient
+from .clients import DatagramClient, FramedClient, LineClient
 from .errors import (
     AsyncNetError,
     ConfigurationError,
+    FrameTimeout,
     FrameTooLarge,
     IncompleteFrame,
     LineTooLong,
@@ -38,6 +39,7 @@ from .servers import (
     BaseHandler,
     DatagramHandler,
     DatagramServer,
+    FramedHandler,
     LineHandler,
     ServerStats,
     StreamHandler,
@@ -53,7 +55,10 @@ __all__ = [
     "DatagramClient",
     "DatagramHandler",
     "DatagramServer",
+    "FrameTimeout",
     "FrameTooLarge",
+    "FramedClient",
+    "FramedHandler",
     "IncompleteFrame",
     "LineClient",
     "LineHandler",

@@ -224,14 +224,11 @@ class ChatRoom:
             return
         self.slow_consumers += 1
         del self.members[member.nick.casefold()]
-        logger.warning(
-            "disconnecting %s (%s): slow consumer, %d bytes unread (max_backlog %d)",
-            member.nick,
-            format_peer(member.peer),
-            backlog,
-            self.max_backlog,
+        # abort, not close: close() would wait for a flush that never comes
+        member.abort(
+            f"slow consumer {member.nick!r}, {backlog} bytes unread (max_backlog "
+            f"{self.max_backlog})"
         )
-        member.transport.abort()  # close() would wait for a flush that never comes
         self._outbox.append((f"* {member.nick} was disconnected (not reading)", None))
 
 

@@ -16,6 +16,7 @@ from typing import Any
 __all__ = [
     "AsyncNetError",
     "ConfigurationError",
+    "FrameTimeout",
     "FrameTooLarge",
     "IncompleteFrame",
     "LineTooLong",
@@ -124,6 +125,20 @@ class OperationTimeout(AsyncNetError, TimeoutError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class FrameTimeout(OperationTimeout, PeerProtocolError):
+    """A peer started a frame and did not finish it in time (a slowloris).
+
+    It is a :class:`TimeoutError` for callers that catch timeouts, and a
+    :class:`~asyncnet.errors.PeerProtocolError` so the server closes the connection
+    and counts it like other peer faults.
+    """
+
+    def __init__(self, peer: object, timeout: float, buffered: int) -> None:
+        super().__init__(peer, "frame", timeout)
+        self.buffered = buffered
+        self.args = (f"{self.args[0]} ({buffered} bytes of an unfinished frame)",)
 
 
 class WriteTimeout(OperationTimeout):

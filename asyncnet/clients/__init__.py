@@ -1,6 +1,7 @@
-"""Clients: line and datagram request clients (later: POP3, SMTP, FTP, HTTP)."""
+"""Clients: line, frame and datagram request clients, each with timeouts."""
 
 from .datagram import DatagramClient
+from .framed import FramedClient
 from .lines import LineClient
 
-__all__ = ["DatagramClient", "LineClient"]
+__all__ = ["DatagramClient", "FramedClient", "LineClient"]

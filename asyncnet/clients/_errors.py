@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,7 +28,9 @@ async def network_errors(peer: Any, phase: str, timeout: float | None) -> AsyncI
     except TimeoutError as exc:
         raise OperationTimeout(peer, phase, timeout) from exc
     except OSError as exc:
-        reason = exc.strerror or str(exc) or type(exc).__name__
+        # uvloop and the stdlib word some failures differently ("Connect call
+        # failed" vs "Connection refused"): prefer the OS's text for the errno
+        reason = os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__
         raise NetworkError(
             f"{phase} with {format_peer(peer)} failed: {reason}", peer, phase
         ) from exc

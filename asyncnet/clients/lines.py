@@ -1,25 +1,33 @@
-"""A line client: connect, send lines, read replies -- with limits and timeouts."""
+"""A line client: connect, send lines, read replies -- with limits and timeouts.
+
+* ``connect_timeout`` (default: ``timeout``) bounds the connect;
+* ``timeout`` bounds each send or read;
+* :meth:`LineClient.request` takes a ``timeout`` for the line and its reply
+  together, and :meth:`~asyncnet.clients._stream.StreamClient.deadline` bounds any
+  sequence of operations as one.
+
+Each limit raises :class:`~asyncnet.errors.OperationTimeout` naming the server and
+the phase ("connect", "send", "read", "request", or the phase you give).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl as ssl_module
-from types import TracebackType
 from typing import Any, Self
 
-from ..errors import LineTooLong, NetworkError
+from ..errors import LineTooLong, NetworkError, format_peer
 from ._errors import network_errors
+from ._stream import DEFAULT, StreamClient, Timeout, open_stream
 
 __all__ = ["LineClient"]
 
 
-class LineClient:
-    """A connection to a line-oriented server (the client half of :class:`LineHandler`).
+class LineClient(StreamClient):
+    """A connection to a line-oriented server (the client half of ``LineHandler``).
 
-    Use :meth:`connect`; every operation is bounded by ``timeout`` seconds
-    (``None`` = wait forever) and raises :class:`~asyncnet.errors.OperationTimeout`
-    or :class:`~asyncnet.errors.NetworkError` naming the server and the phase.
+    Use :meth:`connect`.  Errors are :class:`~asyncnet.errors.OperationTimeout` or
+    :class:`~asyncnet.errors.NetworkError`, naming the server and the phase.
     """
 
     def __init__(
@@ -33,10 +41,7 @@ class LineClient:
         delimiter: bytes,
         max_line_length: int,
     ) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.peer = peer
-        self.timeout = timeout
+        super().__init__(reader, writer, peer, timeout=timeout)
         self.encoding = encoding
         self.delimiter = delimiter
         self.max_line_length = max_line_length
@@ -51,25 +56,21 @@ class LineClient:
         ssl: ssl_module.SSLContext | None = None,
         server_hostname: str | None = None,
         timeout: float | None = 10.0,
-        connect_timeout: float | None = None,
+        connect_timeout: Timeout = DEFAULT,
         encoding: str = "utf-8",
         delimiter: bytes = b"\n",
         max_line_length: int = 64 * 1024,
     ) -> Self:
         """Open a connection to ``host:port`` (or the Unix socket ``path``)."""
-        peer: Any = path if path is not None else (host, port)
-        limit = max_line_length + len(delimiter)
-        async with network_errors(peer, "connect", connect_timeout or timeout):
-            if path is not None:
-                reader, writer = await asyncio.open_unix_connection(
-                    path, ssl=ssl, server_hostname=server_hostname, limit=limit
-                )
-            else:
-                if port is None:
-                    raise ValueError("LineClient.connect() needs a port (or a path)")
-                reader, writer = await asyncio.open_connection(
-                    host, port, ssl=ssl, server_hostname=server_hostname, limit=limit
-                )
+        reader, writer, peer = await open_stream(
+            host,
+            port,
+            path=path,
+            ssl=ssl,
+            server_hostname=server_hostname,
+            timeout=timeout if connect_timeout is DEFAULT else connect_timeout,
+            limit=max_line_length + len(delimiter),
+        )
         return cls(
             reader,
             writer,
@@ -80,23 +81,18 @@ class LineClient:
             max_line_length=max_line_length,
         )
 
-    @property
-    def local_address(self) -> Any:
-        """Our end of the connection (the ephemeral port the OS chose)."""
-        return self.writer.get_extra_info("sockname")
-
-    async def send_line(self, line: str) -> None:
+    async def send_line(self, line: str, *, timeout: Timeout = DEFAULT) -> None:
         """Send one line (the delimiter is added); waits while the server is not reading."""
         data = line.encode(self.encoding)
         if self.delimiter in data:
             raise ValueError(f"line contains the delimiter {self.delimiter!r}")
-        async with network_errors(self.peer, "send", self.timeout):
+        async with network_errors(self.peer, "send", self._limit(timeout)):
             self.writer.write(data + self.delimiter)
             await self.writer.drain()
 
-    async def read_line(self) -> str | None:
+    async def read_line(self, *, timeout: Timeout = DEFAULT) -> str | None:
         """Read one line without its delimiter; ``None`` when the server closed."""
-        async with network_errors(self.peer, "read", self.timeout):
+        async with network_errors(self.peer, "read", self._limit(timeout)):
             try:
                 raw = await self.reader.readuntil(self.delimiter)
             except asyncio.IncompleteReadError as exc:
@@ -105,34 +101,18 @@ class LineClient:
                 raw = exc.partial
             except asyncio.LimitOverrunError as exc:
                 raise LineTooLong(self.max_line_length, exc.consumed, self.peer) from None
-        text = raw.decode(self.encoding, "replace")
-        if text.endswith(self.delimiter.decode(self.encoding)):
-            text = text[: -len(self.delimiter.decode(self.encoding))]
-        return text.removesuffix("\r")
+        raw = raw.removesuffix(self.delimiter)
+        return raw.decode(self.encoding, "replace").removesuffix("\r")
 
-    async def request(self, line: str) -> str:
-        """Send a line and return the reply line; :class:`NetworkError` if the server closed."""
-        await self.send_line(line)
-        reply = await self.read_line()
+    async def request(self, line: str, *, timeout: Timeout = DEFAULT) -> str:
+        """Send a line and return the reply line; ``timeout`` bounds both together."""
+        async with self.deadline(self._limit(timeout), "request"):
+            await self.send_line(line, timeout=None)
+            reply = await self.read_line(timeout=None)
         if reply is None:
             raise NetworkError(
-                f"{self.peer!r} closed the connection instead of replying", self.peer, "read"
+                f"{format_peer(self.peer)} closed the connection instead of replying",
+                self.peer,
+                "request",
             )
         return reply
-
-    async def close(self) -> None:
-        """Close the connection and wait until it is closed (errors are ignored)."""
-        self.writer.close()
-        with contextlib.suppress(OSError):
-            await self.writer.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()

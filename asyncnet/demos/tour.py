@@ -9,10 +9,17 @@ behind.  Each stop is a short coroutine in :data:`STOPS`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
-from .. import DatagramClient, LineClient, run, tcp_server, udp_server
-from ..errors import format_peer
+from .. import DatagramClient, FramedClient, LineClient, run, tcp_server, udp_server
+from ..byteorder import ip_from_bytes, ip_to_bytes, pack_u16, pack_u32
+from ..chat import ChatRoom
+from ..dns import DEFAULT_QUERIES, lookup_all, lookup_fqdn
+from ..errors import AsyncNetError, format_peer
+from .chat import Chat
+from .echo import Echo
+from .timeouts import PHASES
 from .upper import Upper, UpperDatagram
 
 
@@ -36,8 +43,83 @@ async def upper_stop() -> None:
     )
 
 
+async def echo_stop() -> None:
+    """The connection-oriented server and client: one message, one reply, close."""
+    async with tcp_server(Echo) as server:
+        async with await LineClient.connect(*server.address, timeout=5) as client:
+            print(f"  client {format_peer(client.local_address)} -> {format_peer(client.peer)}")
+            print(f"    > Hello world\n    < {await client.request('Hello world')}")
+            print(f"    (then the server closes: {await client.read_line()!r})")
+
+
+async def chat_stop() -> None:
+    """The asynchat chat: each line goes to the others, with the speaker's nickname."""
+    room = ChatRoom(handler_class=Chat)
+    async with tcp_server(room.handler) as server:
+        alice = await FramedClient.connect(*server.address, terminator=b"\n", timeout=5)
+        bob = await FramedClient.connect(*server.address, terminator=b"\n", timeout=5)
+        async with alice, bob:
+
+            async def hear(name: str, client: FramedClient) -> None:
+                print(f"    {name} < {(await client.read_frame() or b'').decode()}")
+
+            async def say(name: str, client: FramedClient, text: str) -> None:
+                print(f"    {name} > {text}")
+                await client.send_frame(text.encode())
+
+            await hear("alice", alice)
+            await hear("bob  ", bob)
+            await hear("alice", alice)
+            await say("alice", alice, "/nick alice")
+            await hear("alice", alice)
+            await hear("bob  ", bob)
+            await say("bob  ", bob, "hello, alice")
+            await hear("alice", alice)
+            await say("alice", alice, "/who")
+            await hear("alice", alice)
+            await say("alice", alice, "/quit")
+            await hear("alice", alice)
+            await hear("bob  ", bob)
+
+
+async def byteorder_stop() -> None:
+    """Network byte order: struct packing, inet_aton/ntoa and inet_pton/ntop."""
+    print(
+        f"  pack_u16(0x1234) = {pack_u16(0x1234).hex(' ')}, "
+        f"pack_u32(0x12345678) = {pack_u32(0x12345678).hex(' ')}"
+    )
+    for address in ("192.0.2.10", "2001:db8::1"):
+        packed = ip_to_bytes(address)
+        print(f"  {address} -> {packed.hex(' ')} -> {ip_from_bytes(packed)}")
+
+
+async def dns_stop() -> None:
+    """DNS helpers, asynchronous and bounded: forward and reverse lookups side by side."""
+    fqdn, answers = await asyncio.gather(
+        lookup_fqdn(timeout=2), lookup_all([*DEFAULT_QUERIES, "nosuch.invalid"], timeout=2)
+    )
+    print(f"  FQDN: {fqdn.results[0] if fqdn.ok else f'error: {fqdn.error}'}")
+    for answer in answers:
+        print(f"  {answer.line(14)}")
+
+
+async def timeouts_stop() -> None:
+    """Timeouts: each phase ends with an error naming the peer and the phase."""
+    for title, phase in PHASES:
+        try:
+            await phase(0.2)
+            print(f"  {title}: no error")
+        except AsyncNetError as exc:
+            print(f"  {title}: {exc}")
+
+
 STOPS: list[tuple[str, Callable[[], Awaitable[None]]]] = [
     ("upper", upper_stop),
+    ("echo", echo_stop),
+    ("chat", chat_stop),
+    ("byteorder", byteorder_stop),
+    ("dns", dns_stop),
+    ("timeouts", timeouts_stop),
 ]
 """The tour, in order: (name, coroutine function)."""
 

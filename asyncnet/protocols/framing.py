@@ -107,6 +107,8 @@ __all__ = [
     "NeedData",
     "Terminator",
     "TerminatorLike",
+    "as_terminator",
+    "encode_frame",
 ]
 
 _BytesLike: TypeAlias = bytes | bytearray | memoryview
@@ -228,7 +230,7 @@ TerminatorLike: TypeAlias = Terminator | bytes | int
 """A :data:`Terminator`, or asynchat's shorthand: ``bytes`` for a delimiter, ``int`` for a count."""
 
 
-def _as_terminator(value: object) -> Terminator:
+def as_terminator(value: object) -> Terminator:
     """Normalise asynchat-style shorthand (``bytes`` / ``int``) to a terminator object."""
     if isinstance(value, (Delimiter, ByteCount, LengthPrefix)):
         return value
@@ -242,6 +244,11 @@ def _as_terminator(value: object) -> Terminator:
         "terminator must be Delimiter, ByteCount, LengthPrefix, bytes or int, "
         f"not {type(value).__name__}"
     )
+
+
+def encode_frame(terminator: TerminatorLike, frame: _BytesLike) -> bytes:
+    """Return ``frame`` as it goes on the wire under ``terminator`` (shorthand accepted)."""
+    return as_terminator(terminator).encode(frame)
 
 
 class Framer:
@@ -298,7 +305,7 @@ class Framer:
 
     def set_terminator(self, terminator: TerminatorLike) -> None:
         """Use ``terminator`` from the next frame on; buffered bytes are parsed under it."""
-        new = _as_terminator(terminator)
+        new = as_terminator(terminator)
         if isinstance(new, ByteCount) and new.size > self._max:
             raise ConfigurationError(f"byte count {new.size} exceeds max_frame_size {self._max}")
         self._terminator = new

@@ -1,6 +1,7 @@
 """Stream (TCP/Unix) and datagram (UDP) servers, and the handler classes they run."""
 
 from .datagram import DatagramServer
+from .framed import FramedHandler
 from .handlers import BaseHandler, DatagramHandler, LineHandler, StreamHandler
 from .stats import ServerStats
 from .stream import StreamServer
@@ -9,6 +10,7 @@ __all__ = [
     "BaseHandler",
     "DatagramHandler",
     "DatagramServer",
+    "FramedHandler",
     "LineHandler",
     "ServerStats",
     "StreamHandler",

@@ -24,7 +24,7 @@ import math
 from typing import TYPE_CHECKING, Any, cast
 
 from .._eager import PENDING, continue_in_task, step
-from ..errors import LineTooLong, PeerProtocolError, WriteTimeout, format_peer
+from ..errors import LineTooLong, OperationTimeout, PeerProtocolError, WriteTimeout, format_peer
 
 if TYPE_CHECKING:
     from .handlers import BaseHandler, LineHandler, StreamHandler
@@ -465,6 +465,15 @@ class LineConnection(_Deadlines, asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
+    def abort_with_reason(self, reason: str) -> None:
+        """Drop the connection at the handler's request (a slow consumer...)."""
+        if self._conn_closed:
+            return
+        logger.warning("dropping %s: %s", format_peer(self._handler.peer), reason)
+        self._out.clear()
+        self.request_close()
+        self.abort()
+
     @property
     def write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size() if self._transport else 0
@@ -622,11 +631,14 @@ class StreamConnection(_Deadlines, asyncio.StreamReaderProtocol):
         try:
             handler.setup()
             await handler.handle()
+        except WriteTimeout:
+            pass  # already counted and logged by the writer
+        except OperationTimeout as exc:  # a frame timeout and the like: the peer was slow
+            self._server.stats.connections_timed_out += 1
+            logger.info("closing %s: %s", format_peer(handler.peer), exc)
         except PeerProtocolError as exc:
             self._server.stats.protocol_errors += 1
             logger.warning("closing %s: %s", format_peer(handler.peer), exc)
-        except WriteTimeout:
-            pass  # already counted and logged by the writer
         except (ConnectionError, BrokenPipeError) as exc:
             logger.debug("%s went away: %r", format_peer(handler.peer), exc)
         except asyncio.CancelledError:
@@ -641,6 +653,10 @@ class StreamConnection(_Deadlines, asyncio.StreamReaderProtocol):
 
     def _busy(self) -> bool:
         return False
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutting_down
 
     def shutdown(self) -> None:
         """Graceful stop: the handler's reader sees end of input."""

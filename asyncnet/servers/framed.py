@@ -42,25 +42,19 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
-from ..errors import OperationTimeout, PeerProtocolError
-from ..protocols.framing import NEED_DATA, ByteCount, Delimiter, Framer, Terminator, TerminatorLike
+from ..errors import FrameTimeout, FrameTooLarge
+from ..protocols.framing import (
+    NEED_DATA,
+    ByteCount,
+    Delimiter,
+    Framer,
+    Terminator,
+    TerminatorLike,
+    encode_frame,
+)
 from .handlers import StreamHandler
 
-__all__ = ["FrameTimeout", "FramedHandler", "encode_frame"]
-
-
-class FrameTimeout(OperationTimeout, PeerProtocolError):
-    """A peer started a frame and did not finish it in time (a slowloris).
-
-    It is a :class:`TimeoutError` for callers that catch timeouts, and a
-    :class:`~asyncnet.errors.PeerProtocolError` so the server closes the connection
-    and counts it like other peer faults.
-    """
-
-    def __init__(self, peer: object, timeout: float, buffered: int) -> None:
-        super().__init__(peer, "frame", timeout)
-        self.buffered = buffered
-        self.args = (f"{self.args[0]} ({buffered} bytes of an unfinished frame)",)
+__all__ = ["FrameTimeout", "FramedHandler", "encode_frame"]  # the last two re-exported
 
 
 class FramedHandler(StreamHandler):
@@ -118,12 +112,20 @@ class FramedHandler(StreamHandler):
 
         Bytes already received are parsed under the new terminator, so a protocol
         can read headers line by line and then ``set_terminator(ByteCount(n))`` for
-        a body that arrived in the same packet.
+        a body that arrived in the same packet.  A byte count over
+        ``max_frame_size`` raises :class:`~asyncnet.errors.FrameTooLarge`: such a
+        count normally comes from the peer (a ``Content-Length``).
         """
-        self.framer.set_terminator(terminator)
+        framer = self.framer
+        size = terminator.size if isinstance(terminator, ByteCount) else terminator
+        if type(size) is int and size > framer.max_frame_size:
+            raise FrameTooLarge(size, framer.max_frame_size, self.peer)
+        framer.set_terminator(terminator)
 
     async def read_frame(self) -> bytes | None:
         """Return the next frame, or ``None`` at a clean end of input.
+
+        ``None`` also when the server is shutting down, even mid-frame.
 
         Raises :class:`~asyncnet.errors.FrameTooLarge`,
         :class:`~asyncnet.errors.IncompleteFrame` or :class:`FrameTimeout` when the
@@ -154,6 +156,8 @@ class FramedHandler(StreamHandler):
                     raise FrameTimeout(self.peer, timeout, framer.buffered) from None
             if not data:
                 self._input_ended = True
+                if self._server_closing():
+                    return None  # our own shutdown ended the input: not the peer's fault
                 framer.feed_eof()  # IncompleteFrame if a partial frame is buffered
                 continue
             if started is None and timeout is not None:
@@ -196,15 +200,11 @@ class FramedHandler(StreamHandler):
         self.writer.write(encoded)
         await self.writer.drain()
 
+    def _server_closing(self) -> bool:
+        # The server's graceful shutdown feeds EOF to the reader; a frame cut short
+        # by that is not a protocol error.
+        return self.closing
+
     def _frame_timeout(self) -> float | None:
         timeout = type(self).frame_timeout
         return self.server.line_timeout if timeout is None else timeout
-
-
-def encode_frame(terminator: TerminatorLike, frame: bytes) -> bytes:
-    """Return ``frame`` as it goes on the wire under ``terminator`` (shorthand accepted)."""
-    if isinstance(terminator, (bytes, bytearray, memoryview)):
-        return Delimiter(bytes(terminator)).encode(frame)
-    if isinstance(terminator, int):
-        return ByteCount(terminator).encode(frame)
-    return terminator.encode(frame)

@@ -109,6 +109,14 @@ class LineHandler(BaseHandler):
         """End the session once the current reply (if any) has been written."""
         self._connection.request_close()
 
+    def abort(self, reason: str) -> None:
+        """Drop the connection now, discarding unsent output, and log ``reason``.
+
+        For a peer that has stopped reading: :meth:`close` would wait for output to
+        drain that never will.
+        """
+        self._connection.abort_with_reason(reason)
+
     @property
     def write_buffer_size(self) -> int:
         """Bytes written to this client that the kernel has not taken yet."""
@@ -136,6 +144,11 @@ class StreamHandler(BaseHandler):
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     _connection: StreamConnection
+
+    @property
+    def closing(self) -> bool:
+        """True once the server is shutting down (the reader then sees end of input)."""
+        return self._connection.shutting_down
 
     async def handle(self) -> None:
         """Serve the connection; return (or raise) to close it."""

@@ -1,0 +1,102 @@
+"""What the stream clients share: connecting, the peer, timeouts, closing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import ssl as ssl_module
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, Final, Literal, Self, TypeAlias
+
+from ._errors import network_errors
+
+__all__ = ["DEFAULT", "StreamClient", "Timeout", "open_stream"]
+
+
+class _Default(enum.Enum):
+    TIMEOUT = "the client's timeout"
+
+
+DEFAULT: Final = _Default.TIMEOUT
+Timeout: TypeAlias = float | Literal[_Default.TIMEOUT] | None
+"""Seconds, ``None`` for no limit, or (the default) the client's ``timeout``."""
+
+
+async def open_stream(
+    host: str,
+    port: int | None,
+    *,
+    path: str | None,
+    ssl: ssl_module.SSLContext | None,
+    server_hostname: str | None,
+    timeout: float | None,
+    limit: int = 64 * 1024,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Any]:
+    """Connect to ``host:port`` or the Unix socket ``path`` within ``timeout``."""
+    peer: Any = path if path is not None else (host, port)
+    async with network_errors(peer, "connect", timeout):
+        if path is not None:
+            reader, writer = await asyncio.open_unix_connection(
+                path, ssl=ssl, server_hostname=server_hostname, limit=limit
+            )
+        else:
+            if port is None:
+                raise ValueError("connect() needs a port (or a Unix socket path)")
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=ssl, server_hostname=server_hostname, limit=limit
+            )
+    return reader, writer, peer
+
+
+class StreamClient:
+    """A stream connection with a default ``timeout`` per operation."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: Any,
+        *,
+        timeout: float | None,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.peer = peer
+        self.timeout = timeout
+
+    @property
+    def local_address(self) -> Any:
+        """Our end of the connection (the ephemeral port the OS chose)."""
+        return self.writer.get_extra_info("sockname")
+
+    def _limit(self, timeout: Timeout) -> float | None:
+        return self.timeout if timeout is DEFAULT else timeout
+
+    @contextlib.asynccontextmanager
+    async def deadline(self, seconds: float | None, phase: str = "session") -> AsyncIterator[None]:
+        """Bound everything in the block by ``seconds`` in total (a whole-operation deadline).
+
+        Per-operation timeouts still apply inside; whichever expires first wins.
+        On expiry :class:`~asyncnet.errors.OperationTimeout` names the server and ``phase``.
+        """
+        async with network_errors(self.peer, phase, seconds):
+            yield
+
+    async def close(self) -> None:
+        """Close the connection and wait until it is closed (errors are ignored)."""
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
