@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from .. import DatagramClient, FramedClient, LineClient, run, tcp_server, udp_server
 from ..byteorder import ip_from_bytes, ip_to_bytes, pack_u16, pack_u32
 from ..chat import ChatRoom
+from ..creosote import Bucket, Emitter, format_line, spew
 from ..dns import DEFAULT_QUERIES, lookup_all, lookup_fqdn
 from ..errors import AsyncNetError, format_peer
 from .chat import Chat
@@ -98,7 +99,8 @@ async def dns_stop() -> None:
     fqdn, answers = await asyncio.gather(
         lookup_fqdn(timeout=2), lookup_all([*DEFAULT_QUERIES, "nosuch.invalid"], timeout=2)
     )
-    print(f"  FQDN: {fqdn.results[0] if fqdn.ok else f'error: {fqdn.error}'}")
+    note = f" ({fqdn.note})" if fqdn.note else ""
+    print(f"  FQDN: {fqdn.results[0] + note if fqdn.ok else f'error: {fqdn.error}'}")
     for answer in answers:
         print(f"  {answer.line(14)}")
 
@@ -113,10 +115,38 @@ async def timeouts_stop() -> None:
             print(f"  {title}: {exc}")
 
 
+async def creosote_stop() -> None:
+    """creosote.py / creosoteplus.py: debug messages over UDP, whoever listens."""
+    async with Bucket(port=0) as bucket:
+        port = bucket.address[1]
+        print(f"  bucket: udp://{format_peer(bucket.address)}")
+        await spew("Mr. Creosote: just the one wafer-thin mint", port=port)
+        await spew("hostile \x1b[2J\x00 bytes are shown escaped", port=port)
+        async with Emitter(port=port, framed=True) as emitter:
+            await emitter.spew("a long report. " * 200)  # 3000 bytes: 3 framed chunks
+        async with asyncio.timeout(5):
+            for _ in range(3):
+                message = await anext(aiter(bucket))
+                line = format_line(message)
+                shown = line if len(line) < 90 else f"{line[:70]}... ({len(message.data)} bytes)"
+                print(f"    {shown}  [{message.chunks} chunk(s)]")
+    async with Emitter(port=port) as emitter:  # the bucket has gone: nobody listens now
+        for n in range(3):
+            emitter.emit(f"into the void {n}")
+        async with asyncio.timeout(5):  # the ICMP error arrives on its own schedule
+            while not emitter.stats.refused:  # noqa: ASYNC110 - a counter, not an event
+                await asyncio.sleep(0.01)
+    print(
+        f"  no bucket: {emitter.stats.messages} messages spewed, no error raised, "
+        f"{emitter.stats.refused} 'port unreachable' counted"
+    )
+
+
 STOPS: list[tuple[str, Callable[[], Awaitable[None]]]] = [
     ("upper", upper_stop),
     ("echo", echo_stop),
     ("chat", chat_stop),
+    ("creosote", creosote_stop),
     ("byteorder", byteorder_stop),
     ("dns", dns_stop),
     ("timeouts", timeouts_stop),

@@ -164,20 +164,45 @@ class DatagramServer(ServerBase):
         if host is None:  # all_interfaces: UDP needs the wildcard address spelled out
             wildcard = IPv6Address(0) if self.family == socket.AF_INET6 else IPv4Address(0)
             host = str(wildcard)
-        transport, _ = await self.loop.create_datagram_endpoint(
-            lambda: _Endpoint(self),
-            local_addr=(host, self.port),
-            family=self.family,
-            reuse_port=self.reuse_port or None,
-            allow_broadcast=self.allow_broadcast or None,
-        )
+        sock = await self._bound_socket(host)
+        try:
+            transport, _ = await self.loop.create_datagram_endpoint(
+                lambda: _Endpoint(self), sock=sock
+            )
+        except BaseException:
+            sock.close()
+            raise
+        # libuv (uvloop) sets SO_REUSEADDR on a socket it adopts; on UDP that would
+        # let another process bind our port and steal datagrams (bpo-37228).
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
         self._transport = transport
-        if self.receive_buffer is not None:
-            sock = transport.get_extra_info("socket")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
         self.handler.server = self
         self.handler.transport = transport
         self.handler.setup()
+
+    async def _bound_socket(self, host: str) -> socket.socket:
+        # We bind the socket ourselves rather than let create_datagram_endpoint()
+        # do it: then a busy port fails the same way on every loop (uvloop leaks its
+        # transport and hides the errno on __cause__ otherwise), and socket options
+        # are set before the first datagram can arrive.
+        infos = await self.loop.getaddrinfo(
+            host, self.port, family=self.family, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
+        )
+        family, type_, proto, _, address = infos[0]
+        sock = socket.socket(family, type_, proto)
+        try:
+            if self.reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if self.allow_broadcast:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            if self.receive_buffer is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
+            sock.bind(address)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     @property
     def addresses(self) -> list[Any]:

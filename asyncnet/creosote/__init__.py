@@ -1,0 +1,64 @@
+"""Mr. Creosote, async: UDP debug messages, the bucket listener, logging, a live web view.
+
+The tutorial's creosote module spews debug messages at a UDP port; it does not
+matter whether anything listens.  A *bucket* listener prints whatever arrives::
+
+    from asyncnet import creosote
+
+    await creosote.spew("it's only wafer-thin")             # 127.0.0.1:PORT, BUFSIZE chunks
+
+    async with creosote.Bucket(port=0) as bucket:           # the listener, in your loop
+        async for message in bucket:
+            print(creosote.format_line(message))
+
+    logging.getLogger().addHandler(creosote.CreosoteHandler())   # logs to the bucket
+
+Module settings, as in the tutorial (every function also takes them per call):
+
+* :data:`PORT` -- 5555 (UDP), the default port of every emitter and bucket.  The
+  upper-case demo uses 9999 and the chat demo 9998, so the creosote demos can run
+  beside them.
+* :data:`BUFSIZE` -- 1024, the largest datagram an emitter sends (in framed mode the
+  18-byte header is included).
+
+The wire format (raw and framed) is documented in :mod:`asyncnet.protocols.creosote`;
+the live web view is :mod:`asyncnet.creosote.web` (needs aiohttp).
+"""
+
+from __future__ import annotations
+
+from ..protocols.creosote import Message, safe_text
+from .bucket import Bucket, BucketStats, Subscription, format_line
+from .emitter import (
+    BroadcastNotAllowed,
+    Emitter,
+    EmitterStats,
+    SocketEmitter,
+    is_broadcast_address,
+    spew,
+)
+from .log_handler import CreosoteHandler
+
+PORT = 5555
+"""Default UDP port of emitters and buckets (read at call time: assign to change it)."""
+
+BUFSIZE = 1024
+"""Default largest datagram an emitter sends (read at call time: assign to change it)."""
+
+__all__ = [
+    "BUFSIZE",
+    "PORT",
+    "BroadcastNotAllowed",
+    "Bucket",
+    "BucketStats",
+    "CreosoteHandler",
+    "Emitter",
+    "EmitterStats",
+    "Message",
+    "SocketEmitter",
+    "Subscription",
+    "format_line",
+    "is_broadcast_address",
+    "safe_text",
+    "spew",
+]

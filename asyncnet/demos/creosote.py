@@ -1,0 +1,106 @@
+"""Mr. Creosote (the tutorial's creosote.py / creosoteplus.py), on asyncio.
+
+    python -m asyncnet.demos.creosote listen                   # the bucket, udp 127.0.0.1:5555
+    python -m asyncnet.demos.creosote listen --web 8765        # ... and a live page on :8765
+    python -m asyncnet.demos.creosote listen --log bucket.log  # ... and a log file
+    python -m asyncnet.demos.creosote spew "a message"         # in another terminal
+    python -m asyncnet.demos.creosote spew --file big.txt      # long ones go in BUFSIZE chunks
+    python -m asyncnet.demos.creosote spew --framed --file big.txt   # ... and are reassembled
+
+The bucket prints each message the way the tutorial's backticks did, control
+characters escaped, with the time and the sender.  Spewing never fails because
+nobody listens: that is the point of UDP here.  ``--port 0`` picks a free port and
+prints it.  Ctrl-C stops the bucket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from .. import creosote
+from ..creosote import Bucket, Message, format_line, spew
+from ..errors import NetworkError, format_peer
+from ..runner import run, wait_for_signal
+from ._cli import add_server_arguments, parse
+
+
+async def listen(args: argparse.Namespace, log: TextIO | None) -> int:
+    """creosoteplus's bucket: print (and log) every message until Ctrl-C."""
+
+    def show(message: Message) -> None:
+        print(format_line(message), flush=True)
+        if log is not None:
+            log.write(format_line(message, date=True) + "\n")
+            log.flush()
+
+    host = None if args.all_interfaces else args.host
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            bucket = await stack.enter_async_context(
+                Bucket(host, args.port, all_interfaces=args.all_interfaces, callback=show)
+            )
+            where = f"udp://{format_peer(bucket.address)}"
+            if args.web is not None:
+                from ..creosote.web import WebView
+
+                view = await stack.enter_async_context(WebView(bucket, port=args.web))
+                where += f" and {view.url}"
+            print(f"creosote: listening on {where} (Ctrl-C to stop)", flush=True)
+            await wait_for_signal()
+    except NetworkError as exc:
+        print(f"creosote: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def spew_message(args: argparse.Namespace, data: bytes) -> int:
+    """The tutorial's spew(): send one message and return."""
+    options = {"bufsize": args.bufsize, "framed": args.framed, "broadcast": args.broadcast}
+    sent = await spew(data, args.host, args.port, **options)
+    where = format_peer((args.host, args.port))
+    print(f"creosote: spewed {len(data)} bytes in {sent} datagram(s) to udp://{where}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``listen`` for messages, or ``spew`` one."""
+    parser = argparse.ArgumentParser(
+        prog="python -m asyncnet.demos.creosote",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    bucket = commands.add_parser("listen", help="be the bucket: print whatever arrives")
+    add_server_arguments(bucket, port=creosote.PORT)
+    bucket.add_argument("--log", metavar="FILE", help="also append every message to FILE")
+    bucket.add_argument("--web", metavar="PORT", type=int, help="live web view on 127.0.0.1:PORT")
+    emitter = commands.add_parser("spew", help="send a message to the bucket")
+    emitter.add_argument("--host", default="127.0.0.1", help="the bucket's address")
+    emitter.add_argument("--port", type=int, default=creosote.PORT, help="the bucket's port")
+    emitter.add_argument("-v", "--verbose", action="count", default=0, help="log details")
+    emitter.add_argument("message", nargs="*", help="the message (words joined by spaces)")
+    emitter.add_argument("--file", help="send the contents of this file instead")
+    emitter.add_argument("--bufsize", type=int, default=creosote.BUFSIZE, help="datagram size")
+    emitter.add_argument("--framed", action="store_true", help="add the reassembly header")
+    emitter.add_argument("--broadcast", action="store_true", help="allow a broadcast --host")
+    args = parse(parser, argv)
+    # Messages are escaped already; this keeps an unusual terminal encoding from raising.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
+    if args.command == "spew":
+        if not args.file and not args.message:
+            parser.error("spew needs a message or --file")
+        data = Path(args.file).read_bytes() if args.file else " ".join(args.message).encode()
+        return run(spew_message(args, data))
+    with contextlib.ExitStack() as files:
+        log = files.enter_context(open(args.log, "a", encoding="utf-8")) if args.log else None
+        return run(listen(args, log))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

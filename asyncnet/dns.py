@@ -1,0 +1,481 @@
+"""Name lookups without blocking the loop, each bounded by a timeout; local ones stay local.
+
+The tutorial's ``gethostname()``, ``getfqdn()`` and ``gethostbyaddr()`` block the
+whole program until the resolver answers, which can take a long time when a DNS
+server is unreachable.  Here:
+
+* :func:`forward` (name -> addresses) and :func:`reverse` (address -> name) use the
+  event loop's ``getaddrinfo`` / ``getnameinfo`` under ``asyncio.timeout``;
+* :func:`fqdn` runs ``socket.getfqdn()`` in a daemon thread, since it has no
+  asynchronous form;
+* :func:`lookup_all` runs several lookups concurrently (a ``TaskGroup``) and
+  returns one :class:`Answer` per query, in order: a name that fails or times out
+  gives an answer carrying the error, and the others are unaffected.
+
+**Local questions are answered locally.**  The system resolver may send any
+question it cannot answer from the hosts file to a DNS server on the network (a
+reverse lookup of ``::1`` is the classic case), so asyncnet never hands it these:
+
+* ``localhost`` and ``*.localhost`` (any case): the hosts file's addresses for the
+  name, else 127.0.0.1 and ::1, as RFC 6761 section 6.3 asks -- always, even with
+  ``allow_network=True``;
+* reverse lookups of loopback addresses (127.0.0.0/8, ::1, ::ffff:127.x.y.z): the
+  hosts file's canonical name, else an error saying DNS was not asked;
+* the FQDN (:func:`fqdn`, :func:`lookup_fqdn`): computed from the hosts file as
+  ``socket.getfqdn()`` would; a name the file does not know is returned unchanged.
+
+``allow_network=True`` hands the last two to the system resolver as the tutorial's
+calls did.  The hosts file is :data:`HOSTS_FILE` unless a call passes
+``hosts_file=``; a missing file counts as empty, as for the C library.  Other names
+and addresses always go to the system resolver: asking about them is the caller's
+explicit request.  IP literals are answered without asking anyone.
+
+Errors name the query and the phase: :class:`~asyncnet.errors.NetworkError`
+("forward lookup of nosuch.invalid failed: ...") or
+:class:`~asyncnet.errors.OperationTimeout` ("timed out after 2 s during reverse
+lookup with 192.0.2.1").  Names under the reserved ``.invalid`` top-level domain are
+refused at once without asking any resolver (RFC 6761, section 6.4).  Local answers
+are immediate, so the timeout only bounds what the system resolver is asked.
+
+A lookup that times out is abandoned, not stopped: the resolver call keeps its
+thread until the system resolver gives up by itself (on the stdlib loop the default
+executor's thread; ``asyncio.run`` waits for it at exit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TypeAlias, TypeVar
+
+from .errors import AsyncNetError, ConfigurationError, NetworkError, OperationTimeout
+
+__all__ = [
+    "DEFAULT_QUERIES",
+    "HOSTS_FILE",
+    "RFC6761_LOOPBACK",
+    "Answer",
+    "Hosts",
+    "HostsEntry",
+    "HostsPath",
+    "fqdn",
+    "forward",
+    "host_name",
+    "is_local_name",
+    "is_loopback_address",
+    "lookup",
+    "lookup_all",
+    "lookup_fqdn",
+    "read_hosts",
+    "reverse",
+]
+
+T = TypeVar("T")
+IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+HostsPath: TypeAlias = str | os.PathLike[str]
+
+DEFAULT_QUERIES = ("localhost", "127.0.0.1", "::1")
+"""What the demo resolves when given nothing: all answered locally, nothing is sent."""
+
+DEFAULT_TIMEOUT = 2.0
+
+HOSTS_FILE: HostsPath = (
+    os.path.join(os.environ.get("SYSTEMROOT", r"C:\Windows"), "System32", "drivers", "etc", "hosts")
+    if os.name == "nt"
+    else "/etc/hosts"
+)
+"""The hosts file local answers come from, when a call passes no ``hosts_file``."""
+
+RFC6761_LOOPBACK = ("127.0.0.1", "::1")
+"""The answer for a localhost name the hosts file does not list (RFC 6761, section 6.3)."""
+
+Kind = Literal["forward lookup", "reverse lookup", "FQDN lookup"]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The outcome of one lookup: the results, or the error that replaced them."""
+
+    query: str
+    kind: Kind
+    results: tuple[str, ...] = ()
+    """Addresses (forward lookup) or the one host name (reverse and FQDN lookups)."""
+    error: AsyncNetError | None = None
+    note: str = ""
+    """Why a successful answer may not be what a resolver would say ("DNS was not asked")."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the lookup succeeded."""
+        return self.error is None
+
+    def line(self, width: int = 0) -> str:
+        """One line for a terminal: ``query  -> results`` or ``query  error: ...``."""
+        if self.error is not None:
+            return f"{self.query:<{width}}  error: {self.error}"
+        note = f"  ({self.note})" if self.note else ""
+        return f"{self.query:<{width}}  -> {', '.join(self.results)}{note}"
+
+
+@dataclass(frozen=True, slots=True)
+class HostsEntry:
+    """One line of a hosts file: an address and its names, the canonical one first."""
+
+    address: IPAddress
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Hosts:
+    """A parsed hosts file, in file order (plain code: no I/O, no resolver)."""
+
+    entries: tuple[HostsEntry, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> Hosts:
+        """Parse hosts-file text; comments, blank lines and bad addresses are skipped."""
+        entries = []
+        for line in text.splitlines():
+            fields = line.split("#", 1)[0].split()
+            if len(fields) < 2:
+                continue
+            try:
+                address = ipaddress.ip_address(fields[0])
+            except ValueError:
+                continue  # the C library skips such lines too
+            entries.append(HostsEntry(address, tuple(fields[1:])))
+        return cls(tuple(entries))
+
+    def addresses(self, name: str) -> list[str]:
+        """Every address listed for ``name`` (any case, trailing dot ignored), in file order."""
+        wanted = _fold(name)
+        found = (e.address for e in self.entries if any(_fold(n) == wanted for n in e.names))
+        return [str(a) for a in dict.fromkeys(found)]
+
+    def names(self, address: str | IPAddress) -> tuple[str, ...]:
+        """The names of the first line listing ``address`` (canonical first); () if none.
+
+        An IPv4-mapped IPv6 address (``::ffff:127.0.0.1``) also matches its IPv4 line.
+        """
+        ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+        candidates: list[IPAddress] = [ip]
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            candidates.append(ip.ipv4_mapped)
+        for candidate in candidates:
+            for entry in self.entries:
+                if entry.address == candidate:
+                    return entry.names
+        return ()
+
+
+def read_hosts(path: HostsPath | None = None) -> Hosts:
+    """Read and parse the hosts file (default :data:`HOSTS_FILE`); missing means empty."""
+    try:
+        data = Path(path if path is not None else HOSTS_FILE).read_bytes()
+    except FileNotFoundError:
+        return Hosts()
+    return Hosts.parse(data.decode("utf-8", errors="replace"))
+
+
+def is_local_name(name: str) -> bool:
+    """True for ``localhost`` and ``*.localhost``, which RFC 6761 keeps off DNS."""
+    folded = _fold(name)
+    return folded == "localhost" or folded.endswith(".localhost")
+
+
+def is_loopback_address(address: str | IPAddress) -> bool:
+    """True for 127.0.0.0/8, ::1 and IPv4-mapped loopback (``::ffff:127.0.0.1``)."""
+    try:
+        ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
+def host_name() -> str:
+    """This machine's host name (``socket.gethostname()``: local, no lookup)."""
+    return socket.gethostname()
+
+
+async def fqdn(
+    name: str = "",
+    *,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    allow_network: bool = False,
+    hosts_file: HostsPath | None = None,
+) -> str:
+    """The fully qualified name of ``name`` (default this host), like ``socket.getfqdn``.
+
+    By default it comes from the hosts file: the names of the first line listing
+    the name's first address there, the first with a dot in it, else the canonical
+    one; a name the file does not know is returned unchanged, and DNS is not asked.
+    ``allow_network=True`` runs ``socket.getfqdn(name)`` (which may ask DNS) in a
+    daemon thread bounded by ``timeout``: unlike the loop's executor, a daemon thread
+    never delays the program's exit if the resolver hangs.
+    """
+    query = _fqdn_query(name)
+    if not allow_network:
+        return _local_fqdn(query, hosts_file)[0]
+    async with _errors(query, "FQDN lookup", timeout):
+        return await _in_daemon_thread(socket.getfqdn, name)
+
+
+async def forward(
+    name: str,
+    *,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    family: int = socket.AF_UNSPEC,
+    hosts_file: HostsPath | None = None,
+) -> list[str]:
+    """The addresses ``name`` resolves to (``getaddrinfo``), without duplicates, in order.
+
+    ``localhost`` and ``*.localhost`` are answered from the hosts file, else with
+    RFC 6761's 127.0.0.1 and ::1 (for the ``family`` asked); an IP literal is its
+    own answer.  Neither asks the system resolver.
+    """
+    phase = "forward lookup"
+    if family not in (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6):
+        raise ConfigurationError(
+            f"{phase} of {name}: family must be AF_UNSPEC, AF_INET or AF_INET6"
+        )
+    literal = _ip_or_none(name)
+    if literal is not None:
+        if not _in_family(literal, family):
+            wanted = "IPv4" if family == socket.AF_INET else "IPv6"
+            raise NetworkError(f"{phase} of {name} failed: not an {wanted} address", name, phase)
+        return [str(literal)]
+    _check_name(name, phase)
+    if is_local_name(name):
+        listed = _hosts(hosts_file, name, phase).addresses(name)
+        found = [a for a in listed if _in_family(ipaddress.ip_address(a), family)]
+        # RFC 6761 per family: a hosts file listing only 127.0.0.1 still gives ::1 for IPv6
+        return found or [a for a in RFC6761_LOOPBACK if _in_family(ipaddress.ip_address(a), family)]
+    loop = asyncio.get_running_loop()
+    async with _errors(name, phase, timeout):
+        infos = await loop.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+async def reverse(
+    address: str,
+    *,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    allow_network: bool = False,
+    hosts_file: HostsPath | None = None,
+) -> str:
+    """The host name for the IP ``address`` (``getnameinfo`` with ``NI_NAMEREQD``).
+
+    A loopback address is answered from the hosts file (its first name there) unless
+    ``allow_network`` is true; when the file does not list it, the error says so and
+    no resolver is asked.
+    """
+    phase = "reverse lookup"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError as exc:
+        raise ConfigurationError(f"{phase} needs an IP address: {exc}") from None
+    if not allow_network and is_loopback_address(ip):
+        names = _hosts(hosts_file, address, phase).names(ip)
+        if names:
+            return names[0]
+        raise NetworkError(
+            f"{phase} of {address} failed: not in {_hosts_path(hosts_file)} "
+            "(loopback addresses are not sent to DNS)",
+            address,
+            phase,
+        )
+    sockaddr: tuple[str, int] | tuple[str, int, int, int] = (
+        (address, 0) if ip.version == 4 else (address, 0, 0, 0)
+    )
+    loop = asyncio.get_running_loop()
+    async with _errors(address, phase, timeout):
+        host, _port = await loop.getnameinfo(sockaddr, socket.NI_NAMEREQD)
+    return host
+
+
+async def lookup(
+    query: str,
+    *,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    allow_network: bool = False,
+    hosts_file: HostsPath | None = None,
+) -> Answer:
+    """Reverse-look-up an IP address, forward-look-up anything else; never raises for it.
+
+    A failure or a timeout is returned in :attr:`Answer.error`.
+    """
+    if _ip_or_none(query) is None:
+        try:
+            found = await forward(query, timeout=timeout, hosts_file=hosts_file)
+        except AsyncNetError as exc:
+            return Answer(query, "forward lookup", error=exc)
+        return Answer(query, "forward lookup", tuple(found))
+    try:
+        name = await reverse(
+            query, timeout=timeout, allow_network=allow_network, hosts_file=hosts_file
+        )
+    except AsyncNetError as exc:
+        return Answer(query, "reverse lookup", error=exc)
+    return Answer(query, "reverse lookup", (name,))
+
+
+async def lookup_fqdn(
+    name: str = "",
+    *,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    allow_network: bool = False,
+    hosts_file: HostsPath | None = None,
+) -> Answer:
+    """:func:`fqdn` as an :class:`Answer` (for ``name``, default this host); never raises.
+
+    When the hosts file does not know the name, the answer is the name itself with a
+    :attr:`Answer.note` saying that DNS was not asked.
+    """
+    query = _fqdn_query(name)
+    try:
+        if not allow_network:
+            full, note = _local_fqdn(query, hosts_file)
+            return Answer(query, "FQDN lookup", (full,), note=note)
+        full = await fqdn(name, timeout=timeout, allow_network=True)
+    except AsyncNetError as exc:
+        return Answer(query, "FQDN lookup", error=exc)
+    return Answer(query, "FQDN lookup", (full,))
+
+
+async def lookup_all(
+    queries: Iterable[str],
+    *,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    allow_network: bool = False,
+    hosts_file: HostsPath | None = None,
+) -> list[Answer]:
+    """:func:`lookup` every query concurrently; the answers come back in query order."""
+    async with asyncio.TaskGroup() as group:
+        tasks = [
+            group.create_task(
+                lookup(q, timeout=timeout, allow_network=allow_network, hosts_file=hosts_file)
+            )
+            for q in queries
+        ]
+    return [task.result() for task in tasks]
+
+
+def _fold(name: str) -> str:
+    return name.removesuffix(".").lower()
+
+
+def _ip_or_none(text: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _in_family(ip: IPAddress, family: int) -> bool:
+    return family == socket.AF_UNSPEC or family == (
+        socket.AF_INET if ip.version == 4 else socket.AF_INET6
+    )
+
+
+def _check_name(name: str, phase: str) -> None:
+    """Refuse, before any resolver sees it, a name that cannot be in DNS."""
+    if not name:
+        raise ConfigurationError(f"{phase} needs a host name")
+    if "" in name.removesuffix(".").split("."):
+        raise ConfigurationError(f"{phase} of {name!r}: not a valid host name (empty label)")
+    if len(name.removesuffix(".")) > 253:
+        raise ConfigurationError(
+            f"{phase} of {name[:20]!r}...: not a valid host name (over 253 characters)"
+        )
+    if _fold(name).rsplit(".", 1)[-1] == "invalid":
+        raise NetworkError(
+            f"{phase} of {name} failed: unknown name (.invalid never resolves, RFC 6761)",
+            name,
+            phase,
+        )
+
+
+def _hosts_path(hosts_file: HostsPath | None) -> str:
+    return os.fspath(hosts_file if hosts_file is not None else HOSTS_FILE)
+
+
+def _hosts(hosts_file: HostsPath | None, query: str, phase: str) -> Hosts:
+    """The hosts file, or a one-line error naming the query, the phase and the file."""
+    try:
+        return read_hosts(hosts_file)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise NetworkError(
+            f"{phase} of {query} failed: cannot read {_hosts_path(hosts_file)}: {reason}",
+            query,
+            phase,
+        ) from exc
+
+
+def _fqdn_query(name: str) -> str:
+    name = name.strip()
+    return host_name() if name in ("", "0.0.0.0", "::") else name  # as socket.getfqdn does
+
+
+def _local_fqdn(query: str, hosts_file: HostsPath | None) -> tuple[str, str]:
+    """``socket.getfqdn(query)`` from the hosts file alone: (name, note)."""
+    hosts = _hosts(hosts_file, query, "FQDN lookup")
+    ip = _ip_or_none(query)
+    if ip is None:
+        addresses = hosts.addresses(query)
+        ip = ipaddress.ip_address(addresses[0]) if addresses else None
+    names = hosts.names(ip) if ip is not None else ()
+    if not names:
+        return query, f"not in {_hosts_path(hosts_file)}; DNS was not asked"
+    return next((n for n in names if "." in n), names[0]), ""
+
+
+@contextlib.asynccontextmanager
+async def _errors(query: str, phase: str, timeout: float | None) -> AsyncIterator[None]:
+    """Bound a lookup by ``timeout``; turn resolver failures into one-line asyncnet errors."""
+    try:
+        async with asyncio.timeout(timeout):
+            yield
+    except AsyncNetError:
+        raise
+    except TimeoutError as exc:
+        raise OperationTimeout(query, phase, timeout) from exc
+    except UnicodeError as exc:  # IDNA: an empty or over-long label, before any query
+        raise ConfigurationError(f"{phase} of {query!r}: not a valid host name ({exc})") from None
+    except OSError as exc:  # socket.gaierror / socket.herror: the resolver's answer
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise NetworkError(f"{phase} of {query} failed: {reason}", query, phase) from exc
+
+
+async def _in_daemon_thread(func: Callable[..., T], *args: object) -> T:
+    """Run a blocking call in a daemon thread; an abandoned call never blocks exit."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return  # the caller gave up (timeout): nobody wants the answer
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def work() -> None:
+        try:
+            result, error = func(*args), None
+        except Exception as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name="asyncnet-dns", daemon=True).start()
+    return await future
