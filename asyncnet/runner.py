@@ -12,12 +12,19 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
 from .servers._base import ServerBase
 
-__all__ = ["configure_logging", "loop_factory", "run", "run_servers", "wait_for_signal"]
+__all__ = [
+    "catch_signals",
+    "configure_logging",
+    "loop_factory",
+    "run",
+    "run_servers",
+    "wait_for_signal",
+]
 
 T = TypeVar("T")
 
@@ -46,11 +53,17 @@ def run(main: Coroutine[Any, Any, T], *, use_uvloop: bool | None = None) -> T:
         return runner.run(main)
 
 
-async def wait_for_signal(signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)) -> int:
-    """Wait until one of ``signals`` arrives; return its number.
+@contextlib.contextmanager
+def catch_signals(
+    signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM),
+) -> Iterator[asyncio.Future[int]]:
+    """Handle ``signals`` in the running loop for the block; yield a future of the first.
 
-    Where the loop cannot install signal handlers (Windows, a non-main thread) this
-    waits forever and Ctrl-C arrives as cancellation instead.
+    Install this *before* announcing that a server is ready: a signal that arrives
+    between the announcement and the handler would otherwise kill the process
+    with the default action instead of a graceful shutdown.  Where the loop cannot
+    install signal handlers (Windows, a non-main thread) the future never
+    completes and Ctrl-C arrives as cancellation instead.
     """
     loop = asyncio.get_running_loop()
     received: asyncio.Future[int] = loop.create_future()
@@ -67,10 +80,18 @@ async def wait_for_signal(signals: Sequence[int] = (signal.SIGINT, signal.SIGTER
         except (NotImplementedError, RuntimeError, ValueError):
             pass
     try:
-        return await received
+        yield received
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+        if not received.done():
+            received.cancel()
+
+
+async def wait_for_signal(signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)) -> int:
+    """Wait until one of ``signals`` arrives; return its number."""
+    with catch_signals(signals) as received:
+        return await received
 
 
 def run_servers(
@@ -87,15 +108,16 @@ def run_servers(
     """
 
     async def main() -> int:
-        async with contextlib.AsyncExitStack() as stack:
-            for server in servers:
-                await stack.enter_async_context(server)
-            if ready is not None:
-                ready(servers)
-            if until is not None:
-                await until()
-            else:
-                await wait_for_signal()
+        with catch_signals() as stopped:
+            async with contextlib.AsyncExitStack() as stack:
+                for server in servers:
+                    await stack.enter_async_context(server)
+                if ready is not None:
+                    ready(servers)
+                if until is not None:
+                    await until()
+                else:
+                    await stopped
         return 0
 
     try:

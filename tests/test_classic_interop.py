@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 
@@ -69,7 +68,9 @@ async def test_asyncnet_line_client_against_classic_tcp_servers(args: list[str])
             async with await LineClient.connect("127.0.0.1", port, timeout=5) as client:
                 assert await client.request(f"round {round_}") == f"ROUND {round_}"
                 await client.send_line("")
-        proc.send_signal(signal.SIGINT)
+        # SIGTERM: a process started in the background may inherit SIGINT ignored,
+        # and the classic programs rely on KeyboardInterrupt
+        proc.terminate()
         proc.wait(timeout=10)
 
 
@@ -89,5 +90,7 @@ async def test_asyncnet_datagram_client_against_classic_udp_servers(args: list[s
         async with await DatagramClient.connect("127.0.0.1", port, timeout=2) as client:
             for n in range(3):
                 assert await client.request(b"datagram %d" % n) == b"DATAGRAM %d" % n
-        proc.send_signal(signal.SIGINT)
+        # SIGTERM: a process started in the background may inherit SIGINT ignored,
+        # and the classic programs rely on KeyboardInterrupt
+        proc.terminate()
         proc.wait(timeout=10)

@@ -25,7 +25,7 @@ from typing import TextIO
 from .. import creosote
 from ..creosote import Bucket, Message, format_line, spew
 from ..errors import NetworkError, format_peer
-from ..runner import run, wait_for_signal
+from ..runner import catch_signals, run
 from ._cli import add_server_arguments, parse
 
 
@@ -40,18 +40,19 @@ async def listen(args: argparse.Namespace, log: TextIO | None) -> int:
 
     host = None if args.all_interfaces else args.host
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            bucket = await stack.enter_async_context(
-                Bucket(host, args.port, all_interfaces=args.all_interfaces, callback=show)
-            )
-            where = f"udp://{format_peer(bucket.address)}"
-            if args.web is not None:
-                from ..creosote.web import WebView
+        with catch_signals() as stopped:
+            async with contextlib.AsyncExitStack() as stack:
+                bucket = await stack.enter_async_context(
+                    Bucket(host, args.port, all_interfaces=args.all_interfaces, callback=show)
+                )
+                where = f"udp://{format_peer(bucket.address)}"
+                if args.web is not None:
+                    from ..creosote.web import WebView
 
-                view = await stack.enter_async_context(WebView(bucket, port=args.web))
-                where += f" and {view.url}"
-            print(f"creosote: listening on {where} (Ctrl-C to stop)", flush=True)
-            await wait_for_signal()
+                    view = await stack.enter_async_context(WebView(bucket, port=args.web))
+                    where += f" and {view.url}"
+                print(f"creosote: listening on {where} (Ctrl-C to stop)", flush=True)
+                await stopped
     except NetworkError as exc:
         print(f"creosote: {exc}", file=sys.stderr)
         return 1
