@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint format typecheck test-all bench bench-quick clean
+.PHONY: demo test lint format typecheck test-all bench bench-quick bench-micro clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "asyncnet needs Python 3.11 or newer")'
@@ -16,6 +16,10 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[dev,speed]'
+	@touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-bench: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[bench,speed]'
 	@touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -49,6 +53,17 @@ test-all:
 	    echo "=== Python $$v ($$py)"; $(MAKE) --no-print-directory test PYTHON="$$py" VENV=.venv-$$v; ran="$$ran $$v"; \
 	  else echo "=== Python $$v: not installed, skipped"; fi; \
 	done; echo "test-all: passed on$$ran"
+
+# Speed is measured here, never asserted in tests.  `make bench BENCH_ARGS=--quick`
+# works too (make would take a bare --quick as its own option).
+bench: $(VENV)/.installed-bench
+	$(PY) -m asyncnet.bench --json benchmarks/results/latest.json --plot benchmarks/results/latest.png --markdown $(BENCH_ARGS)
+
+bench-quick: $(VENV)/.installed-bench
+	$(PY) -m asyncnet.bench --quick --json benchmarks/results/quick.json --plot benchmarks/results/quick.png $(BENCH_ARGS)
+
+bench-micro: $(VENV)/.installed-bench
+	$(PY) -m pytest benchmarks --benchmark-only -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .venv-3.* build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -103,8 +103,8 @@ def run_servers(
     """Start ``servers``, call ``ready(servers)``, serve until SIGINT/SIGTERM; return 0.
 
     Shutdown is graceful (each server's ``grace``), so a demo stopped with Ctrl-C or
-    ``kill`` exits with status 0.  ``until`` replaces waiting for a signal (a scripted
-    session, for instance).
+    ``kill`` exits with status 0.  ``until`` ends the run early when it returns (a
+    scripted session, for instance); a signal still stops it first.
     """
 
     async def main() -> int:
@@ -114,10 +114,15 @@ def run_servers(
                     await stack.enter_async_context(server)
                 if ready is not None:
                     ready(servers)
-                if until is not None:
-                    await until()
-                else:
+                if until is None:
                     await stopped
+                else:  # whichever comes first: the scripted end, or a signal
+                    scripted = asyncio.ensure_future(until())
+                    await asyncio.wait({scripted, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                    if not scripted.done():
+                        scripted.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await scripted
         return 0
 
     try:

@@ -142,6 +142,30 @@ async def creosote_stop() -> None:
     )
 
 
+async def bench_stop() -> None:
+    """Comparing against threaded versions: a taste of `make bench`, in one process."""
+    from ..bench.loadgen import tcp_pingpong
+    from ..bench.servers import BareUpper
+
+    loop = asyncio.get_running_loop()
+    bare = await loop.create_server(BareUpper, "127.0.0.1", 0)
+    async with bare, tcp_server(Upper) as tcp:
+        for name, (host, port) in (
+            ("asyncnet LineHandler", tcp.address),
+            ("bare asyncio Protocol", bare.sockets[0].getsockname()[:2]),
+        ):
+            result = await tcp_pingpong(host, port, connections=10, duration=0.3, warmup=0.05)
+            print(
+                f"  {name:21} {result['rps']:8,.0f} req/s, p99 {result['p99_us'] / 1000:.2f} ms"
+                " (10 connections, 64-byte lines, 0.3 s)"
+            )
+    print(
+        "  client and servers share this process here; `make bench` runs each server"
+        "\n  (threaded, forking, asyncio, uvloop, 2 workers) and the load generator in"
+        " processes of their own"
+    )
+
+
 STOPS: list[tuple[str, Callable[[], Awaitable[None]]]] = [
     ("upper", upper_stop),
     ("echo", echo_stop),
@@ -150,6 +174,7 @@ STOPS: list[tuple[str, Callable[[], Awaitable[None]]]] = [
     ("byteorder", byteorder_stop),
     ("dns", dns_stop),
     ("timeouts", timeouts_stop),
+    ("bench", bench_stop),
 ]
 """The tour, in order: (name, coroutine function)."""
 

@@ -2,6 +2,7 @@
 
     python -m asyncnet.demos.upper                   # serve TCP and UDP on 127.0.0.1:9999
     python -m asyncnet.demos.upper --port 0          # any free ports; printed at start
+    python -m asyncnet.demos.upper --workers 4       # 4 processes share the ports
     python -m asyncnet.demos.upper --client          # type lines, get them back in capitals
     python -m asyncnet.demos.upper --client --udp    # the same over UDP (timeout + retries)
 
@@ -14,8 +15,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .. import DatagramHandler, LineHandler, run, run_servers, tcp_server, udp_server
+from .. import DatagramHandler, LineHandler, run, tcp_server, udp_server
 from ..clients.interactive import datagram_session, line_session
+from ..workers import run_workers
 from ._cli import add_server_arguments, announce, parse, server_options
 
 PORT = 9999
@@ -50,13 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--udp", action="store_true", help="client: use UDP instead of TCP")
     parser.add_argument("--timeout", type=float, default=2.0, help="client: seconds per reply")
     parser.add_argument("--retries", type=int, default=2, help="UDP client: extra attempts")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server: processes sharing the ports (SO_REUSEPORT)"
+    )
     args = parse(parser, argv)
     if args.client:
         session = datagram_session if args.udp else line_session
         return run(session(args.host, args.port, timeout=args.timeout, retries=args.retries))
-    return run_servers(
+    return run_workers(
         tcp_server(Upper, **server_options(args)),
         udp_server(UpperDatagram, **server_options(args)),
+        workers=args.workers,
         ready=announce("upper"),
     )
 

@@ -38,14 +38,77 @@ _LINGER_SECONDS = 2.0
 """After a protocol error, how long we keep draining the peer before aborting."""
 
 
+class DeadlineWheel:
+    """Shared timers for a server's connections: one loop timer per time slot.
+
+    A TimerHandle per idle connection costs about 0.6 KiB on uvloop; most idle
+    connections of a server have deadlines close together.  Deadlines are rounded
+    up to ``resolution`` seconds, and every connection due in that slot is checked
+    by one loop timer.  A timeout therefore fires up to ``resolution`` late.
+    """
+
+    __slots__ = ("_handles", "_loop", "_slots", "resolution")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, resolution: float) -> None:
+        self._loop = loop
+        self.resolution = resolution
+        self._slots: dict[float, set[_Deadlines]] = {}
+        self._handles: dict[float, asyncio.TimerHandle] = {}
+
+    @classmethod
+    def for_timeouts(
+        cls, loop: asyncio.AbstractEventLoop, *timeouts: float | None
+    ) -> DeadlineWheel:
+        """A wheel whose slots are 1/32 of the shortest timeout (1 ms .. 1 s)."""
+        shortest = min((t for t in timeouts if t is not None), default=1.0)
+        return cls(loop, min(1.0, max(0.001, shortest / 32)))
+
+    def slot(self, when: float) -> float:
+        """The slot (a loop time) a deadline ``when`` falls in."""
+        return math.ceil(when / self.resolution) * self.resolution
+
+    def add(self, conn: _Deadlines, when: float) -> float:
+        key = self.slot(when)
+        members = self._slots.get(key)
+        if members is None:
+            members = self._slots[key] = set()
+            self._handles[key] = self._loop.call_at(key, self._fire, key)
+        members.add(conn)
+        return key
+
+    def remove(self, conn: _Deadlines, key: float) -> None:
+        members = self._slots.get(key)
+        if members is None:
+            return
+        members.discard(conn)
+        if not members:
+            del self._slots[key]
+            self._handles.pop(key).cancel()
+
+    def _fire(self, key: float) -> None:
+        self._handles.pop(key, None)
+        for conn in self._slots.pop(key, ()):
+            try:
+                conn._on_timer()
+            except Exception as exc:  # one connection's bug must not skip the others
+                self._loop.call_exception_handler(
+                    {"message": "connection deadline check failed", "exception": exc}
+                )
+
+
 class _Deadlines:
-    """Idle / partial-line / write-blocked timeouts with one lazily re-armed timer."""
+    """Idle / partial-line / write-blocked timeouts with one lazily re-armed deadline
+    in the server's :class:`DeadlineWheel`."""
+
+    # Slots (LineConnection has no __dict__: see there); StreamConnection, whose
+    # asyncio base has a __dict__, is unaffected.
+    __slots__ = ("_last_activity", "_partial_since", "_timer", "_write_blocked_since")
 
     _server: StreamServer
     _loop: asyncio.AbstractEventLoop
     _transport: asyncio.Transport | None
     _handler: BaseHandler
-    _timer: asyncio.TimerHandle | None
+    _timer: float | None  # our slot in the server's deadline wheel
     _last_activity: float
     _partial_since: float | None
     _write_blocked_since: float | None
@@ -72,9 +135,10 @@ class _Deadlines:
         self._schedule(self._next_deadline())
 
     def _schedule(self, when: float) -> None:
+        wheel = self._server.deadline_wheel
         if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None if when == math.inf else self._loop.call_at(when, self._on_timer)
+            wheel.remove(self, self._timer)
+        self._timer = None if when == math.inf else wheel.add(self, when)
 
     def _next_deadline(self) -> float:
         server = self._server
@@ -134,7 +198,7 @@ class _Deadlines:
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
-            self._timer.cancel()
+            self._server.deadline_wheel.remove(self, self._timer)
             self._timer = None
 
 
@@ -150,6 +214,38 @@ def _log_handler_error(handler: Any, peer: Any, exc: BaseException) -> None:
 
 class LineConnection(_Deadlines, asyncio.Protocol):
     """Line splitting and in-order dispatch for a :class:`LineHandler`."""
+
+    # Slots, not a __dict__: with this many attributes CPython 3.11 gives every
+    # instance a full dict (~1.5 KiB), the largest part of an idle connection.
+    __slots__ = (
+        "_blocked",
+        "_buf",
+        "_close_requested",
+        "_conn_closed",
+        "_delim",
+        "_dlen",
+        "_encoding",
+        "_eof",
+        "_errors",
+        "_handler",
+        "_linger",
+        "_loop",
+        "_max",
+        "_max_raw",
+        "_out",
+        "_reading_paused",
+        "_registered",
+        "_reply_end",
+        "_run_in_task",
+        "_scanned",
+        "_server",
+        "_stats",
+        "_strip_cr",
+        "_task",
+        "_timed",
+        "_transport",
+        "_write_paused",
+    )
 
     _handler: LineHandler
 
@@ -171,7 +267,6 @@ class LineConnection(_Deadlines, asyncio.Protocol):
         self._max_raw = self._max + 1 if self._strip_cr else self._max
         self._reply_end = cls.reply_delimiter if cls.reply_delimiter is not None else self._delim
         self._run_in_task = cls.run_in_task
-        self._handle_line = handler.handle_line
         self._buf = bytearray()  # bytes not yet handled: a partial line, or lines held back
         self._scanned = 0  # no delimiter starts before this offset of _buf
         self._out: list[bytes] = []  # replies produced by this read, written at once
@@ -214,6 +309,53 @@ class LineConnection(_Deadlines, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._stats.bytes_in += len(data)
+        end = len(data) - self._dlen
+        if (
+            self._blocked
+            or self._close_requested
+            or self._buf
+            or end < 0
+            or end > self._max_raw
+            or data.find(self._delim) != end
+        ):
+            self._data_received(data)
+            return
+        # The request/reply case: exactly one complete line and nothing held back.
+        # What _feed() + _dispatch() + _settle() would do, without their loop,
+        # buffer bookkeeping and calls.
+        line = data[:end]
+        if self._strip_cr and line.endswith(b"\r"):
+            line = line[:-1]
+        elif end > self._max:
+            self._feed(data)  # the byte of slack was not a \r: let _dispatch() refuse it
+            return
+        try:
+            text = line.decode(self._encoding, self._errors)
+        except UnicodeDecodeError:
+            self._feed(data)  # the protocol error, exactly as the general path reports it
+            return
+        try:
+            result = self._handler.handle_line(text)
+            if result is not None and result.__class__ is not str:
+                result = self._await(result)
+            if result is not None and result is not PENDING:
+                reply = result.encode(self._encoding, self._errors) + self._reply_end
+                if self._out or self._linger is not None or self._conn_closed:
+                    self._out.append(reply)
+                else:
+                    self._stats.bytes_out += len(reply)
+                    self._transport.write(reply)  # type: ignore[union-attr]
+        except Exception as exc:
+            self._handler_failed(exc)
+        if self._partial_since is not None and not self._blocked:
+            self._partial_since = None
+        self._scanned = 0
+        if self._timed:  # one clock read covers this read and its reply
+            self._last_activity = self._loop.time()
+        if self._out or self._close_requested:
+            self._settle()
+
+    def _data_received(self, data: bytes) -> None:
         if self._timed:
             self._last_activity = self._loop.time()
         if self._close_requested:
@@ -303,8 +445,16 @@ class LineConnection(_Deadlines, asyncio.Protocol):
         if not self._buf:
             self._partial_since = None
         elif self._partial_since is None:
-            self._partial_since = self._loop.time()
-            self._arm_timer()
+            self._partial_since = now = self._loop.time()
+            # Lazily, like the idle deadline: a timer due no later than the new line
+            # deadline re-checks everything when it fires, so only an earlier
+            # deadline needs a new timer (a client sending each line in two reads
+            # would otherwise cost a timer per line).
+            timer = self._timer
+            server = self._server
+            assert server.line_timeout is not None
+            if timer is None or timer > server.deadline_wheel.slot(now + server.line_timeout):
+                self._arm_timer()
 
     def _end_of_input(self) -> None:
         if self._buf:
@@ -328,7 +478,7 @@ class LineConnection(_Deadlines, asyncio.Protocol):
             self._peer_error(PeerProtocolError(f"invalid {self._encoding} in line: {exc.reason}"))
             return
         try:
-            result = self._handle_line(text)
+            result = self._handler.handle_line(text)
             if result is not None and result.__class__ is not str:
                 result = self._await(result)
                 if result is PENDING:
@@ -548,7 +698,9 @@ class _ServerStreamWriter(asyncio.StreamWriter):
 
     async def drain(self) -> None:
         timeout = self._connection._server.write_timeout
-        if timeout is None:
+        if timeout is None or not self._connection._write_paused:
+            # Not paused: drain() returns (or raises) without waiting, so a timeout
+            # would only set and cancel a timer per write.
             await super().drain()
             return
         try:
@@ -577,6 +729,7 @@ class StreamConnection(_Deadlines, asyncio.StreamReaderProtocol):
         self._handler_task: asyncio.Task[None] | None = None
         self._conn_closed = False
         self._lost = False
+        self._write_paused = False  # between pause_writing() and resume_writing()
         self._registered = False
         self._shutting_down = False
         handler._connection = self
@@ -608,6 +761,14 @@ class StreamConnection(_Deadlines, asyncio.StreamReaderProtocol):
         handler.writer = writer
         self._handler_task = self._loop.create_task(self._run(writer))
         self._arm_timer()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        super().resume_writing()
 
     def data_received(self, data: bytes) -> None:
         self._server.stats.bytes_in += len(data)

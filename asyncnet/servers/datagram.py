@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import logging
 import socket
+from asyncio import selector_events
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any, cast
@@ -18,6 +19,11 @@ from .handlers import DatagramHandler
 logger = logging.getLogger("asyncnet.server")
 
 __all__ = ["DatagramServer"]
+
+_DATAGRAM_READ_SIZE = 65536
+"""Larger than any UDP datagram (65507 bytes over IPv4, 65527 over IPv6)."""
+_BURST = 64
+"""Most datagrams read per readiness event on a selector loop (see ``_read_burst``)."""
 
 
 class _Endpoint(asyncio.DatagramProtocol):
@@ -33,6 +39,42 @@ class _Endpoint(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def read_in_bursts(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bool:
+        """On asyncio's selector loop, read every waiting datagram per readiness event.
+
+        asyncio's datagram transport reads one datagram per event-loop iteration, so
+        each datagram pays for a select() and a loop turn; socketserver.UDPServer
+        pays only for the recvfrom().  Reading until EAGAIN (at most ``_BURST``)
+        amortises the loop over whatever queued up meanwhile.  It replaces the
+        transport's reader through the selector loop's ``_add_reader()`` /
+        ``_remove_reader()`` (``add_reader()`` refuses a transport's socket), so
+        ``transport.close()`` still removes it; any other loop keeps its own reader.
+        """
+        transport = self._transport
+        add = getattr(loop, "_add_reader", None)
+        remove = getattr(loop, "_remove_reader", None)
+        if transport is None or add is None or remove is None or transport.is_closing():
+            return False
+        self._recvfrom = sock.recvfrom
+        remove(sock.fileno())
+        add(sock.fileno(), self._read_burst)
+        return True
+
+    def _read_burst(self) -> None:
+        transport = self._transport
+        recvfrom = self._recvfrom
+        for _ in range(_BURST):
+            if transport is None or transport.is_closing():
+                return
+            try:
+                data, addr = recvfrom(_DATAGRAM_READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # as asyncio's own reader: report it, carry on
+                self.error_received(exc)
+                continue
+            self.datagram_received(data, addr)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         stats = self._stats
@@ -166,7 +208,7 @@ class DatagramServer(ServerBase):
             host = str(wildcard)
         sock = await self._bound_socket(host)
         try:
-            transport, _ = await self.loop.create_datagram_endpoint(
+            transport, protocol = await self.loop.create_datagram_endpoint(
                 lambda: _Endpoint(self), sock=sock
             )
         except BaseException:
@@ -176,6 +218,12 @@ class DatagramServer(ServerBase):
         # let another process bind our port and steal datagrams (bpo-37228).
         transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
         self._transport = transport
+        if getattr(transport, "max_size", 0) > _DATAGRAM_READ_SIZE:
+            # asyncio's selector transport recvfrom()s 256 KiB per datagram, which
+            # glibc may serve with mmap() + munmap() every time (python/cpython#85451).
+            transport.max_size = _DATAGRAM_READ_SIZE  # type: ignore[attr-defined]
+        if isinstance(self.loop, selector_events.BaseSelectorEventLoop):
+            protocol.read_in_bursts(self.loop, sock)
         self.handler.server = self
         self.handler.transport = transport
         self.handler.setup()

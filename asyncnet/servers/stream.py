@@ -13,12 +13,15 @@ from typing import Any
 from ..errors import ConfigurationError, format_peer
 from . import _accept_errors
 from ._base import DEFAULT_HOST, ServerBase, check_bind_host
-from ._connection import LineConnection, StreamConnection
+from ._connection import DeadlineWheel, LineConnection, StreamConnection
 from .handlers import BaseHandler, LineHandler, StreamHandler
 
 logger = logging.getLogger("asyncnet.server")
 
 __all__ = ["StreamServer"]
+
+READ_SIZE = 64 * 1024
+"""The most a plain asyncio transport reads at once (see ``_register``)."""
 
 _Connection = LineConnection | StreamConnection
 
@@ -110,6 +113,7 @@ class StreamServer(ServerBase):
         self.write_timeout = write_timeout
         self.write_buffer_high = write_buffer_high
         self._server: asyncio.Server | None = None
+        self._wheel: DeadlineWheel | None = None
         self._connections: set[_Connection] = set()
         self._all_gone: asyncio.Event | None = None
         self._accept_error_logged_at = -math.inf
@@ -154,6 +158,15 @@ class StreamServer(ServerBase):
         ]
 
     @property
+    def deadline_wheel(self) -> DeadlineWheel:
+        """The shared timers behind the idle, line and write timeouts."""
+        if self._wheel is None:
+            self._wheel = DeadlineWheel.for_timeouts(
+                self.loop, self.idle_timeout, self.line_timeout, self.write_timeout
+            )
+        return self._wheel
+
+    @property
     def connections(self) -> int:
         """Number of connections open right now."""
         return len(self._connections)
@@ -189,6 +202,12 @@ class StreamServer(ServerBase):
             transport.close()
             return False
         transport.set_write_buffer_limits(high=self.write_buffer_high)
+        if getattr(transport, "max_size", 0) > READ_SIZE:
+            # asyncio's selector transports recv() up to 256 KiB per read: glibc
+            # serves that with mmap() + munmap(), ~10 us per read whatever its size
+            # (python/cpython#85451).  64 KiB comes from the heap.  (uvloop reads into
+            # a buffer of its own and has no such attribute.)
+            transport.max_size = READ_SIZE  # type: ignore[attr-defined]
         self._connections.add(conn)
         stats.connections_total += 1
         stats.connections_active += 1

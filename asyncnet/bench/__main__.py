@@ -1,0 +1,119 @@
+"""``python -m asyncnet.bench``: see :mod:`asyncnet.bench`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .harness import IMPLEMENTATIONS, BenchConfig, run_bench
+from .report import markdown_table, parse_points, print_report, write_json, write_plot
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and write the table, the JSON file and the plot."""
+    parser = argparse.ArgumentParser(
+        prog="python -m asyncnet.bench",
+        description="asyncnet against threaded, forking and bare asyncio upper servers.",
+    )
+    parser.add_argument("--quick", action="store_true", help="1 repeat, short runs (< 2 min)")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Path("bench-results.json"),
+        help="where to write every raw number (default %(default)s)",
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=Path("bench-results.png"),
+        help="where to write the PNG plot (default %(default)s)",
+    )
+    parser.add_argument("--no-plot", action="store_true", help="skip the plot (no matplotlib)")
+    parser.add_argument(
+        "--impl",
+        action="append",
+        choices=sorted(IMPLEMENTATIONS),
+        metavar="NAME",
+        help="implementation to run (repeatable; see --list)",
+    )
+    parser.add_argument("--points", type=parse_points, help="connection counts, e.g. 1,10,100,1000")
+    parser.add_argument(
+        "--memory-points",
+        type=parse_points,
+        help="idle connection counts for memory, e.g. 1000,10000",
+    )
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory phase")
+    parser.add_argument("--no-udp", action="store_true", help="skip the UDP phase")
+    parser.add_argument("--repeats", type=int, help="runs per point (median reported)")
+    parser.add_argument("--duration", type=float, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, help="unmeasured seconds before each run")
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="TAG=DIR",
+        help="also run the selected asyncnet implementations from source tree DIR "
+        "(a patched copy: before/after in one run)",
+    )
+    parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    parser.add_argument("--list", action="store_true", help="list the implementations")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, impl in IMPLEMENTATIONS.items():
+            print(f"{name:18} {impl.label}{'  -- ' + impl.note if impl.note else ''}")
+        return 0
+    overrides: dict[str, Any] = {}
+    if args.impl:
+        overrides["implementations"] = tuple(dict.fromkeys(args.impl))
+    if args.points:
+        overrides["points"] = args.points
+    if args.memory_points:
+        overrides["memory_points"] = args.memory_points
+    if args.no_memory:
+        overrides["memory_points"] = ()
+    if args.no_udp:
+        overrides["udp"] = False
+    for key in ("repeats", "duration", "warmup"):
+        value = getattr(args, key)
+        if value is not None:
+            if value <= 0:
+                parser.error(f"--{key} must be > 0")
+            overrides[key] = value
+    trees = []
+    for spec in args.tree:
+        tag, sep, directory = spec.partition("=")
+        if not sep or not tag or not (Path(directory) / "asyncnet").is_dir():
+            parser.error(f"--tree wants TAG=DIR with DIR/asyncnet, not {spec!r}")
+        trees.append((tag, Path(directory)))
+    overrides["trees"] = tuple(trees)
+    config = BenchConfig.quick(**overrides) if args.quick else BenchConfig(**overrides)
+    if not args.no_plot:
+        try:
+            import matplotlib  # noqa: F401
+            import rich  # noqa: F401
+        except ImportError as exc:
+            parser.error(f"{exc.name} is missing: pip install 'asyncnet[bench]'")
+
+    started = time.monotonic()
+    results = run_bench(config, progress=lambda line: print(line, flush=True))
+    results["meta"]["elapsed_s"] = round(time.monotonic() - started, 1)
+    write_json(results, args.json)
+    try:
+        print_report(results)
+    except ImportError:
+        print("(rich is not installed: see the JSON file)", file=sys.stderr)
+    if args.markdown:
+        print(markdown_table(results))
+    if not args.no_plot:
+        write_plot(results, args.plot)
+        print(f"plot: {args.plot}")
+    print(f"json: {args.json}  ({results['meta']['elapsed_s']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
