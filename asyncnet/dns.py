@@ -423,7 +423,11 @@ def _hosts(hosts_file: HostsPath | None, query: str, phase: str) -> Hosts:
 
 def _fqdn_query(name: str) -> str:
     name = name.strip()
-    return host_name() if name in ("", "0.0.0.0", "::") else name  # as socket.getfqdn does
+    try:  # as socket.getfqdn does: no name, or the unspecified address, means this host
+        unspecified = not name or ipaddress.ip_address(name).is_unspecified
+    except ValueError:
+        unspecified = False
+    return host_name() if unspecified else name
 
 
 def _local_fqdn(query: str, hosts_file: HostsPath | None) -> tuple[str, str]:

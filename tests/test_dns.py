@@ -136,18 +136,18 @@ def test_hosts_parser_reads_comments_aliases_and_skips_junk() -> None:
         "\r\n"
         "127.0.0.1 localhost loopback # trailing comment\r\n"
         "not-an-address somename\r\n"
-        "10.0.0.1\r\n"
+        "192.0.2.1\r\n"
         "0:0:0:0:0:0:0:1\tip6-localhost\tip6-loopback\r\n"
         "127.0.0.1 second-line-for-the-same-address\r\n"
-        "10.1.2.3 LocalHost\r\n"
+        "192.0.2.3 LocalHost\r\n"
     )
     assert [(str(e.address), e.names) for e in hosts.entries] == [
         ("127.0.0.1", ("localhost", "loopback")),
         ("::1", ("ip6-localhost", "ip6-loopback")),
         ("127.0.0.1", ("second-line-for-the-same-address",)),
-        ("10.1.2.3", ("LocalHost",)),
+        ("192.0.2.3", ("LocalHost",)),
     ]
-    assert hosts.addresses("LOCALHOST.") == ["127.0.0.1", "10.1.2.3"]
+    assert hosts.addresses("LOCALHOST.") == ["127.0.0.1", "192.0.2.3"]
     assert hosts.addresses("loopback") == ["127.0.0.1"]
     assert hosts.addresses("nowhere") == []
     assert hosts.names("127.0.0.1") == ("localhost", "loopback")  # the first line wins
@@ -189,7 +189,7 @@ def test_local_names_and_loopback_addresses() -> None:
         assert not dns.is_local_name(name), name
     for address in ("127.0.0.1", "127.255.0.9", "::1", "::ffff:127.0.0.1"):
         assert dns.is_loopback_address(address), address
-    for address in ("10.0.0.1", "::", "::2", "::ffff:10.0.0.1", "localhost"):
+    for address in ("192.0.2.1", "::", "::2", "::ffff:192.0.2.1", "localhost"):
         assert not dns.is_loopback_address(address), address
 
 
@@ -340,7 +340,7 @@ async def test_fqdn_comes_from_the_hosts_file() -> None:
 async def test_fqdn_of_an_unlisted_host_name_does_not_ask_dns(hosts_file: Path) -> None:
     write_hosts(hosts_file, "127.0.0.1 localhost\n")
     assert await dns.fqdn() == HOST
-    assert await dns.fqdn("0.0.0.0") == HOST
+    assert await dns.fqdn("::") == HOST
     answer = await dns.lookup_fqdn()
     assert answer.ok
     assert answer.results == (HOST,)

@@ -1,7 +1,7 @@
 """The tutorial's network byte order slide: struct, htons/htonl, inet_aton/inet_ntoa.
 
     python -m asyncnet.demos.byteorder                   # the slide's examples
-    python -m asyncnet.demos.byteorder 80 0xC0A8010A 2001:db8::1 10.0.0.10
+    python -m asyncnet.demos.byteorder 80 0xC000020A 2001:db8::1 192.0.2.10
 
 Integers are packed as unsigned 16- and 32-bit network-order (big-endian) values;
 addresses are converted to the raw bytes that travel in packets and back.
