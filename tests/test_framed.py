@@ -383,7 +383,7 @@ async def test_client_deadline_bounds_several_operations() -> None:
     class Slow(FramedHandler):
         async def handle(self) -> None:
             async for frame in self.frames():
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # a slow server on purpose, not a readiness wait
                 await self.write_frame(frame)
 
     async with serve_tcp(Slow) as server:
