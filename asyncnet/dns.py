@@ -55,7 +55,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeAlias, TypeVar
 
-from .errors import AsyncNetError, ConfigurationError, NetworkError, OperationTimeout
+from .clients._errors import network_errors
+from .errors import AsyncNetError, ConfigurationError, NetworkError
 
 __all__ = [
     "DEFAULT_QUERIES",
@@ -447,17 +448,10 @@ def _local_fqdn(query: str, hosts_file: HostsPath | None) -> tuple[str, str]:
 async def _errors(query: str, phase: str, timeout: float | None) -> AsyncIterator[None]:
     """Bound a lookup by ``timeout``; turn resolver failures into one-line asyncnet errors."""
     try:
-        async with asyncio.timeout(timeout):
+        async with network_errors(query, phase, timeout, subject=f"{phase} of {query}"):
             yield
-    except AsyncNetError:
-        raise
-    except TimeoutError as exc:
-        raise OperationTimeout(query, phase, timeout) from exc
     except UnicodeError as exc:  # IDNA: an empty or over-long label, before any query
         raise ConfigurationError(f"{phase} of {query!r}: not a valid host name ({exc})") from None
-    except OSError as exc:  # socket.gaierror / socket.herror: the resolver's answer
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        raise NetworkError(f"{phase} of {query} failed: {reason}", query, phase) from exc
 
 
 async def _in_daemon_thread(func: Callable[..., T], *args: object) -> T:
