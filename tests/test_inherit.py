@@ -141,3 +141,20 @@ def test_socket_activation_restart_never_refuses_a_connection() -> None:
                 proc.kill()
             proc.communicate(timeout=10)
         listener.close()
+
+
+def test_upper_systemd_flag_without_sockets_says_what_to_do() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncnet.demos.upper", "--systemd", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=ROOT,
+        env=env,
+    )
+    assert done.returncode == 1
+    assert done.stdout.strip().splitlines() == [
+        "upper: no socket from systemd (LISTEN_FDS unset); run without --systemd"
+    ]
+    assert "Traceback" not in done.stderr

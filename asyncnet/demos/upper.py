@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         help="server: serve TCP on the socket systemd passes (LISTEN_FDS) instead of binding",
     )
     args = parse(parser, argv)
+    if args.drain_delay < 0:
+        parser.error("--drain-delay must be >= 0")
     if args.client:
         session = datagram_session if args.udp else line_session
         return run(session(args.host, args.port, timeout=args.timeout, retries=args.retries))
