@@ -49,7 +49,7 @@ async def refused(address: Any) -> bool:
 
 
 async def test_200_while_serving_503_once_the_server_starts_draining() -> None:
-    """Rolling restarts: the check fails the moment the watched server begins to stop."""
+    """S6 (graceful stop) seen by a balancer: the check fails as soon as draining begins."""
     async with serve_tcp(Upper) as upper, HealthServer(upper) as health:
         assert await check(health.address) == (200, b"ok\r\n")
         upper.close(grace=5)
@@ -134,7 +134,7 @@ UPPER_HEALTH = r"tcp://127\.0\.0\.1:(\d+) and udp://127\.0\.0\.1:\d+ and tcp://1
 
 @pytest.mark.slow
 async def test_upper_demo_sigterm_drains_then_exits_zero() -> None:
-    """SIGTERM: unhealthy at once, still serving during --drain-delay, then exit 0."""
+    """S6 as a process: SIGTERM, unhealthy at once, still serving during --drain-delay, exit 0."""
     args = ["-m", "asyncnet.demos.upper", "--port", "0", "--health-port", "0"]
     with spawn([*args, "--drain-delay", "1.0"]) as proc:
         match = await asyncio.to_thread(read_listening_line, proc, UPPER_HEALTH)
