@@ -12,6 +12,7 @@ import pytest
 
 from asyncnet import ConfigurationError, LineHandler, StreamHandler, StreamServer
 from asyncnet.protocols.proxy import TLV, V2_SIGNATURE, encode_v1, encode_v2
+from asyncnet.servers.proxy_protocol import DEFAULT_TRUSTED, is_trusted, parse_networks
 from asyncnet.testing import can_bind_ipv6, serve_tcp
 
 pytestmark = pytest.mark.all_loops
@@ -234,3 +235,54 @@ def test_bad_options_name_the_option() -> None:
         StreamServer(Recording, proxy_protocol=True, proxy_header_timeout=0)
     with pytest.raises(ConfigurationError, match="ssl"):
         StreamServer(Recording, proxy_protocol=True, ssl=ssl.create_default_context())
+
+
+async def test_unix_socket_balancer_is_trusted(tmp_path) -> None:
+    """HAProxy can reach a server over a Unix socket: only local processes can connect."""
+    path = str(tmp_path / "upper.sock")
+    async with StreamServer(Recording, path=path, proxy_protocol=True):
+        async with asyncio.timeout(5):
+            reader, writer = await asyncio.open_unix_connection(path)
+            writer.write(encode_v2(CLIENT4, FRONT4) + b"unix\n\n")
+            assert await reader.read() == b"UNIX\n"
+            writer.close()
+            await writer.wait_closed()
+    assert Recording.seen[0]["peer"] == CLIENT4
+
+
+def test_trusted_networks() -> None:
+    nets = parse_networks(["10.0.0.0/8", "::1", "192.0.2.1"], "proxy_trusted")
+    assert is_trusted(("10.1.2.3", 5), nets)
+    assert is_trusted(("::ffff:10.1.2.3", 5, 0, 0), nets)  # IPv4-mapped on a dual-stack socket
+    assert is_trusted(("::1", 5, 0, 0), nets)
+    assert is_trusted(("192.0.2.1", 5), nets)
+    assert not is_trusted(("192.0.2.2", 5), nets)
+    assert not is_trusted(("127.0.0.1", 5), nets)
+    assert is_trusted("", nets)  # a Unix socket peer
+    loopback = parse_networks(DEFAULT_TRUSTED, "proxy_trusted")
+    assert is_trusted(("127.0.0.2", 1), loopback)
+    assert not is_trusted(("192.0.2.2", 1), loopback)
+
+
+async def test_shutdown_drops_connections_still_waiting_for_a_header() -> None:
+    """S6 with the PROXY protocol: a header that never completes does not hold up stop()."""
+    server = await StreamServer(Recording, port=0, proxy_protocol=True).start()
+    async with asyncio.timeout(5):
+        reader, writer = await asyncio.open_connection(*server.address)
+        writer.write(b"PROXY TCP4 ")
+        await writer.drain()
+        handshakes = server._handshakes
+        assert handshakes is not None
+        while not handshakes.pending:  # accepted, waiting for the rest of the header
+            await asyncio.sleep(0.001)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await server.stop()
+        assert loop.time() - started < 1  # 3.12+ would wait for the transport
+        with contextlib.suppress(ConnectionResetError):
+            assert await reader.read() == b""
+        assert loop.time() - started < 1  # not the 5 s header timeout
+        writer.close()
+        with contextlib.suppress(ConnectionResetError):
+            await writer.wait_closed()
+    assert Recording.seen == []

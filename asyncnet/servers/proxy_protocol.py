@@ -37,6 +37,7 @@ logger = logging.getLogger("asyncnet.server")
 
 __all__ = [
     "DEFAULT_TRUSTED",
+    "HandshakeFactory",
     "ProxiedTransport",
     "ProxyHandshake",
     "ProxyProtocolOptions",
@@ -103,17 +104,13 @@ class ProxyProtocolOptions:
 
     def wrap(
         self, factory: Callable[[], asyncio.Protocol], *, name: str, stats: ServerStats
-    ) -> Callable[[], ProxyHandshake]:
+    ) -> HandshakeFactory:
         """A protocol factory that reads the header before ``factory``'s protocol runs."""
-
-        def handshake() -> ProxyHandshake:
-            return ProxyHandshake(factory, self, name=name, stats=stats)
-
-        return handshake
+        return HandshakeFactory(factory, self, name=name, stats=stats)
 
 
-class ProxyHandshake(asyncio.Protocol):
-    """The first protocol on a connection: check the source, read the header, hand over."""
+class HandshakeFactory:
+    """Makes a :class:`ProxyHandshake` per connection and tracks those still waiting."""
 
     def __init__(
         self,
@@ -127,6 +124,37 @@ class ProxyHandshake(asyncio.Protocol):
         self._options = options
         self._name = name
         self._stats = stats
+        self.pending: set[ProxyHandshake] = set()
+        """Connections whose header has not arrived yet (not yet the server's)."""
+
+    def __call__(self) -> ProxyHandshake:
+        return ProxyHandshake(
+            self._factory, self._options, name=self._name, stats=self._stats, pending=self.pending
+        )
+
+    def close_all(self) -> None:
+        """The server is shutting down: drop connections still waiting for a header."""
+        for handshake in list(self.pending):
+            handshake.abort()
+
+
+class ProxyHandshake(asyncio.Protocol):
+    """The first protocol on a connection: check the source, read the header, hand over."""
+
+    def __init__(
+        self,
+        factory: Callable[[], asyncio.Protocol],
+        options: ProxyProtocolOptions,
+        *,
+        name: str,
+        stats: ServerStats,
+        pending: set[ProxyHandshake] | None = None,
+    ) -> None:
+        self._factory = factory
+        self._options = options
+        self._name = name
+        self._stats = stats
+        self._pending = set() if pending is None else pending
         self._transport: asyncio.Transport | None = None
         self._parser: ProxyHeaderParser | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -145,6 +173,7 @@ class ProxyHandshake(asyncio.Protocol):
             transport.abort()
             return
         self._parser = ProxyHeaderParser(max_v2_length=self._options.max_v2_length, peer=peer)
+        self._pending.add(self)
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(self._options.header_timeout, self._header_timeout)
 
@@ -181,7 +210,14 @@ class ProxyHandshake(asyncio.Protocol):
 
     # -- internals ----------------------------------------------------------------
 
+    def abort(self) -> None:
+        """Drop the connection if it is still waiting for its header."""
+        if self._parser is not None and self._transport is not None:
+            self._stop()
+            self._transport.abort()
+
     def _stop(self) -> None:
+        self._pending.discard(self)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -206,7 +242,7 @@ class ProxyHandshake(asyncio.Protocol):
             self._parser.buffered,
         )
         self._stats.connections_timed_out += 1
-        self._parser = None
+        self._stop()
         self._transport.abort()
 
     def _hand_over(self, transport: asyncio.Transport, header: ProxyHeader, rest: bytes) -> None:

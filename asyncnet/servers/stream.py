@@ -15,7 +15,7 @@ from . import _accept_errors
 from ._base import DEFAULT_HOST, ServerBase, check_bind_host
 from ._connection import DeadlineWheel, LineConnection, StreamConnection
 from .handlers import BaseHandler, LineHandler, StreamHandler
-from .proxy_protocol import ProxyProtocolOptions
+from .proxy_protocol import HandshakeFactory, ProxyProtocolOptions
 
 logger = logging.getLogger("asyncnet.server")
 
@@ -142,6 +142,7 @@ class StreamServer(ServerBase):
         self._all_gone: asyncio.Event | None = None
         self._accept_error_logged_at = -math.inf
         self._watched: list[int] = []
+        self._handshakes: HandshakeFactory | None = None
 
     # -- binding ------------------------------------------------------------------
 
@@ -149,7 +150,7 @@ class StreamServer(ServerBase):
         loop = self.loop
         factory: Callable[[], asyncio.Protocol] = self._make_connection
         if self.proxy is not None:
-            factory = self.proxy.wrap(factory, name=self.name, stats=self.stats)
+            factory = self._handshakes = self.proxy.wrap(factory, name=self.name, stats=self.stats)
         if self.sock is not None and self.sock.family == socket.AF_UNIX:
             self._server = await loop.create_unix_server(
                 factory,
@@ -268,6 +269,8 @@ class StreamServer(ServerBase):
         assert self._server is not None
         _accept_errors.unwatch(self.loop, self._watched)
         self._server.close()  # stop listening before anything else
+        if self._handshakes is not None:
+            self._handshakes.close_all()  # connections still waiting for a PROXY header
         self._all_gone = asyncio.Event()
         if self._connections:
             for conn in list(self._connections):
