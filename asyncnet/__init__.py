@@ -20,7 +20,9 @@ from typing import Any
 
 from .clients import DatagramClient, FramedClient, LineClient
 from .errors import (
+    AddressInUse,
     AsyncNetError,
+    BroadcastNotAllowed,
     ConfigurationError,
     FrameTimeout,
     FrameTooLarge,
@@ -49,7 +51,9 @@ from .servers import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AddressInUse",
     "AsyncNetError",
+    "BroadcastNotAllowed",
     "BaseHandler",
     "ConfigurationError",
     "DatagramClient",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from typing import Any
 
 import pytest
 
-from asyncnet import DatagramClient, DatagramHandler, NoResponse
+from asyncnet import DatagramClient, DatagramHandler, NetworkError, NoResponse
 from asyncnet.demos.upper import UpperDatagram
 from asyncnet.testing import can_bind_ipv6, serve_udp
 
@@ -66,14 +67,24 @@ async def test_async_datagram_handler() -> None:
 
 
 async def test_no_server_gives_no_response_after_bounded_retries() -> None:
-    """The tutorial's UDP client hangs forever; ours gives up and says why."""
-    async with serve_udp(UpperDatagram) as server:
+    """The tutorial's UDP client hangs forever; ours gives up and says why.
+
+    The server swallows every datagram (a lost reply looks the same): no ICMP comes
+    back, so every attempt is waited out.
+    """
+
+    class Silent(DatagramHandler):
+        def handle(self, data: bytes, addr: Any) -> None:
+            return None
+
+    async with serve_udp(Silent) as server:
         port = server.address[1]
-    async with await DatagramClient.connect(
-        "127.0.0.1", port, timeout=0.05, retries=2, backoff=2.0
-    ) as client:
-        with pytest.raises(NoResponse, match=f"3 attempts.*127.0.0.1:{port}") as info:
-            await client.request(b"anyone?")
+        async with await DatagramClient.connect(
+            "127.0.0.1", port, timeout=0.05, retries=2, backoff=2.0
+        ) as client:
+            with pytest.raises(NoResponse, match=f"3 attempts.*127.0.0.1:{port}") as info:
+                await client.request(b"anyone?")
+        assert server.stats.datagrams_in == 3
     assert isinstance(info.value, TimeoutError)
 
 
@@ -139,15 +150,38 @@ async def test_reply_to_vanished_client_keeps_serving() -> None:
 
 
 async def test_connected_client_to_closed_port_sees_port_unreachable() -> None:
-    """U2 (connected side): error_received(ConnectionRefusedError) is absorbed and reported."""
+    """U2 (connected side), issue 9 item 7: "port unreachable" ends the request at once.
+
+    No retries are waited out: a NetworkError (ECONNREFUSED) comes long before
+    ``timeout * (1 + backoff)`` would have elapsed, and the endpoint stays usable.
+    """
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    closed_port = probe.getsockname()[1]
+    probe.close()
+    loop = asyncio.get_running_loop()
+    async with await DatagramClient.connect(
+        "127.0.0.1", closed_port, timeout=2.0, retries=3
+    ) as client:
+        started = loop.time()
+        with pytest.raises(NetworkError, match="port unreachable") as info:
+            await client.request(b"x")
+        assert loop.time() - started < 2.0  # the first attempt's wait was not waited out
+        assert info.value.errno == errno.ECONNREFUSED
+        assert f"127.0.0.1:{closed_port}" in str(info.value)
+        assert not client.transport.is_closing()
+
+
+async def test_retry_unreachable_keeps_trying_then_reports_it() -> None:
+    """Issue 9 item 7: with retry_unreachable=True every attempt is made, then NoResponse."""
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     probe.bind(("127.0.0.1", 0))
     closed_port = probe.getsockname()[1]
     probe.close()
     async with await DatagramClient.connect(
-        "127.0.0.1", closed_port, timeout=0.05, retries=1
+        "127.0.0.1", closed_port, timeout=0.05, retries=1, retry_unreachable=True
     ) as client:
         with pytest.raises(NoResponse) as info:
             await client.request(b"x")
+        assert info.value.attempts == 2
         assert "port unreachable" in " ".join(getattr(info.value, "__notes__", []))
-        assert not client.transport.is_closing()

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Final, Literal, Self, TypeAlias
 
-from ._errors import network_errors
+from .._boundary import network_errors
+from ..errors import ConfigurationError
 
 __all__ = ["DEFAULT", "StreamClient", "Timeout", "open_stream"]
 
@@ -43,7 +44,7 @@ async def open_stream(
             )
         else:
             if port is None:
-                raise ValueError("connect() needs a port (or a Unix socket path)")
+                raise ConfigurationError("connect() needs a port (or a Unix socket path)")
             reader, writer = await asyncio.open_connection(
                 host, port, ssl=ssl, server_hostname=server_hostname, limit=limit
             )

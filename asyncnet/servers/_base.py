@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
 from types import TracebackType
 from typing import Any, Self
 
+from .._boundary import translate_os_error
 from ..errors import ConfigurationError, format_peer
 from .stats import ServerStats
 
@@ -72,6 +74,10 @@ class ServerBase:
     async def _shutdown(self, grace: float) -> None:
         raise NotImplementedError
 
+    def _bind_target(self) -> str:
+        """What the server binds, for messages: ``tcp 127.0.0.1:9999``, ``unix /path``."""
+        raise NotImplementedError
+
     @property
     def addresses(self) -> list[Any]:
         """Every address the server is bound to (one per listening socket)."""
@@ -105,7 +111,19 @@ class ServerBase:
             raise RuntimeError(f"{self.name} was already started")
         self._loop = asyncio.get_running_loop()
         self._closed_event = asyncio.Event()
-        await self._bind()
+        try:
+            await self._bind()
+        except OSError as exc:
+            # One line a CLI can print: AddressInUse (errno kept) or NetworkError.
+            raise translate_os_error(
+                exc,
+                subject=f"{self.name} cannot listen on {self._bind_target()}",
+                peer=self._bind_target(),
+                phase="bind",
+                reasons={
+                    errno.EADDRINUSE: "the address is already in use (is another server running?)"
+                },
+            ) from exc
         self._started = True
         logger.info("%s listening on %s", self.name, ", ".join(map(format_peer, self.addresses)))
         return self

@@ -252,6 +252,9 @@ class DatagramServer(ServerBase):
             raise
         return sock
 
+    def _bind_target(self) -> str:
+        return f"udp {format_peer((self._host or '*', self.port))}"
+
     @property
     def addresses(self) -> list[Any]:
         """The bound ``(host, port)``, as a one-element list."""

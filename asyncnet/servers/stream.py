@@ -147,6 +147,11 @@ class StreamServer(ServerBase):
         self._watched = [sock.fileno() for sock in self._server.sockets]
         _accept_errors.watch(self.loop, self, self._watched)
 
+    def _bind_target(self) -> str:
+        if self.path is not None:
+            return f"unix {self.path}"
+        return f"tcp {format_peer((self._host or '*', self.port))}"
+
     @property
     def addresses(self) -> list[Any]:
         """Every bound address: ``(host, port)`` tuples, or the Unix socket path."""
