@@ -36,7 +36,7 @@ from .errors import (
     ProtocolError,
     WriteTimeout,
 )
-from .runner import run, run_servers
+from .runner import Servable, run, run_servers
 from .servers import (
     BaseHandler,
     DatagramHandler,
@@ -73,6 +73,7 @@ __all__ = [
     "OperationTimeout",
     "PeerProtocolError",
     "ProtocolError",
+    "Servable",
     "ServerStats",
     "StreamHandler",
     "StreamServer",

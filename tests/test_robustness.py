@@ -234,11 +234,11 @@ async def test_max_connections_refuses_cleanly() -> None:
         assert await read_all(reader) == b"error: server busy, try again later\n"
         writer.close()
         assert server.stats.connections_refused == 1
-        await a.close()
+        await a.stop()
         await wait_until(lambda: server.stats.connections_active == 1)
         async with await LineClient.connect(*server.address) as c:
             assert await c.request("c") == "C"
-        await b.close()
+        await b.stop()
 
 
 async def test_silent_client_is_closed_after_idle_timeout() -> None:

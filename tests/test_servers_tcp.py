@@ -41,7 +41,7 @@ async def test_upper_with_200_concurrent_clients() -> None:
             assert server.stats.connections_active == 200
         finally:
             for client in clients:
-                await client.close()
+                await client.stop()
     assert server.stats.connections_total == 200
     assert server.stats.connections_active == 0
     assert server.stats.handler_errors == 0

@@ -61,7 +61,7 @@ async def test_stop_lets_in_flight_request_finish_and_closes_idle_clients(
         async with asyncio.timeout(1):
             await stop
         busy_writer.close()
-        await idle.close()
+        await idle.stop()
     finally:
         await server_cm.__aexit__(None, None, None)
     assert not sentinel.done()

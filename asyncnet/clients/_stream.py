@@ -85,14 +85,33 @@ class StreamClient:
         async with network_errors(self.peer, phase, seconds):
             yield
 
-    async def close(self) -> None:
-        """Close the connection and wait until it is closed (errors are ignored)."""
+    # -- lifecycle (the one every endpoint has) ------------------------------------
+
+    async def start(self) -> Self:
+        """Nothing to do: ``connect()`` returns a connected client; return self."""
+        return self
+
+    def close(self) -> None:
+        """Begin closing the connection (returns at once; see :meth:`wait_closed`)."""
         self.writer.close()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed (errors while closing are ignored)."""
         with contextlib.suppress(OSError):
             await self.writer.wait_closed()
 
+    async def stop(self, grace: float | None = None) -> None:
+        """``close()`` then ``wait_closed()``, at most ``grace`` seconds (then abort)."""
+        self.close()
+        try:
+            async with asyncio.timeout(grace):
+                await self.wait_closed()
+        except TimeoutError:
+            transport = self.writer.transport
+            transport.abort()
+
     async def __aenter__(self) -> Self:
-        return self
+        return await self.start()
 
     async def __aexit__(
         self,
@@ -100,4 +119,4 @@ class StreamClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.close()
+        await self.stop()
