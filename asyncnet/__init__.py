@@ -15,9 +15,7 @@ loop::
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
+from ._factories import tcp_server, udp_server, unix_server
 from .clients import DatagramClient, FramedClient, LineClient
 from .errors import (
     AddressInUse,
@@ -84,20 +82,3 @@ __all__ = [
     "udp_server",
     "unix_server",
 ]
-
-
-def tcp_server(handler: Callable[[], BaseHandler], **options: Any) -> StreamServer:
-    """A TCP :class:`StreamServer` for ``handler`` (127.0.0.1, port 0 unless given)."""
-    return StreamServer(handler, **options)
-
-
-def unix_server(handler: Callable[[], BaseHandler], path: str, **options: Any) -> StreamServer:
-    """A :class:`StreamServer` on the Unix domain socket ``path``."""
-    return StreamServer(handler, path=path, **options)
-
-
-def udp_server(
-    handler: Callable[[], DatagramHandler] | DatagramHandler, **options: Any
-) -> DatagramServer:
-    """A UDP :class:`DatagramServer` for ``handler`` (127.0.0.1, port 0 unless given)."""
-    return DatagramServer(handler, **options)

@@ -11,6 +11,7 @@ from typing import Any, Self
 
 from .._boundary import translate_os_error
 from ..errors import ConfigurationError, format_peer
+from ._validate import check_seconds
 from .stats import ServerStats
 
 logger = logging.getLogger("asyncnet.server")
@@ -25,6 +26,8 @@ def check_bind_host(host: str | None, all_interfaces: bool) -> str | None:
     ``None``, ``""``, ``0.0.0.0`` and ``::`` all mean "every interface" to the
     socket layer; asyncnet only binds that way when ``all_interfaces=True``.
     """
+    if host is not None and not isinstance(host, str):
+        raise ConfigurationError(f"host must be a str or None, not {host!r}")
     if all_interfaces:
         if host not in (None, "", DEFAULT_HOST) and not _is_unspecified(host):
             raise ConfigurationError(
@@ -55,8 +58,7 @@ class ServerBase:
     _loop: asyncio.AbstractEventLoop | None
 
     def __init__(self, *, grace: float, name: str | None) -> None:
-        if grace < 0:
-            raise ConfigurationError(f"grace must be >= 0, not {grace!r}")
+        check_seconds("grace", grace, optional=False, zero=True)
         self.grace = grace
         self.name = name or type(self).__name__
         self.stats = ServerStats()

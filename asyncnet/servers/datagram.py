@@ -14,6 +14,7 @@ from typing import Any, cast
 from .._eager import PENDING, continue_in_task, step
 from ..errors import ConfigurationError, format_peer
 from ._base import DEFAULT_HOST, ServerBase, check_bind_host
+from ._validate import check_count, check_family, check_port
 from .handlers import DatagramHandler
 
 logger = logging.getLogger("asyncnet.server")
@@ -185,10 +186,10 @@ class DatagramServer(ServerBase):
             raise ConfigurationError(f"{instance!r} is not a DatagramHandler")
         super().__init__(grace=grace, name=name or type(instance).__name__)
         self._host = check_bind_host(host, all_interfaces)
-        if not 0 <= port <= 65535:
-            raise ConfigurationError(f"port must be in 0..65535, not {port!r}")
-        if max_pending < 1:
-            raise ConfigurationError(f"max_pending must be >= 1, not {max_pending!r}")
+        check_port(port)
+        check_family(family)
+        check_count("max_pending", max_pending)
+        check_count("receive_buffer", receive_buffer, optional=True)
         self.handler = instance
         self.port = port
         self.family = family
