@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from asyncnet import tcp_server
 from asyncnet.chat import ChatHandler, ChatRoom, chat_session, printable
 from asyncnet.demos.chat import Chat
 from asyncnet.servers import StreamServer
-from asyncnet.testing import serve_tcp
 
 from .helpers import ROOT, read_all, read_listening_line, spawn, wait_until
 
@@ -53,7 +53,7 @@ class Member:
 @pytest.fixture
 async def chat() -> AsyncIterator[tuple[ChatRoom, StreamServer]]:
     room = ChatRoom(handler_class=Chat)
-    async with serve_tcp(room.handler) as server:
+    async with tcp_server(room.handler) as server:
         yield room, server
 
 
@@ -193,7 +193,7 @@ async def test_hundred_members_one_never_reads(caplog: pytest.LogCaptureFixture)
     """
     room = ChatRoom(max_backlog=16 * 1024, handler_class=SmallSendBuffer)
     loop = asyncio.get_running_loop()
-    async with serve_tcp(room.handler) as server:
+    async with tcp_server(room.handler) as server:
         silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         silent.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         silent.setblocking(False)

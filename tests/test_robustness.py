@@ -11,9 +11,8 @@ import time
 
 import pytest
 
-from asyncnet import LineClient, LineHandler, StreamHandler
+from asyncnet import LineClient, LineHandler, StreamHandler, tcp_server
 from asyncnet.demos.upper import Upper
-from asyncnet.testing import serve_tcp
 
 from .helpers import read_all, wait_until
 
@@ -41,7 +40,7 @@ def recorder() -> type[Recorder]:
 
 async def test_overlong_line_closes_without_resync(recorder: type[Recorder]) -> None:
     """S1: 3000 bytes without a delimiter in two segments, then QUIT: QUIT is never handled."""
-    async with serve_tcp(recorder) as server:
+    async with tcp_server(recorder) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         writer.write(b"hello\n" + b"A" * 1500)
         await wait_until(lambda: server.stats.bytes_in >= 1506)
@@ -62,7 +61,7 @@ async def test_overlong_line_closes_without_resync(recorder: type[Recorder]) -> 
 
 async def test_one_mib_line_without_delimiter_is_refused_with_bounded_memory() -> None:
     """S1: a 1 MiB line (64 KiB limit) gets an error and a closed connection."""
-    async with serve_tcp(Upper) as server:
+    async with tcp_server(Upper) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         writer.write(b"x" * (1 << 20))
         with contextlib.suppress(ConnectionError):  # the server may have closed already
@@ -78,7 +77,7 @@ async def test_line_of_exactly_max_length_with_split_crlf_is_accepted(
     recorder: type[Recorder],
 ) -> None:
     """S1 (split-CRLF boundary, Twisted's test_maximumLineLengthPartialDelimiter)."""
-    async with serve_tcp(recorder) as server:
+    async with tcp_server(recorder) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         line = b"m" * 1024
         writer.write(line + b"\r")
@@ -104,7 +103,7 @@ async def test_non_reading_peer_is_bounded_then_aborted() -> None:
                 buffered.append(self.writer.transport.get_write_buffer_size())
                 await self.writer.drain()
 
-    async with serve_tcp(Firehose, write_timeout=0.3) as server:
+    async with tcp_server(Firehose, write_timeout=0.3) as server:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.setblocking(False)
@@ -121,7 +120,7 @@ async def test_non_reading_peer_is_bounded_then_aborted() -> None:
 
 async def test_non_reading_peer_of_a_line_handler_stops_being_read() -> None:
     """S2 (line path): lines keep coming, replies are not read: reading pauses, then abort."""
-    async with serve_tcp(Upper, write_timeout=0.3, write_buffer_high=4096) as server:
+    async with tcp_server(Upper, write_timeout=0.3, write_buffer_high=4096) as server:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.setblocking(False)
@@ -152,7 +151,7 @@ async def test_peer_reset_mid_reply_is_cleaned_up_quietly() -> None:
                 self.writer.write(b"y" * 65536)
                 await self.writer.drain()
 
-    async with serve_tcp(Big) as server:
+    async with tcp_server(Big) as server:
         sock = socket.socket()
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
@@ -168,7 +167,7 @@ async def test_peer_reset_mid_reply_is_cleaned_up_quietly() -> None:
 
 async def test_half_close_returns_promptly_without_busy_loop() -> None:
     """S4: request then write_eof(): full response, handler done fast, CPU idle."""
-    async with serve_tcp(Upper) as server:
+    async with tcp_server(Upper) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         cpu = time.process_time()
         writer.write(b"a\nb\n")
@@ -191,7 +190,7 @@ async def test_handler_that_raises_is_logged_once_and_others_go_on(
             return line.upper()
 
     caplog.set_level(logging.ERROR, logger="asyncnet")
-    async with serve_tcp(Fragile) as server:
+    async with tcp_server(Fragile) as server:
         async with await LineClient.connect(*server.address) as bystander:
             reader, writer = await asyncio.open_connection(*server.address)
             local = writer.get_extra_info("sockname")
@@ -216,7 +215,7 @@ async def test_async_handler_that_raises_after_suspending() -> None:
             await asyncio.sleep(0)
             raise RuntimeError("late failure")
 
-    async with serve_tcp(Late) as server:
+    async with tcp_server(Late) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         writer.write(b"x\n")
         assert await read_all(reader) == b""
@@ -225,7 +224,7 @@ async def test_async_handler_that_raises_after_suspending() -> None:
 
 
 async def test_max_connections_refuses_cleanly() -> None:
-    async with serve_tcp(Upper, max_connections=2) as server:
+    async with tcp_server(Upper, max_connections=2) as server:
         a = await LineClient.connect(*server.address)
         b = await LineClient.connect(*server.address)
         assert await a.request("a") == "A"
@@ -242,7 +241,7 @@ async def test_max_connections_refuses_cleanly() -> None:
 
 
 async def test_silent_client_is_closed_after_idle_timeout() -> None:
-    async with serve_tcp(Upper, idle_timeout=0.2) as server:
+    async with tcp_server(Upper, idle_timeout=0.2) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         started = time.monotonic()
         assert await read_all(reader, timeout=3) == b""
@@ -253,7 +252,7 @@ async def test_silent_client_is_closed_after_idle_timeout() -> None:
 
 async def test_slowloris_is_closed_after_line_timeout() -> None:
     """S9: one byte at a time, never a newline: closed after line_timeout; others unaffected."""
-    async with serve_tcp(Upper, line_timeout=0.3, idle_timeout=30) as server:
+    async with tcp_server(Upper, line_timeout=0.3, idle_timeout=30) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         started = time.monotonic()
 
@@ -282,7 +281,7 @@ async def test_handler_hooks_setup_and_finish_run_once_per_connection() -> None:
         def finish(self) -> None:
             events.append("finish")
 
-    async with serve_tcp(Hooked) as server:
+    async with tcp_server(Hooked) as server:
         async with await LineClient.connect(*server.address) as client:
             await client.request("x")
         await wait_until(lambda: server.stats.connections_active == 0)
@@ -301,7 +300,7 @@ async def test_stream_handler_readline_refuses_overlong_line_without_resync() ->
                 lines.append(line)
                 self.writer.write(line.upper())
 
-    async with serve_tcp(Lines) as server:
+    async with tcp_server(Lines) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         writer.write(b"ok\n" + b"A" * 3000 + b"\nQUIT\n")
         assert await read_all(reader) == b"OK\n"
@@ -312,7 +311,7 @@ async def test_stream_handler_readline_refuses_overlong_line_without_resync() ->
 
 async def test_line_client_reset_mid_reply_is_quiet() -> None:
     """S3 (line path): a pipelining client that RSTs while replies are being written."""
-    async with serve_tcp(Upper, write_buffer_high=1024) as server:
+    async with tcp_server(Upper, write_buffer_high=1024) as server:
         sock = socket.socket()
         sock.setblocking(False)
         loop = asyncio.get_running_loop()

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from asyncnet import DatagramClient, DatagramHandler, NetworkError, NoResponse
+from asyncnet import DatagramClient, DatagramHandler, NetworkError, NoResponse, udp_server
 from asyncnet.demos.upper import UpperDatagram
-from asyncnet.testing import can_bind_ipv6, serve_udp
+from asyncnet.testing import can_bind_ipv6
 
 from .helpers import wait_until
 
@@ -27,7 +27,7 @@ class _Collect(asyncio.DatagramProtocol):
 
 
 async def test_upper_over_udp() -> None:
-    async with serve_udp(UpperDatagram) as server:
+    async with udp_server(UpperDatagram) as server:
         async with await DatagramClient.connect(*server.address) as client:
             for n in range(20):
                 assert await client.request(f"datagram {n}".encode()) == f"DATAGRAM {n}".encode()
@@ -36,7 +36,7 @@ async def test_upper_over_udp() -> None:
 
 
 async def test_many_udp_clients_concurrently() -> None:
-    async with serve_udp(UpperDatagram) as server:
+    async with udp_server(UpperDatagram) as server:
 
         async def one(n: int) -> None:
             async with await DatagramClient.connect(*server.address, timeout=2) as client:
@@ -51,7 +51,7 @@ async def test_many_udp_clients_concurrently() -> None:
 
 @pytest.mark.skipif(not can_bind_ipv6(), reason="this machine has no IPv6 loopback (::1)")
 async def test_upper_over_udp_ipv6() -> None:
-    async with serve_udp(UpperDatagram, host="::1") as server:
+    async with udp_server(UpperDatagram, host="::1") as server:
         async with await DatagramClient.connect("::1", server.address[1]) as client:
             assert await client.request(b"six") == b"SIX"
 
@@ -62,7 +62,7 @@ async def test_async_datagram_handler() -> None:
             await asyncio.sleep(0)
             return data[::-1]
 
-    async with serve_udp(Later) as server, await DatagramClient.connect(*server.address) as c:
+    async with udp_server(Later) as server, await DatagramClient.connect(*server.address) as c:
         assert await c.request(b"abc") == b"cba"
 
 
@@ -77,7 +77,7 @@ async def test_no_server_gives_no_response_after_bounded_retries() -> None:
         def handle(self, data: bytes, addr: Any) -> None:
             return None
 
-    async with serve_udp(Silent) as server:
+    async with udp_server(Silent) as server:
         port = server.address[1]
         async with await DatagramClient.connect(
             "127.0.0.1", port, timeout=0.05, retries=2, backoff=2.0
@@ -99,7 +99,7 @@ async def test_bad_datagrams_do_not_hurt_the_server() -> None:
             return str(len(text)).encode()
 
     loop = asyncio.get_running_loop()
-    async with serve_udp(Picky, receive_buffer=1 << 20) as server:
+    async with udp_server(Picky, receive_buffer=1 << 20) as server:
         transport, probe = await loop.create_datagram_endpoint(_Collect, remote_addr=server.address)
         try:
             # asyncio's transport silently skips empty datagrams: send this one raw
@@ -134,7 +134,7 @@ async def test_reply_to_vanished_client_keeps_serving() -> None:
     unconnected socket just drops them; the connected client side is checked in
     the next test.)
     """
-    async with serve_udp(UpperDatagram) as server:
+    async with udp_server(UpperDatagram) as server:
         gone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         gone.bind(("127.0.0.1", 0))
         gone_addr = gone.getsockname()

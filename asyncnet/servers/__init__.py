@@ -1,6 +1,7 @@
 """Stream (TCP/Unix) and datagram (UDP) servers, and the handler classes they run."""
 
 from .datagram import DatagramServer
+from .events import ServerEvents
 from .framed import FramedHandler
 from .handlers import BaseHandler, DatagramHandler, LineHandler, StreamHandler
 from .stats import ServerStats
@@ -12,6 +13,7 @@ __all__ = [
     "DatagramServer",
     "FramedHandler",
     "LineHandler",
+    "ServerEvents",
     "ServerStats",
     "StreamHandler",
     "StreamServer",

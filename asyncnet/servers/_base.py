@@ -12,6 +12,7 @@ from typing import Any, Self
 from .._boundary import translate_os_error
 from ..errors import ConfigurationError, format_peer
 from ._validate import check_seconds
+from .events import ServerEvents
 from .stats import ServerStats
 
 logger = logging.getLogger("asyncnet.server")
@@ -62,6 +63,8 @@ class ServerBase:
         self.grace = grace
         self.name = name or type(self).__name__
         self.stats = ServerStats()
+        self.events = ServerEvents(self.name)
+        """Connections opened/closed and datagrams handled, each awaitable (tests wait on it)."""
         self._loop = None
         self._started = False
         self._closing = False

@@ -33,6 +33,7 @@ class _Endpoint(asyncio.DatagramProtocol):
     def __init__(self, server: DatagramServer) -> None:
         self._server = server
         self._stats = server.stats
+        self._events = server.events
         self._handler = server.handler
         self._handle = server.handler.handle
         self._run_in_task = type(server.handler).run_in_task
@@ -89,9 +90,11 @@ class _Endpoint(asyncio.DatagramProtocol):
                     return
         except Exception as exc:
             self._failed(exc, addr)
+            self._events.datagram_handled()
             return
         if reply is not None:
             self._reply(reply, addr)
+        self._events.datagram_handled()
 
     def _await(self, reply: Any, addr: Any) -> Any:
         if isinstance(reply, (bytearray, memoryview)):
@@ -119,13 +122,16 @@ class _Endpoint(asyncio.DatagramProtocol):
 
     def _task_done(self, task: asyncio.Future[Any], addr: Any) -> None:
         self._server._tasks.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            self._failed(exc, addr)
-        elif (reply := task.result()) is not None:
-            self._reply(reply, addr)
+        try:
+            if task.cancelled():
+                return
+            exc = task.exception()
+            if exc is not None:
+                self._failed(exc, addr)
+            elif (reply := task.result()) is not None:
+                self._reply(reply, addr)
+        finally:
+            self._events.datagram_handled()
 
     def _reply(self, reply: bytes, addr: Any) -> None:
         transport = self._transport

@@ -223,12 +223,16 @@ class StreamServer(ServerBase):
         self._connections.add(conn)
         stats.connections_total += 1
         stats.connections_active += 1
+        self.events.connection_opened()
         return True
 
     def _unregister(self, conn: _Connection) -> None:
-        self._connections.discard(conn)
-        self.stats.connections_active = len(self._connections)
-        if not self._connections and self._all_gone is not None:
+        connections = self._connections
+        if conn in connections:
+            connections.remove(conn)
+            self.events.connection_closed()
+        self.stats.connections_active = len(connections)
+        if not connections and self._all_gone is not None:
             self._all_gone.set()
 
     # -- shutdown -----------------------------------------------------------------
