@@ -86,7 +86,7 @@ async def test_lines_are_relayed_to_the_others_with_the_nickname(
     assert room.nicknames() == ["bob"]
     await alice.close()
     await bob.close()
-    await wait_until(lambda: not room.members)
+    await server.events.wait_for(lambda: not room.members, timeout=5)
 
 
 async def test_nickname_rules_and_unknown_commands(chat: tuple[ChatRoom, StreamServer]) -> None:
@@ -201,7 +201,8 @@ async def test_hundred_members_one_never_reads(caplog: pytest.LogCaptureFixture)
         sender = await Member.join(server)
         await sender.say("/nick sender")
         listeners = [await Member.join(server) for _ in range(98)]
-        await wait_until(lambda: len(room.members) == 100)
+        await server.events.wait_opened(100, timeout=5)  # each member joins in setup()
+        assert len(room.members) == 100
 
         payload = "x" * 1000
         arrived: dict[int, int] = {}
@@ -275,7 +276,7 @@ async def test_chat_session_prints_incoming_lines_while_waiting_for_input(
         "* bye",
     ]
     await other.close()
-    await wait_until(lambda: not room.members)
+    await server.events.wait_for(lambda: not room.members, timeout=5)
 
 
 async def test_chat_session_end_of_input_quits_and_refused_connect_is_status_1(

@@ -141,3 +141,16 @@ async def test_misuse_is_local_protocol_error_and_bad_options_configuration_erro
         await DatagramClient.connect("127.0.0.1", 9, timeout=0)
     with pytest.raises(ConfigurationError, match="retries"):
         await DatagramClient.connect("127.0.0.1", 9, retries=-1)
+
+
+async def test_resolver_errors_keep_the_resolver_text() -> None:
+    """A gaierror's code is not an errno: the message keeps getaddrinfo's own words.
+
+    (127.0.0.1 asked for as IPv6 fails inside getaddrinfo without any DNS query.)
+    """
+    with pytest.raises(NetworkError) as info:
+        await udp_server(Echo, family=socket.AF_INET6).start()
+    error = info.value
+    assert isinstance(error.__cause__, socket.gaierror)
+    assert error.errno is None
+    assert str(error).endswith(f": {error.__cause__.strerror}")

@@ -213,7 +213,7 @@ async def test_byte_count_over_the_limit_uncaught_is_a_peer_error(
         writer.write(b"11\r\n")
         assert await read_all(reader) == b""
         writer.close()
-        await wait_until(lambda: server.stats.protocol_errors == 1)
+        await server.events.wait_for(lambda: server.stats.protocol_errors == 1, timeout=5)
     assert server.stats.handler_errors == 0
     assert "frame too large from 127.0.0.1:" in caplog.text
     assert "11 bytes (limit 10)" in caplog.text
@@ -226,7 +226,7 @@ async def test_length_prefix_over_the_limit_is_refused_before_the_body() -> None
         writer.write(struct.pack("!H", 60000))  # announces 60000 bytes, limit 100
         assert await read_all(reader) == b""
         writer.close()
-        await wait_until(lambda: server.stats.protocol_errors == 1)
+        await server.events.wait_for(lambda: server.stats.protocol_errors == 1, timeout=5)
 
 
 async def test_eof_mid_frame_reports_missing_bytes(caplog: pytest.LogCaptureFixture) -> None:
@@ -237,7 +237,7 @@ async def test_eof_mid_frame_reports_missing_bytes(caplog: pytest.LogCaptureFixt
         writer.write_eof()
         assert await read_all(reader) == b""
         writer.close()
-        await wait_until(lambda: server.stats.protocol_errors == 1)
+        await server.events.wait_for(lambda: server.stats.protocol_errors == 1, timeout=5)
     (error,) = server.seen  # type: ignore[attr-defined]
     assert isinstance(error, IncompleteFrame)
     assert (error.received, error.missing) == (4, 6)
@@ -251,14 +251,14 @@ async def test_eof_mid_line_and_mid_prefix() -> None:
         writer.write_eof()
         assert await read_all(reader) == b""
         writer.close()
-        await wait_until(lambda: server.stats.protocol_errors == 1)
+        await server.events.wait_for(lambda: server.stats.protocol_errors == 1, timeout=5)
     async with tcp_server(PrefixEcho) as server:
         reader, writer = await open_raw(server.address)
         writer.write(b"\x00")  # half a "!H" prefix
         writer.write_eof()
         assert await read_all(reader) == b""
         writer.close()
-        await wait_until(lambda: server.stats.protocol_errors == 1)
+        await server.events.wait_for(lambda: server.stats.protocol_errors == 1, timeout=5)
 
 
 async def test_server_shutdown_mid_frame_is_not_a_peer_error(
@@ -307,7 +307,7 @@ async def test_slowloris_frame_timeout(caplog: pytest.LogCaptureFixture) -> None
         elapsed = loop.time() - start
         dribbler.cancel()
         writer.close()
-        await wait_until(lambda: server.stats.connections_timed_out == 1)
+        await server.events.wait_for(lambda: server.stats.connections_timed_out == 1, timeout=5)
     assert 0.25 < elapsed < 2.0
     assert "during frame" in caplog.text
 
@@ -334,7 +334,7 @@ async def test_write_frame_refuses_a_frame_containing_its_delimiter(
         reader, writer = await open_raw(server.address)
         assert await read_all(reader) == b""  # nothing half-written
         writer.close()
-        await wait_until(lambda: server.stats.handler_errors == 1)
+        await server.events.wait_for(lambda: server.stats.handler_errors == 1, timeout=5)
     assert "LocalProtocolError" in caplog.text
 
 

@@ -110,10 +110,10 @@ async def test_non_reading_peer_is_bounded_then_aborted() -> None:
         await asyncio.get_running_loop().sock_connect(sock, server.address)
         await asyncio.get_running_loop().sock_sendall(sock, b"go\n")
         try:
-            await wait_until(lambda: server.stats.connections_timed_out == 1)
+            await server.events.wait_for(lambda: server.stats.connections_timed_out == 1, timeout=5)
             # bounded: never more than the high-water mark plus one chunk
             assert max(buffered) <= server.write_buffer_high + len(chunk)
-            await wait_until(lambda: server.stats.connections_active == 0)
+            await server.events.wait_idle(timeout=5)
         finally:
             sock.close()
 
@@ -132,7 +132,7 @@ async def test_non_reading_peer_of_a_line_handler_stops_being_read() -> None:
                 async with asyncio.timeout(3):
                     for _ in range(100_000):  # bounded
                         await loop.sock_sendall(sock, line)
-            await wait_until(lambda: server.stats.connections_timed_out == 1)
+            await server.events.wait_for(lambda: server.stats.connections_timed_out == 1, timeout=5)
             async with await LineClient.connect(*server.address) as other:
                 assert await other.request("still here") == "STILL HERE"
         finally:
@@ -161,7 +161,7 @@ async def test_peer_reset_mid_reply_is_cleaned_up_quietly() -> None:
         await loop.sock_recv(sock, 1024)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()  # RST
-        await wait_until(lambda: server.stats.connections_active == 0)
+        await server.events.wait_idle(timeout=5)
     assert server.stats.handler_errors == 0
 
 
@@ -173,7 +173,7 @@ async def test_half_close_returns_promptly_without_busy_loop() -> None:
         writer.write(b"a\nb\n")
         writer.write_eof()
         assert await read_all(reader) == b"A\nB\n"
-        await wait_until(lambda: server.stats.connections_active == 0, timeout=1)
+        await server.events.wait_idle(timeout=1)
         assert time.process_time() - cpu < 0.5
         writer.close()
 
@@ -234,7 +234,7 @@ async def test_max_connections_refuses_cleanly() -> None:
         writer.close()
         assert server.stats.connections_refused == 1
         await a.stop()
-        await wait_until(lambda: server.stats.connections_active == 1)
+        await server.events.wait_for(lambda: server.stats.connections_active == 1, timeout=5)
         async with await LineClient.connect(*server.address) as c:
             assert await c.request("c") == "C"
         await b.stop()
@@ -284,7 +284,7 @@ async def test_handler_hooks_setup_and_finish_run_once_per_connection() -> None:
     async with tcp_server(Hooked) as server:
         async with await LineClient.connect(*server.address) as client:
             await client.request("x")
-        await wait_until(lambda: server.stats.connections_active == 0)
+        await server.events.wait_idle(timeout=5)
     assert events == ["setup 127.0.0.1", "finish"]
 
 
@@ -305,7 +305,7 @@ async def test_stream_handler_readline_refuses_overlong_line_without_resync() ->
         writer.write(b"ok\n" + b"A" * 3000 + b"\nQUIT\n")
         assert await read_all(reader) == b"OK\n"
         writer.close()
-        await wait_until(lambda: server.stats.protocol_errors == 1)
+        await server.events.wait_for(lambda: server.stats.protocol_errors == 1, timeout=5)
     assert lines == [b"ok\n"]
 
 
@@ -320,5 +320,5 @@ async def test_line_client_reset_mid_reply_is_quiet() -> None:
         await wait_until(lambda: server.stats.bytes_out > 0)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
-        await wait_until(lambda: server.stats.connections_active == 0)
+        await server.events.wait_idle(timeout=5)
     assert server.stats.handler_errors == 0

@@ -13,8 +13,6 @@ from asyncnet import DatagramClient, DatagramHandler, NetworkError, NoResponse, 
 from asyncnet.demos.upper import UpperDatagram
 from asyncnet.testing import can_bind_ipv6
 
-from .helpers import wait_until
-
 pytestmark = pytest.mark.all_loops
 
 
@@ -111,7 +109,7 @@ async def test_bad_datagrams_do_not_hurt_the_server() -> None:
             transport.sendto(b"x" * 65507)
             assert await asyncio.wait_for(probe.received.get(), 5) == b"65507"
             transport.sendto(b"\xff\xfe")
-            await wait_until(lambda: server.stats.handler_errors == 1)
+            await server.events.wait_for(lambda: server.stats.handler_errors == 1, timeout=5)
             for n in range(5000):
                 transport.sendto(b"burst %d" % n)
                 if n % 100 == 0:
@@ -140,7 +138,7 @@ async def test_reply_to_vanished_client_keeps_serving() -> None:
         gone_addr = gone.getsockname()
         gone.sendto(b"reply to me", server.address)
         gone.close()  # vanishes before the reply arrives
-        await wait_until(lambda: server.stats.datagrams_out == 1)
+        await server.events.wait_for(lambda: server.stats.datagrams_out == 1, timeout=5)
         for n in range(3):
             server.sendto(b"more for the vanished client %d" % n, gone_addr)
         assert server.is_serving

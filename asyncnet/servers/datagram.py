@@ -269,6 +269,14 @@ class DatagramServer(ServerBase):
             return []
         return [self._transport.get_extra_info("sockname")[:2]]
 
+    @property
+    def socket(self) -> socket.socket:
+        """The bound socket (to read its options); do not read from or close it."""
+        if self._transport is None:
+            raise RuntimeError(f"{self.name} is not started")
+        sock: socket.socket = self._transport.get_extra_info("socket")
+        return sock
+
     def sendto(self, data: bytes, addr: Any) -> None:
         """Send a datagram from the server's socket."""
         if self._transport is None or self._transport.is_closing():

@@ -228,12 +228,13 @@ class StreamServer(ServerBase):
 
     def _unregister(self, conn: _Connection) -> None:
         connections = self._connections
-        if conn in connections:
-            connections.remove(conn)
-            self.events.connection_closed()
+        registered = conn in connections
+        connections.discard(conn)
         self.stats.connections_active = len(connections)
         if not connections and self._all_gone is not None:
             self._all_gone.set()
+        if registered:  # last: a waiter sees the stats already updated
+            self.events.connection_closed()
 
     # -- shutdown -----------------------------------------------------------------
 
