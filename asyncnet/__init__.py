@@ -32,6 +32,7 @@ from .errors import (
     OperationTimeout,
     PeerProtocolError,
     ProtocolError,
+    StateError,
     WriteTimeout,
 )
 from .runner import Servable, run, run_servers
@@ -72,6 +73,7 @@ __all__ = [
     "OperationTimeout",
     "PeerProtocolError",
     "ProtocolError",
+    "StateError",
     "Servable",
     "ServerEvents",
     "ServerStats",

@@ -13,6 +13,7 @@ The tree (README, "Errors")::
     AsyncNetError
     +-- ConfigurationError (ValueError)      a bad argument or option, named
     |   +-- BroadcastNotAllowed (PermissionError)
+    +-- StateError (RuntimeError)            started twice, used before start
     +-- ProtocolError
     |   +-- LocalProtocolError (ValueError)  we were asked to send something invalid
     |   +-- PeerProtocolError                the peer sent something invalid
@@ -48,6 +49,7 @@ __all__ = [
     "OperationTimeout",
     "PeerProtocolError",
     "ProtocolError",
+    "StateError",
     "WriteTimeout",
     "format_peer",
 ]
@@ -77,6 +79,10 @@ class ConfigurationError(AsyncNetError, ValueError):
 
 class BroadcastNotAllowed(ConfigurationError, PermissionError):
     """A broadcast destination without ``broadcast=True`` (refused before sending)."""
+
+
+class StateError(AsyncNetError, RuntimeError):
+    """An endpoint used in the wrong state: started twice, used before start or after close."""
 
 
 class ProtocolError(AsyncNetError):

@@ -23,6 +23,7 @@ from asyncnet import (
     LineTooLong,
     LocalProtocolError,
     NetworkError,
+    StateError,
     tcp_server,
     udp_server,
     unix_server,
@@ -154,3 +155,18 @@ async def test_resolver_errors_keep_the_resolver_text() -> None:
     assert isinstance(error.__cause__, socket.gaierror)
     assert error.errno is None
     assert str(error).endswith(f": {error.__cause__.strerror}")
+
+
+async def test_wrong_state_is_a_state_error_and_still_a_runtime_error() -> None:
+    server = tcp_server(Upper)
+    with pytest.raises(StateError, match="not started"):
+        _ = server.loop
+    async with server:
+        with pytest.raises(StateError, match="already started"):
+            await server.start()
+    assert issubclass(StateError, RuntimeError)
+
+
+def test_a_handler_class_of_the_wrong_kind_is_refused_at_construction() -> None:
+    with pytest.raises(ConfigurationError, match="Echo is not a LineHandler or StreamHandler"):
+        tcp_server(Echo)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from .._boundary import translate_os_error
-from ..errors import ConfigurationError, format_peer
+from ..errors import ConfigurationError, StateError, format_peer
 from ._validate import check_seconds
 from .events import ServerEvents
 from .stats import ServerStats
@@ -94,7 +94,7 @@ class ServerBase:
     def loop(self) -> asyncio.AbstractEventLoop:
         """The event loop the server runs on (set by :meth:`start`)."""
         if self._loop is None:
-            raise RuntimeError(f"{self.name} is not started")
+            raise StateError(f"{self.name} is not started")
         return self._loop
 
     @property
@@ -102,7 +102,7 @@ class ServerBase:
         """The bound address: ``(host, port)`` (real port, even when asked for 0) or a path."""
         addresses = self.addresses
         if not addresses:
-            raise RuntimeError(f"{self.name} is not listening")
+            raise StateError(f"{self.name} is not listening")
         return addresses[0]
 
     @property
@@ -113,7 +113,7 @@ class ServerBase:
     async def start(self) -> Self:
         """Bind and start serving in the running loop; return self."""
         if self._started:
-            raise RuntimeError(f"{self.name} was already started")
+            raise StateError(f"{self.name} was already started")
         self._loop = asyncio.get_running_loop()
         self._closed_event = asyncio.Event()
         try:

@@ -12,7 +12,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any, cast
 
 from .._eager import PENDING, continue_in_task, step
-from ..errors import ConfigurationError, format_peer
+from ..errors import ConfigurationError, StateError, format_peer
 from ._base import DEFAULT_HOST, ServerBase, check_bind_host
 from ._validate import check_count, check_family, check_port
 from .handlers import DatagramHandler
@@ -273,14 +273,14 @@ class DatagramServer(ServerBase):
     def socket(self) -> socket.socket:
         """The bound socket (to read its options); do not read from or close it."""
         if self._transport is None:
-            raise RuntimeError(f"{self.name} is not started")
+            raise StateError(f"{self.name} is not started")
         sock: socket.socket = self._transport.get_extra_info("socket")
         return sock
 
     def sendto(self, data: bytes, addr: Any) -> None:
         """Send a datagram from the server's socket."""
         if self._transport is None or self._transport.is_closing():
-            raise RuntimeError(f"{self.name} is not serving")
+            raise StateError(f"{self.name} is not serving")
         self.stats.datagrams_out += 1
         self.stats.bytes_out += len(data)
         self._transport.sendto(data, addr)

@@ -81,6 +81,11 @@ class StreamServer(ServerBase):
         super().__init__(grace=grace, name=name or f"{getattr(handler, '__name__', 'stream')}")
         if not callable(handler):
             raise ConfigurationError(f"handler must be a handler class or factory, not {handler!r}")
+        if isinstance(handler, type) and not issubclass(handler, LineHandler | StreamHandler):
+            raise ConfigurationError(
+                f"handler {handler.__name__} is not a LineHandler or StreamHandler; "
+                "stream servers need one of those"
+            )
         if path is None:
             self._host = check_bind_host(host, all_interfaces)
         elif all_interfaces:
