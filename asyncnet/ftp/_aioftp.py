@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import aioftp
 from aioftp.common import SSLSessionBoundContext
@@ -80,6 +80,23 @@ class PinnedClient(aioftp.Client):
             sslcontext=sslcontext, server_hostname=self.tls_hostname or self.server_host
         )
         await self._send_tls_protection_commands()
+
+    async def open_data_stream(
+        self, command: str, *, offset: int = 0, conn_type: Literal["I", "A"] = "I"
+    ) -> aioftp.DataConnectionThrottleStreamIO:
+        """aioftp's ``get_stream``, closing the data connection if the command fails."""
+        reader, writer = await self.get_passive_connection(conn_type)
+        try:
+            if offset:
+                await self.command(f"REST {offset}", "350")
+            await self.command(command, "1xx")
+        except BaseException:
+            writer.close()
+            raise
+        self.current_type = conn_type
+        return aioftp.DataConnectionThrottleStreamIO(
+            self, reader, writer, throttles={"_": self.throttle}, timeout=self.socket_timeout
+        )
 
     async def parse_line(self) -> tuple[aioftp.Code, str]:
         """One reply line, bounded; EOF is a closed connection, not an empty reply."""

@@ -221,10 +221,9 @@ class FTPClient:
         await self._lock.acquire()
         try:
             async with self._guard(command, self.command_timeout):
-                stream = await self._ftp.get_stream(
-                    command, "1xx", offset=offset, conn_type=conn_type
+                stream = await self._ftp.open_data_stream(
+                    command, offset=offset, conn_type=conn_type
                 )
-            self._ftp.current_type = conn_type
             return stream
         except BaseException:
             self._lock.release()
