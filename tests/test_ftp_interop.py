@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
+import json
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -88,8 +90,7 @@ async def test_same_client_code_works_against_each_server(
             dest.parent.mkdir()
             (tmp_path / "out" / "big.bin.part").write_bytes(data[:1_000_000])
             (tmp_path / "out" / "big.bin.part.json").write_text(
-                '{"path": "big.bin", "size": %d, "modify": "%s"}'
-                % (fingerprint.size, fingerprint.modify)
+                json.dumps(dataclasses.asdict(fingerprint))
             )
             result = await ftp.download("big.bin", dest, resume=True)
             assert result.resumed_from == 1_000_000
