@@ -106,3 +106,15 @@ async def test_server_mode_against_pyftpdlib_with_password_from_environment(
     assert missing.returncode == 1
     assert "550" in missing.stderr
     assert missing.stderr.count("\n") == 1
+
+
+async def test_tour_ftp_stop_prints_each_verb(capsys: pytest.CaptureFixture[str]) -> None:
+    from asyncnet.demos.tour import ftp_stop
+
+    await ftp_stop()
+    out = capsys.readouterr().out
+    assert "    | retrlines: one call per line" in out
+    assert "storbinary: 1,048,576 bytes stored" in out
+    assert "same bytes: True" in out
+    assert "(True)" in out
+    assert "MLSD listing: copy.bin, data.bin, notes.txt" in out
