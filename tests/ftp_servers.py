@@ -93,6 +93,15 @@ connect_from_port_20=NO
 check_shell=NO
 """
 
+VSFTPD_TLS = """\
+ssl_enable=YES
+rsa_cert_file={pem}
+rsa_private_key_file={pem}
+allow_anon_ssl=YES
+force_anon_logins_ssl=YES
+force_anon_data_ssl=YES
+"""
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -116,13 +125,22 @@ async def _connectable(port: int, proc: asyncio.subprocess.Process) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def vsftpd_server(root: Path, workdir: Path) -> AsyncIterator[tuple[str, int]]:
-    """Debian's vsftpd serving ``root`` anonymously (read-write) on 127.0.0.1."""
+async def vsftpd_server(
+    root: Path, workdir: Path, *, tls_pem: Path | None = None
+) -> AsyncIterator[tuple[str, int]]:
+    """Debian's vsftpd serving ``root`` anonymously (read-write) on 127.0.0.1.
+
+    With ``tls_pem`` (key and certificate) it requires explicit TLS on both the
+    control and the data connections.
+    """
     assert VSFTPD is not None
     for _ in range(3):
         port = _free_port()
         conf = workdir / "vsftpd.conf"
-        conf.write_text(VSFTPD_CONF.format(port=port, root=root))
+        text = VSFTPD_CONF.format(port=port, root=root)
+        if tls_pem is not None:
+            text += VSFTPD_TLS.format(pem=tls_pem)
+        conf.write_text(text)
         proc = await asyncio.create_subprocess_exec(
             VSFTPD,
             str(conf),

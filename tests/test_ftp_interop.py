@@ -12,13 +12,16 @@ import dataclasses
 import hashlib
 import json
 import os
+import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
-from asyncnet.ftp import FTPClient, FTPPermanentError, FTPServer
+from asyncnet.errors import NetworkError
+from asyncnet.ftp import FTPAuthError, FTPClient, FTPPermanentError, FTPServer
 
 from .ftp_servers import VSFTPD, pyftpdlib_server, vsftpd_server
 
@@ -106,3 +109,32 @@ async def test_same_client_code_works_against_each_server(
                 await ftp.retrieve("missing.bin", chunks.append)
             assert caught.value.code == "550"
     assert sorted(os.listdir(root)) == ["notes.txt"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(VSFTPD is None, reason="vsftpd is not installed (apt-get install vsftpd)")
+async def test_explicit_ftps_against_vsftpd(tmp_path: Path) -> None:
+    """AUTH TLS, then TLS data connections resuming the control session (vsftpd insists).
+
+    A client that does not trust the certificate, or that does not use TLS, is refused.
+    """
+    ca = trustme.CA()
+    pem = tmp_path / "server.pem"
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(pem))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    root = tmp_path / "root"
+    root.mkdir()
+    data = os.urandom(500_000)
+    async with vsftpd_server(root, tmp_path, tls_pem=pem) as (host, port):
+        async with asyncio.timeout(30):
+            async with FTPClient(host, port, tls=True, ssl_context=context) as ftp:
+                assert await ftp.store("secret.bin", data) == len(data)
+                assert [e.name for e in await ftp.list()] == ["secret.bin"]
+                result = await ftp.download("secret.bin", tmp_path / "secret.bin")
+            with pytest.raises(NetworkError, match=r"AUTH TLS .* failed: TLS: CERTIFICATE_VERIFY"):
+                await FTPClient(host, port, tls=True, command_timeout=5).start()
+            with pytest.raises(FTPAuthError, match="530"):
+                await FTPClient(host, port, command_timeout=5).start()
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert (root / "secret.bin").read_bytes() == data

@@ -54,22 +54,33 @@ class PinnedClient(aioftp.Client):
     async def _open_connection(
         self, host: str, port: int
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        context: ssl.SSLContext | bool | None = self.ssl
-        if self._stream is not None:
-            ssl_object = self._stream.writer.transport.get_extra_info("ssl_object")
-            if ssl_object is not None:
-                context = SSLSessionBoundContext(
-                    ssl.PROTOCOL_TLS_CLIENT, context=ssl_object.context, session=ssl_object.session
-                )
+        # Data connections start in plain TCP even under TLS: servers such as vsftpd
+        # begin the TLS handshake only once they have the transfer command (see
+        # open_data_stream), so a handshake here would wait for ever.
         options: dict[str, Any] = {"limit": MAX_REPLY_LINE}
-        if context:
-            options["ssl"] = context
+        if self.ssl and self._stream is None:  # implicit TLS on the control connection
+            options["ssl"] = self.ssl
             options["server_hostname"] = self.tls_hostname or self.server_host
         async with asyncio.timeout(self.connection_timeout):
             reader, writer = await asyncio.open_connection(host, port, **options)
         if self.control_peer is None:
             self.control_peer = writer.get_extra_info("peername")
         return reader, writer
+
+    def _data_tls_context(self) -> ssl.SSLContext | None:
+        """A context resuming the control connection's TLS session, if it has one.
+
+        Servers (vsftpd's require_ssl_reuse) refuse data connections that do not
+        resume it: proof that the data connection comes from the same client.
+        """
+        if self._stream is None:
+            return None
+        ssl_object = self._stream.writer.transport.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return None
+        return SSLSessionBoundContext(
+            ssl.PROTOCOL_TLS_CLIENT, context=ssl_object.context, session=ssl_object.session
+        )
 
     async def upgrade_to_tls(self, sslcontext: ssl.SSLContext | None = None) -> None:
         """AUTH TLS, checking the certificate against the name the user connected to."""
@@ -90,6 +101,12 @@ class PinnedClient(aioftp.Client):
             if offset:
                 await self.command(f"REST {offset}", "350")
             await self.command(command, "1xx")
+            context = self._data_tls_context()
+            if context is not None:
+                async with asyncio.timeout(self.connection_timeout):
+                    await writer.start_tls(
+                        context, server_hostname=self.tls_hostname or self.server_host
+                    )
         except BaseException:
             writer.close()
             raise

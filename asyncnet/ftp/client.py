@@ -21,6 +21,7 @@ import builtins
 import contextlib
 import inspect
 import os
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any, Literal, Self, TypeVar
 import aioftp
 
 from ..clients._errors import network_errors
-from ..errors import ConfigurationError, LineTooLong
+from ..errors import ConfigurationError, LineTooLong, NetworkError, format_peer
 from . import downloads
 from ._aioftp import PinnedClient
 from .downloads import RemoteEntry
@@ -191,7 +192,16 @@ class FTPClient:
     ) -> AsyncIterator[None]:
         try:
             async with network_errors(self.peer, phase, timeout):
-                yield
+                try:
+                    yield
+                except ssl.SSLError as exc:
+                    # An SSLError's errno is OpenSSL's, not the OS's: name the TLS reason.
+                    reason = exc.reason or str(exc)
+                    raise NetworkError(
+                        f"{phase} with {format_peer(self.peer)} failed: TLS: {reason}",
+                        self.peer,
+                        phase,
+                    ) from exc
         except aioftp.StatusCodeError as exc:
             raise _reply_error(exc, phase, self.peer, auth) from exc
         except FTPConnectionClosed as exc:
