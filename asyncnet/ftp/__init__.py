@@ -6,7 +6,7 @@ demos and tests.
 
 from __future__ import annotations
 
-from .client import FTPClient
+from .client import FTPClient, FTPSession
 from .downloads import RemoteEntry
 from .errors import (
     FTPAuthError,
@@ -35,6 +35,7 @@ __all__ = [
     "FTPPermanentError",
     "FTPReplyError",
     "FTPServer",
+    "FTPSession",
     "FTPTemporaryError",
     "IncompleteTransfer",
     "IntegrityError",

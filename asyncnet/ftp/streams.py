@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 if TYPE_CHECKING:
-    from .client import FTPClient
+    from ._session import FTPSession
 
 __all__ = ["RemoteReader", "RemoteWriter"]
 
@@ -20,7 +20,7 @@ __all__ = ["RemoteReader", "RemoteWriter"]
 class _Transfer:
     def __init__(
         self,
-        client: FTPClient,
+        client: FTPSession,
         command: str,
         *,
         offset: int = 0,
@@ -58,7 +58,7 @@ class _Transfer:
 class RemoteReader(_Transfer):
     """Bytes of a remote file: ``async for chunk in reader`` or ``await reader.read()``."""
 
-    def __init__(self, client: FTPClient, command: str, **options: Any) -> None:
+    def __init__(self, client: FTPSession, command: str, **options: Any) -> None:
         super().__init__(client, command, **options)
         self.eof = False
 

@@ -1,0 +1,247 @@
+"""One FTP control connection: lifecycle, the error boundary, one transfer at a time.
+
+:class:`FTPSession` is the base of :class:`~asyncnet.ftp.FTPClient`: it connects and
+logs in, serialises commands (FTP runs one command or transfer at a time per
+connection), translates aioftp's and the socket layer's failures into asyncnet
+errors in one place (:meth:`FTPSession._guard`), and keeps the session usable (or
+marks it broken) when a transfer is abandoned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+import aioftp
+
+from ..clients._errors import network_errors
+from ..errors import ConfigurationError, NetworkError, format_peer
+from ._aioftp import PinnedClient
+from .errors import (
+    FTPAuthError,
+    FTPConnectionClosed,
+    FTPPermanentError,
+    FTPReplyError,
+    FTPTemporaryError,
+)
+from .safety import check_argument
+
+__all__ = ["FTPSession"]
+
+T = TypeVar("T")
+
+
+def _reply_error(exc: aioftp.StatusCodeError, phase: str, peer: Any, auth: bool) -> FTPReplyError:
+    code = str(exc.received_codes[-1])
+    info = exc.info if isinstance(exc.info, list) else [exc.info]
+    text = " ".join(line.lstrip("- ").strip() for line in info if line.strip())[:500]
+    cls: type[FTPReplyError] = FTPReplyError
+    if code.startswith("5"):
+        cls = FTPAuthError if auth or code == "530" else FTPPermanentError
+    elif code.startswith("4"):
+        cls = FTPTemporaryError
+    return cls(code, text, phase=phase, peer=peer)
+
+
+class FTPSession:
+    """An FTP (or explicit FTPS) control connection: connect and log in on ``start()``."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 21,
+        *,
+        user: str = "anonymous",
+        password: str = "anonymous@",
+        tls: bool = False,
+        ssl_context: Any = None,
+        connect_timeout: float = 10.0,
+        command_timeout: float = 30.0,
+        idle_timeout: float = 30.0,
+        block_size: int = 64 * 1024,
+        encoding: str = "utf-8",
+        passive: Sequence[str] = ("epsv", "pasv"),
+        max_reply_lines: int = 1000,
+    ) -> None:
+        for name, value in (
+            ("connect_timeout", connect_timeout),
+            ("command_timeout", command_timeout),
+            ("idle_timeout", idle_timeout),
+        ):
+            if value <= 0:
+                raise ConfigurationError(f"{name} must be positive, not {value!r}")
+        if block_size <= 0:
+            raise ConfigurationError(f"block_size must be positive, not {block_size!r}")
+        if not passive or any(p.lower() not in ("epsv", "pasv") for p in passive):
+            raise ConfigurationError(f"passive must name 'epsv' and/or 'pasv', not {passive!r}")
+        self.host, self.port = host, port
+        self.user = check_argument(user, "user name")
+        self._password = check_argument(password, "password")
+        self.tls, self.ssl_context = tls, ssl_context
+        self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
+        self.idle_timeout, self.block_size = idle_timeout, block_size
+        self._ftp = PinnedClient(
+            socket_timeout=idle_timeout,
+            connection_timeout=connect_timeout,
+            encoding=encoding,
+            passive_commands=tuple(p.lower() for p in passive),
+            max_reply_lines=max_reply_lines,
+            tls_hostname=host,
+        )
+        self._lock = asyncio.Lock()
+        self._broken: str | None = "not connected: call start() or use `async with`"
+        self.greeting: list[str] = []
+
+    @property
+    def peer(self) -> Any:
+        """The server's address once connected (else host and port as given)."""
+        return self._ftp.control_peer or (self.host, self.port)
+
+    @property
+    def passive_hosts_replaced(self) -> int:
+        """How many PASV replies named a host other than the control peer (ignored)."""
+        return int(self._ftp.passive_hosts_replaced)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> Self:
+        """Connect, optionally AUTH TLS, log in and switch to binary mode."""
+        try:
+            async with self._guard("connect", self.connect_timeout):
+                self.greeting = await self._ftp.connect(self.host, self.port)
+            self._broken = None
+            if self.tls:
+                async with self._guard("AUTH TLS", self.connect_timeout):
+                    await self._ftp.upgrade_to_tls(self.ssl_context)
+            async with self._guard(f"login as {self.user!r}", self.command_timeout, auth=True):
+                await self._ftp.login(self.user, self._password)
+            await self._command("TYPE I", "200")
+            self._ftp.current_type = "I"
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Close the control connection now (no QUIT); see :meth:`stop`."""
+        if self._broken is None:
+            self._broken = "the client was closed"
+        if self._ftp._stream is not None:
+            self._ftp.close()
+
+    async def wait_closed(self) -> None:
+        """Wait until the control connection's socket is closed."""
+        if self._ftp._stream is not None:
+            with contextlib.suppress(OSError):  # already reset: closed all the same
+                await self._ftp._stream.writer.wait_closed()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Say QUIT (waiting at most ``grace`` seconds, default 2) and close."""
+        if self._broken is None and not self._lock.locked():
+            try:
+                async with asyncio.timeout(2.0 if grace is None else grace):
+                    await self._ftp.command("QUIT", "2xx")
+            except (OSError, TimeoutError, aioftp.AIOFTPException, ValueError):
+                pass  # leaving anyway: the server's goodbye changes nothing
+            except FTPConnectionClosed:
+                pass
+        self.close()
+        await self.wait_closed()
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- the one error boundary ----------------------------------------------------
+
+    @asynccontextmanager
+    async def _guard(
+        self, phase: str, timeout: float | None, *, auth: bool = False
+    ) -> AsyncIterator[None]:
+        try:
+            async with network_errors(self.peer, phase, timeout):
+                try:
+                    yield
+                except ssl.SSLError as exc:
+                    # An SSLError's errno is OpenSSL's, not the OS's: name the TLS reason.
+                    reason = exc.reason or str(exc)
+                    raise NetworkError(
+                        f"{phase} with {format_peer(self.peer)} failed: TLS: {reason}",
+                        self.peer,
+                        phase,
+                    ) from exc
+        except aioftp.StatusCodeError as exc:
+            raise _reply_error(exc, phase, self.peer, auth) from exc
+        except FTPConnectionClosed as exc:
+            self._broken = str(exc)
+            raise FTPConnectionClosed(f"{phase}: {exc}", self.peer, phase) from exc
+
+    def _check_open(self) -> None:
+        if self._broken is not None:
+            raise FTPConnectionClosed(
+                f"FTP session with {self.host}:{self.port} is not usable ({self._broken})",
+                self.peer,
+            )
+
+    async def _command(self, line: str, expected: str | tuple[str, ...]) -> tuple[str, list[str]]:
+        self._check_open()
+        phase = "PASS ***" if line.startswith("PASS ") else line
+        async with self._lock, self._guard(phase, self.command_timeout):
+            code, info = await self._ftp.command(line, expected)
+        return str(code), info
+
+    # -- transfers (used by streams.py) ----------------------------------------------
+
+    async def _begin_transfer(
+        self, command: str, *, offset: int, conn_type: Literal["I", "A"]
+    ) -> Any:
+        self._check_open()
+        await self._lock.acquire()
+        try:
+            async with self._guard(command, self.command_timeout):
+                stream = await self._ftp.open_data_stream(
+                    command, offset=offset, conn_type=conn_type
+                )
+            return stream
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def _data_io(self, command: str, io: Awaitable[T]) -> T:
+        async with self._guard(f"{command} (data)", None):
+            return await io
+
+    async def _end_transfer(
+        self, stream: Any, command: str, *, ok: bool, error: BaseException | None
+    ) -> None:
+        try:
+            stream.close()
+            if ok:
+                async with self._guard(f"{command} (final reply)", self.command_timeout):
+                    await self._ftp.command(None, "2xx", "1xx")
+                return
+            if not isinstance(error, asyncio.CancelledError) and self._broken is None:
+                # We gave up mid-transfer: the server answers 426 or 226 when it sees
+                # the data connection close.  Read that reply to keep the session usable.
+                try:
+                    async with asyncio.timeout(min(self.command_timeout, 2.0)):
+                        await self._ftp.final_reply()
+                    return
+                except (OSError, TimeoutError, aioftp.AIOFTPException, FTPConnectionClosed):
+                    pass
+            self._broken = f"interrupted {command}; reconnect"
+            self.close()
+        finally:
+            self._lock.release()
