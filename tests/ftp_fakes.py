@@ -28,6 +28,10 @@ class FakeFTP:
     size_override: dict[str, int] = field(default_factory=dict)
     abort_first_retr_at: float | None = None
     """Close the data connection after this fraction of the first RETR, then say 426."""
+    abort_reply: bytes = b"426 connection closed; transfer aborted\r\n"
+    """What follows the aborted RETR on the control connection (b"": it closes too)."""
+    stall_retr_after: int | None = None
+    """Send this many bytes of a RETR, then nothing more (the data connection stays open)."""
     short_retr_with_226: int | None = None
     """Send only this many bytes of every RETR but still reply 226 (a lying server)."""
     greeting: bytes = b"220 fake ftp\r\n"
@@ -180,13 +184,19 @@ class FakeFTP:
         final = b"226 transfer complete\r\n"
         if self.abort_first_retr_at is not None and self._retr_count == 1:
             body = body[: int(len(self.files[name]) * self.abort_first_retr_at)]
-            final = b"426 connection closed; transfer aborted\r\n"
+            final = self.abort_reply
         elif self.short_retr_with_226 is not None:
             body = body[: self.short_retr_with_226]
+        if self.stall_retr_after is not None:
+            data_writer.write(body[: self.stall_retr_after])
+            await data_writer.drain()
+            await asyncio.sleep(30)  # stalls until the client gives up and the test ends
         data_writer.write(body)
         await data_writer.drain()
         data_writer.close()
         await data_writer.wait_closed()
+        if not final:
+            control.close()
         control.write(final)
 
     async def _listing(

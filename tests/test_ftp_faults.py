@@ -16,6 +16,7 @@ from asyncnet.ftp import (
     IncompleteTransfer,
     IntegrityError,
     ReplyTooLong,
+    TransferProgress,
     TreeLimitExceeded,
     UnsafeRemotePath,
 )
@@ -242,3 +243,48 @@ async def test_refused_connection_is_a_network_error() -> None:
     async with asyncio.timeout(10):
         with pytest.raises(NetworkError, match=f"connect with {host}:{port} failed"):
             await FTPClient(host, port, connect_timeout=2).start()
+
+
+async def test_data_and_control_both_dropped_at_40_percent(tmp_path: Path) -> None:
+    """F3: no reply at all after the data ends early: an error, .part kept, resume works."""
+    dest = tmp_path / "f.bin"
+    async with FakeFTP(files={"f.bin": DATA}, abort_first_retr_at=0.4, abort_reply=b"") as fake:
+        async with asyncio.timeout(10), client_for(fake) as ftp:
+            with pytest.raises(NetworkError, match="closed the control connection"):
+                await ftp.download("f.bin", dest)
+        assert sorted(os.listdir(tmp_path)) == ["f.bin.part", "f.bin.part.json"]
+        async with asyncio.timeout(10), client_for(fake) as ftp:
+            result = await ftp.download("f.bin", dest, resume=True)
+    assert result.resumed_from == int(len(DATA) * 0.4)
+    assert dest.read_bytes() == DATA
+
+
+async def test_stalled_data_connection_hits_the_idle_timeout(tmp_path: Path) -> None:
+    """A server that stops sending mid-file: OperationTimeout naming the transfer."""
+    async with FakeFTP(files={"f.bin": DATA}, stall_retr_after=1000) as fake:
+        async with asyncio.timeout(10), client_for(fake, idle_timeout=0.3) as ftp:
+            with pytest.raises(OperationTimeout, match=r"during RETR f\.bin \(data\)"):
+                await ftp.download("f.bin", tmp_path / "f.bin")
+    assert not (tmp_path / "f.bin").exists()
+    assert (tmp_path / "f.bin.part").stat().st_size == 1000
+
+
+async def test_cancelled_download_closes_the_session_cleanly(tmp_path: Path) -> None:
+    """Cancelling mid-transfer: the session is closed (not left half-way), nothing leaks."""
+    async with FakeFTP(files={"f.bin": DATA}, stall_retr_after=1000) as fake:
+        async with client_for(fake) as ftp:
+            receiving = asyncio.Event()
+
+            def progress(state: TransferProgress) -> None:
+                if state.done:
+                    receiving.set()
+
+            download = ftp.download("f.bin", tmp_path / "f.bin", progress=progress)
+            task = asyncio.ensure_future(download)
+            async with asyncio.timeout(10):
+                await receiving.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            with pytest.raises(NetworkError, match="not usable"):
+                await ftp.size("f.bin")
