@@ -23,6 +23,8 @@ from asyncnet.ftp import (
     TransferProgress,
 )
 
+pytestmark = pytest.mark.all_loops
+
 USERS = {"guest": "s3cret"}
 
 

@@ -23,6 +23,8 @@ from asyncnet.ftp import (
 
 from .ftp_fakes import FakeFTP
 
+pytestmark = pytest.mark.all_loops
+
 DATA = bytes(range(256)) * 4000  # ~1 MB, every byte value
 
 

@@ -146,10 +146,8 @@ class FTPSession:
             try:
                 async with asyncio.timeout(2.0 if grace is None else grace):
                     await self._ftp.command("QUIT", "2xx")
-            except (OSError, TimeoutError, aioftp.AIOFTPException, ValueError):
+            except (OSError, TimeoutError, RuntimeError, ValueError, aioftp.AIOFTPException):
                 pass  # leaving anyway: the server's goodbye changes nothing
-            except FTPConnectionClosed:
-                pass
         self.close()
         await self.wait_closed()
 
@@ -168,8 +166,14 @@ class FTPSession:
 
     @asynccontextmanager
     async def _guard(
-        self, phase: str, timeout: float | None, *, auth: bool = False
+        self, phase: str, timeout: float | None, *, auth: bool = False, control: bool = True
     ) -> AsyncIterator[None]:
+        """Translate failures of the block, naming the phase; see the class docstring.
+
+        With ``control`` (a command on the control connection), anything but a clean
+        reply (a timeout, a reset, a reply too long, a cancellation) leaves the
+        connection in an unknown state, so it is closed and the session marked unusable.
+        """
         try:
             async with network_errors(self.peer, phase, timeout):
                 try:
@@ -187,6 +191,11 @@ class FTPSession:
         except FTPConnectionClosed as exc:
             self._broken = str(exc)
             raise FTPConnectionClosed(f"{phase}: {exc}", self.peer, phase) from exc
+        except BaseException as exc:
+            if control and self._broken is None:
+                self._broken = f"{phase} failed: {type(exc).__name__}; reconnect"
+                self.close()
+            raise
 
     def _check_open(self) -> None:
         if self._broken is not None:
@@ -220,7 +229,7 @@ class FTPSession:
             raise
 
     async def _data_io(self, command: str, io: Awaitable[T]) -> T:
-        async with self._guard(f"{command} (data)", None):
+        async with self._guard(f"{command} (data)", None, control=False):
             return await io
 
     async def _end_transfer(
