@@ -22,6 +22,7 @@ from asyncnet.ftp import (
     FTPServer,
     TransferProgress,
 )
+from asyncnet.testing import can_bind_ipv6
 
 pytestmark = pytest.mark.all_loops
 
@@ -269,3 +270,14 @@ async def test_using_a_client_that_was_never_started_is_a_clear_error() -> None:
     """Forgetting start() (or `async with`) is an AsyncNetError, not an AttributeError."""
     with pytest.raises(AsyncNetError, match="not connected"):
         await FTPClient().size("x")
+
+
+@pytest.mark.skipif(not can_bind_ipv6(), reason="no IPv6 loopback (::1) on this machine")
+async def test_ipv6_loopback_uses_epsv(root: Path, tmp_path: Path) -> None:
+    """Over ::1 the data connection comes from EPSV to the control peer, ::1."""
+    async with FTPServer(root, host="::1", users=USERS) as server:
+        assert server.address[0] == "::1"
+        async with asyncio.timeout(10), connect(server) as ftp:
+            result = await ftp.download("sub/inner.bin", tmp_path / "inner.bin")
+            assert ftp.peer[0] == "::1"
+    assert result.path.read_bytes() == (root / "sub" / "inner.bin").read_bytes()

@@ -59,7 +59,7 @@ class FTPSession:
         user: str = "anonymous",
         password: str = "anonymous@",
         tls: bool = False,
-        ssl_context: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
         connect_timeout: float = 10.0,
         command_timeout: float = 30.0,
         idle_timeout: float = 30.0,
