@@ -281,3 +281,16 @@ async def test_ipv6_loopback_uses_epsv(root: Path, tmp_path: Path) -> None:
             result = await ftp.download("sub/inner.bin", tmp_path / "inner.bin")
             assert ftp.peer[0] == "::1"
     assert result.path.read_bytes() == (root / "sub" / "inner.bin").read_bytes()
+
+
+async def test_leaving_a_stream_early_keeps_the_session_usable(
+    root: Path, server: FTPServer
+) -> None:
+    """Stop reading after one block: the server's 426/226 is read and the session goes on."""
+    (root / "long.bin").write_bytes(os.urandom(4_000_000))
+    async with asyncio.timeout(10), connect(server, block_size=4096) as ftp:
+        async with ftp.open_read("long.bin") as source:
+            assert len(await source.read()) <= 4096
+        lines: list[str] = []
+        assert await ftp.retrieve_lines("notes.txt", lines.append) == 3
+        assert lines[0] == "first line"

@@ -264,7 +264,10 @@ async def test_data_and_control_both_dropped_at_40_percent(tmp_path: Path) -> No
 async def test_stalled_data_connection_hits_the_idle_timeout(tmp_path: Path) -> None:
     """A server that stops sending mid-file: OperationTimeout naming the transfer."""
     async with FakeFTP(files={"f.bin": DATA}, stall_retr_after=1000) as fake:
-        async with asyncio.timeout(10), client_for(fake, idle_timeout=0.3) as ftp:
+        async with (
+            asyncio.timeout(10),
+            client_for(fake, idle_timeout=0.3, command_timeout=0.5) as ftp,
+        ):
             with pytest.raises(OperationTimeout, match=r"during RETR f\.bin \(data\)"):
                 await ftp.download("f.bin", tmp_path / "f.bin")
     assert not (tmp_path / "f.bin").exists()

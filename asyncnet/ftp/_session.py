@@ -236,21 +236,51 @@ class FTPSession:
         self, stream: Any, command: str, *, ok: bool, error: BaseException | None
     ) -> None:
         try:
-            stream.close()
             if ok:
+                stream.close()
                 async with self._guard(f"{command} (final reply)", self.command_timeout):
                     await self._ftp.command(None, "2xx", "1xx")
                 return
-            if not isinstance(error, asyncio.CancelledError) and self._broken is None:
-                # We gave up mid-transfer: the server answers 426 or 226 when it sees
-                # the data connection close.  Read that reply to keep the session usable.
-                try:
-                    async with asyncio.timeout(min(self.command_timeout, 2.0)):
-                        await self._ftp.final_reply()
-                    return
-                except (OSError, TimeoutError, aioftp.AIOFTPException, FTPConnectionClosed):
-                    pass
+            resync = not isinstance(error, asyncio.CancelledError) and self._broken is None
+            if resync and await self._abort_transfer(stream):
+                return
+            stream.close()
             self._broken = f"interrupted {command}; reconnect"
             self.close()
         finally:
             self._lock.release()
+
+    async def _abort_transfer(self, stream: Any) -> bool:
+        """ABOR a transfer we gave up on; True if the session is back in step.
+
+        ABOR goes out while the data connection is still open, and what still arrives
+        on it is read and dropped until the transfer's reply comes: a server that
+        sees the data connection reset mid-write may drop the whole session (aioftp
+        does), and one that handles ABOR only between transfers (vsftpd) must be
+        able to finish writing.  Two replies follow, one for the transfer (426, or
+        226 if it had finished) and one for ABOR (226/225); anything else, or
+        silence, and the session is given up.
+        """
+
+        async def discard() -> None:
+            with contextlib.suppress(OSError, TimeoutError, RuntimeError):
+                while await stream.read(self.block_size):
+                    pass
+
+        drain = asyncio.ensure_future(discard())
+        try:
+            async with asyncio.timeout(min(self.command_timeout, 2.0)):
+                await self._ftp.command("ABOR")
+                for _ in range(2):
+                    code, _info = await self._ftp.final_reply()
+                    drain.cancel()
+                    stream.close()
+                    if not code.matches("2xx") and not code.matches("4xx"):
+                        return False
+            return True
+        except (OSError, TimeoutError, RuntimeError, aioftp.AIOFTPException, FTPConnectionClosed):
+            return False
+        finally:
+            drain.cancel()
+            stream.close()
+            await asyncio.wait([drain])  # unlike `await drain`, keeps our own cancellation
