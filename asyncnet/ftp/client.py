@@ -23,7 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import LineTooLong
 from . import downloads
 from ._session import FTPSession
 from .downloads import RemoteEntry
@@ -84,22 +83,13 @@ class FTPClient(FTPSession):
         self, path: str, callback: Callable[[str], Any], *, encoding: str = "utf-8"
     ) -> int:
         """retrlines: call ``callback(line)`` per line, without its line end; lines."""
-        count, pending = 0, b""
+        count = 0
         async with self.open_read(path, ascii=True) as reader:
-            async for chunk in reader:
-                *lines, pending = (pending + chunk).split(b"\n")
-                if len(pending) > MAX_TEXT_LINE:
-                    raise LineTooLong(MAX_TEXT_LINE, len(pending), self.peer)
-                for line in lines:
-                    result = callback(line.rstrip(b"\r").decode(encoding, "replace"))
-                    if inspect.isawaitable(result):
-                        await result
-                    count += 1
-        if pending:
-            result = callback(pending.rstrip(b"\r").decode(encoding, "replace"))
-            if inspect.isawaitable(result):
-                await result
-            count += 1
+            async for line in reader.lines(MAX_TEXT_LINE):
+                result = callback(line.decode(encoding, "replace"))
+                if inspect.isawaitable(result):
+                    await result
+                count += 1
         return count
 
     async def store(

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["RemoteEntry", "download_file", "download_tree", "list_directory", "parse_facts"]
 
 MAX_LIST_ENTRIES = 100_000
+MAX_LIST_LINE = 8192
 
 
 @dataclass(frozen=True)
@@ -77,17 +78,12 @@ async def list_directory(client: FTPClient, path: str) -> list[RemoteEntry]:
         parse = client._ftp.parse_list_line
         await reader.__aenter__()
     entries: list[RemoteEntry] = []
-    pending = b""
     try:
-        async for chunk in reader:
-            *lines, pending = (pending + chunk).split(b"\n")
-            for line in lines:
-                if line.strip():
-                    entries.append(_parse(parse, line))
+        async for line in reader.lines(MAX_LIST_LINE):
+            if line.strip():
+                entries.append(_parse(parse, line))
             if len(entries) > MAX_LIST_ENTRIES:
                 raise PeerProtocolError(f"listing of {path!r} has over {MAX_LIST_ENTRIES} names")
-        if pending.strip():
-            entries.append(_parse(parse, pending))
     except BaseException as exc:
         await reader.__aexit__(type(exc), exc, exc.__traceback__)
         raise
@@ -97,7 +93,7 @@ async def list_directory(client: FTPClient, path: str) -> list[RemoteEntry]:
 
 def _parse(parse: Any, line: bytes) -> RemoteEntry:
     try:
-        name, info = parse(line.rstrip(b"\r"))
+        name, info = parse(line)
     except (ValueError, IndexError, KeyError) as exc:
         raise PeerProtocolError(f"cannot parse listing line {line[:100]!r}") from exc
     return _entry(name, info)

@@ -17,29 +17,22 @@ import os
 import unicodedata
 from pathlib import Path, PurePosixPath
 
-from ..errors import LocalProtocolError
+from ..protocols.lines import check_line_argument
 from .errors import UnsafeRemotePath
 
 __all__ = ["check_argument", "local_path_for", "pin_passive_host", "safe_name"]
 
 logger = logging.getLogger(__name__)
 
-_FORBIDDEN_IN_COMMANDS = ("\r", "\n", "\0")
-
 
 def check_argument(value: str, what: str = "path") -> str:
     """Return ``value`` if it can go into an FTP command line; raise otherwise.
 
     CR or LF would end the command early and start another one chosen by whoever
-    supplied the name; NUL truncates it on many servers.
+    supplied the name; NUL truncates it on many servers.  The rule is the one every
+    line protocol in asyncnet uses (:func:`~asyncnet.protocols.lines.check_line_argument`).
     """
-    for char in _FORBIDDEN_IN_COMMANDS:
-        if char in value:
-            raise LocalProtocolError(
-                f"refusing to send {what} {value!r}: it contains {char!r} "
-                "(CR, LF and NUL would smuggle another FTP command)"
-            )
-    return value
+    return check_line_argument(value, f"FTP {what}")
 
 
 def _is_control(char: str) -> bool:

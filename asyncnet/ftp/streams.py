@@ -8,8 +8,11 @@ until it is closed (FTP runs one transfer at a time per connection).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
+
+from ..protocols.lines import LineBuffer
 
 if TYPE_CHECKING:
     from ._session import FTPSession
@@ -79,6 +82,21 @@ class RemoteReader(_Transfer):
 
     def _complete(self) -> bool:
         return self.eof
+
+    async def lines(self, max_line_length: int = 64 * 1024) -> AsyncIterator[bytes]:
+        """The rest of the file as lines without their line ends, each bounded.
+
+        A line longer than ``max_line_length`` raises :class:`~asyncnet.errors.LineTooLong`
+        (a listing or text file from a hostile server cannot grow memory without bound).
+        """
+        buffer = LineBuffer(max_line_length, peer=self._client.peer)
+        async for chunk in self:
+            buffer.feed(chunk)
+            while isinstance(line := buffer.next_line(), bytes):
+                yield line
+        buffer.feed_eof()
+        while isinstance(line := buffer.next_line(), bytes):
+            yield line
 
     def __aiter__(self) -> Self:
         return self
