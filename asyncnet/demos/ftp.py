@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import getpass
 import hashlib
 import logging
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import AsyncNetError, run
@@ -46,16 +48,12 @@ class Interrupted(Exception):
 
 
 def sha256(path: Path) -> str:
-    """Hex SHA-256 of a local file."""
+    """The first 16 hex digits of a local file's SHA-256."""
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-async def tour(connect: dict[str, object], work: Path) -> None:
+async def tour(client: Callable[[], FTPClient], work: Path) -> None:
     """Every verb once against the embedded server (its files are in work/'served')."""
-
-    def client() -> FTPClient:
-        return FTPClient(**connect)  # type: ignore[arg-type]
-
     served = work / "served"
     async with client() as ftp:
         for entry in sorted(await ftp.list(), key=lambda e: e.name):
@@ -111,13 +109,15 @@ async def embedded(big_mb: int) -> None:
         async with FTPServer(served, users={"demo": password}) as server:
             host, port = server.address
             print(f"ftp: embedded aioftp server on {host}:{port} over {served}")
-            connect = {"host": host, "port": port, "user": "demo", "password": password}
-            await tour(connect, work)
+            await tour(
+                functools.partial(FTPClient, host, port, user="demo", password=password), work
+            )
 
 
 async def remote(args: argparse.Namespace, password: str) -> None:
     """List a real server's directory; --get / --put one file with a progress bar."""
     host, _, port = args.server.rpartition(":")
+    host = host.strip("[]")  # [::1]:2121
     async with FTPClient(
         host,
         int(port),
