@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from asyncnet import ConfigurationError, StreamServer
+from asyncnet import ConfigurationError, StreamServer, tcp_server
 from asyncnet.demos.upper import Upper
 from asyncnet.servers.health import HealthServer
-from asyncnet.testing import serve_tcp
 
 from .helpers import read_all, read_listening_line, spawn
 
@@ -50,7 +49,7 @@ async def refused(address: Any) -> bool:
 
 async def test_200_while_serving_503_once_the_server_starts_draining() -> None:
     """S6 (graceful stop) seen by a balancer: the check fails as soon as draining begins."""
-    async with serve_tcp(Upper) as upper, HealthServer(upper) as health:
+    async with tcp_server(Upper) as upper, HealthServer(upper) as health:
         assert await check(health.address) == (200, b"ok\r\n")
         upper.close(grace=5)
         assert await check(health.address) == (503, b"draining\r\n")
@@ -78,12 +77,12 @@ async def test_503_before_the_watched_server_has_started() -> None:
     ],
 )
 async def test_http_answers(request_bytes: bytes, status: int) -> None:
-    async with serve_tcp(Upper) as upper, HealthServer(upper) as health:
+    async with tcp_server(Upper) as upper, HealthServer(upper) as health:
         assert (await check(health.address, request_bytes))[0] == status
 
 
 async def test_manual_draining_takes_an_instance_out() -> None:
-    async with serve_tcp(Upper) as upper, HealthServer(upper) as health:
+    async with tcp_server(Upper) as upper, HealthServer(upper) as health:
         health.draining = True
         assert (await check(health.address))[0] == 503
         health.draining = False
@@ -91,7 +90,7 @@ async def test_manual_draining_takes_an_instance_out() -> None:
 
 
 async def test_drain_delay_http_reports_503_then_closes() -> None:
-    async with serve_tcp(Upper) as upper:
+    async with tcp_server(Upper) as upper:
         health = await HealthServer(upper, drain_delay=0.3).start()
         address = health.address
         loop = asyncio.get_running_loop()
@@ -106,7 +105,7 @@ async def test_drain_delay_http_reports_503_then_closes() -> None:
 
 
 async def test_tcp_mode_closes_the_listener_at_once_but_waits_the_delay() -> None:
-    async with serve_tcp(Upper) as upper:
+    async with tcp_server(Upper) as upper:
         health = await HealthServer(upper, mode="tcp", drain_delay=0.3).start()
         address = health.address
         assert not await refused(address)

@@ -10,10 +10,10 @@ from typing import Any, ClassVar
 
 import pytest
 
-from asyncnet import ConfigurationError, LineHandler, StreamHandler, StreamServer
+from asyncnet import ConfigurationError, LineHandler, StreamHandler, StreamServer, tcp_server
 from asyncnet.protocols.proxy import TLV, V2_SIGNATURE, encode_v1, encode_v2
 from asyncnet.servers.proxy_protocol import DEFAULT_TRUSTED, is_trusted, parse_networks
-from asyncnet.testing import can_bind_ipv6, serve_tcp
+from asyncnet.testing import can_bind_ipv6
 
 pytestmark = pytest.mark.all_loops
 
@@ -65,7 +65,7 @@ async def exchange(address: Any, payload: bytes) -> bytes:
 
 @pytest.mark.parametrize("encode", [encode_v1, encode_v2])
 async def test_handler_peer_is_the_client_named_in_the_header(encode) -> None:
-    async with serve_tcp(Recording, proxy_protocol=True) as server:
+    async with tcp_server(Recording, proxy_protocol=True) as server:
         reply = await exchange(server.address, encode(CLIENT4, FRONT4) + b"abc\n\n")
     assert reply == b"ABC\n"
     [seen] = Recording.seen
@@ -78,7 +78,7 @@ async def test_handler_peer_is_the_client_named_in_the_header(encode) -> None:
 async def test_header_dribbled_byte_by_byte_then_data() -> None:
     """Any split of the header over TCP segments gives the same connection."""
     wire = encode_v2(CLIENT4, FRONT4, tlvs=((TLV.AUTHORITY, b"example.com"),))
-    async with serve_tcp(Recording, proxy_protocol=True) as server:
+    async with tcp_server(Recording, proxy_protocol=True) as server:
         async with asyncio.timeout(5):
             reader, writer = await asyncio.open_connection(*server.address)
             for i in range(len(wire)):
@@ -97,7 +97,7 @@ async def test_header_dribbled_byte_by_byte_then_data() -> None:
 
 
 async def test_local_and_unknown_keep_the_connection_address() -> None:
-    async with serve_tcp(Recording, proxy_protocol=True) as server:
+    async with tcp_server(Recording, proxy_protocol=True) as server:
         local = encode_v2(CLIENT4, FRONT4, command="LOCAL")
         assert await exchange(server.address, local + b"x\n\n") == b"X\n"
         assert await exchange(server.address, encode_v1(None, None) + b"y\n\n") == b"Y\n"
@@ -108,7 +108,7 @@ async def test_local_and_unknown_keep_the_connection_address() -> None:
 @pytest.mark.skipif(not can_bind_ipv6(), reason="no IPv6 loopback (::1) on this machine")
 async def test_tcp6_header_over_ipv6_loopback() -> None:
     client6 = ("2001:db8::7", 40000)
-    async with serve_tcp(Recording, host="::1", proxy_protocol=True) as server:
+    async with tcp_server(Recording, host="::1", proxy_protocol=True) as server:
         reply = await exchange(server.address, encode_v1(client6, ("2001:db8::1", 1)) + b"v6\n\n")
     assert reply == b"V6\n"
     assert Recording.seen[0]["peer"] == client6
@@ -127,7 +127,7 @@ class Echo(StreamHandler):
 
 async def test_stream_handler_behind_the_proxy_protocol() -> None:
     Echo.peers = []
-    async with serve_tcp(Echo, proxy_protocol=True) as server:
+    async with tcp_server(Echo, proxy_protocol=True) as server:
         reply = await exchange(server.address, encode_v2(CLIENT4, FRONT4) + b"stream\n")
     assert reply == b"STREAM\n"
     assert Echo.peers == [CLIENT4]
@@ -145,7 +145,7 @@ BAD_HEADERS = {
 @pytest.mark.parametrize("payload", BAD_HEADERS.values(), ids=BAD_HEADERS.keys())
 async def test_bad_header_closes_and_nothing_reaches_the_handler(payload, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="asyncnet.server")
-    async with serve_tcp(Recording, proxy_protocol=True) as server:
+    async with tcp_server(Recording, proxy_protocol=True) as server:
         try:
             reply = await exchange(server.address, payload)
         except ConnectionResetError:
@@ -160,7 +160,7 @@ async def test_bad_header_closes_and_nothing_reaches_the_handler(payload, caplog
 
 async def test_truncated_header_then_eof_reaches_no_handler(caplog) -> None:
     caplog.set_level(logging.WARNING, logger="asyncnet.server")
-    async with serve_tcp(Recording, proxy_protocol=True) as server:
+    async with tcp_server(Recording, proxy_protocol=True) as server:
         async with asyncio.timeout(5):
             reader, writer = await asyncio.open_connection(*server.address)
             writer.write(encode_v1(CLIENT4, FRONT4)[:20])
@@ -175,7 +175,7 @@ async def test_truncated_header_then_eof_reaches_no_handler(caplog) -> None:
 
 
 async def test_header_timeout_closes_a_silent_or_slow_balancer() -> None:
-    async with serve_tcp(Recording, proxy_protocol=True, proxy_header_timeout=0.2) as server:
+    async with tcp_server(Recording, proxy_protocol=True, proxy_header_timeout=0.2) as server:
         async with asyncio.timeout(3):
             reader, writer = await asyncio.open_connection(*server.address)
             writer.write(b"PROXY TCP4 ")
@@ -193,7 +193,7 @@ async def test_header_timeout_closes_a_silent_or_slow_balancer() -> None:
 async def test_untrusted_source_is_refused_before_reading(caplog) -> None:
     """Only configured networks may claim a client address; loopback is not one here."""
     caplog.set_level(logging.WARNING, logger="asyncnet.server")
-    async with serve_tcp(Recording, proxy_protocol=True, proxy_trusted=["192.0.2.0/24"]) as server:
+    async with tcp_server(Recording, proxy_protocol=True, proxy_trusted=["192.0.2.0/24"]) as server:
         try:
             reply = await exchange(server.address, encode_v1(CLIENT4, FRONT4) + b"x\n\n")
         except ConnectionResetError:
@@ -207,7 +207,7 @@ async def test_untrusted_source_is_refused_before_reading(caplog) -> None:
 async def test_bare_connect_and_close_is_not_an_error(caplog) -> None:
     """A balancer's plain TCP check connects and closes: no warning, no handler."""
     caplog.set_level(logging.WARNING, logger="asyncnet.server")
-    async with serve_tcp(Recording, proxy_protocol=True) as server:
+    async with tcp_server(Recording, proxy_protocol=True) as server:
         async with asyncio.timeout(5):
             reader, writer = await asyncio.open_connection(*server.address)
             writer.write_eof()
@@ -220,7 +220,7 @@ async def test_bare_connect_and_close_is_not_an_error(caplog) -> None:
 
 
 async def test_without_proxy_protocol_a_header_is_just_a_line() -> None:
-    async with serve_tcp(Recording) as server:
+    async with tcp_server(Recording) as server:
         reply = await exchange(server.address, encode_v1(CLIENT4, FRONT4) + b"\n")
     assert reply.startswith(b"PROXY TCP4")
     assert Recording.seen[0]["peer"][0] == "127.0.0.1"
