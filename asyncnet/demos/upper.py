@@ -5,6 +5,7 @@
     python -m asyncnet.demos.upper --workers 4       # 4 processes share the ports
     python -m asyncnet.demos.upper --client          # type lines, get them back in capitals
     python -m asyncnet.demos.upper --client --udp    # the same over UDP (timeout + retries)
+    python -m asyncnet.demos.upper --proxy-protocol --health-port 9998   # behind HAProxy
 
 Over TCP a blank line (or end of input) ends the session, as in the tutorial; over
 UDP each datagram is answered upper-cased.  Ctrl-C stops the server gracefully.
@@ -17,6 +18,8 @@ from typing import Any
 
 from .. import DatagramHandler, LineHandler, run, tcp_server, udp_server
 from ..clients.interactive import datagram_session, line_session
+from ..servers.health import HealthServer
+from ..servers.inherit import sockets_from_systemd
 from ..workers import run_workers
 from ._cli import add_server_arguments, announce, parse, server_options
 
@@ -55,16 +58,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=1, help="server: processes sharing the ports (SO_REUSEPORT)"
     )
+    parser.add_argument(
+        "--proxy-protocol",
+        action="store_true",
+        help="server: TCP connections start with a PROXY v1/v2 header from a balancer on loopback",
+    )
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=None,
+        help="server: answer GET /healthz on this port (503 while draining; 0 = any free port)",
+    )
+    parser.add_argument(
+        "--drain-delay",
+        type=float,
+        default=0.0,
+        help="server: on SIGTERM, report unhealthy this many seconds before closing",
+    )
+    parser.add_argument(
+        "--systemd",
+        action="store_true",
+        help="server: serve TCP on the socket systemd passes (LISTEN_FDS) instead of binding",
+    )
     args = parse(parser, argv)
+    if args.drain_delay < 0:
+        parser.error("--drain-delay must be >= 0")
     if args.client:
         session = datagram_session if args.udp else line_session
         return run(session(args.host, args.port, timeout=args.timeout, retries=args.retries))
-    return run_workers(
-        tcp_server(Upper, **server_options(args)),
+    tcp_options = server_options(args)
+    if args.systemd:
+        sockets = sockets_from_systemd()
+        if not sockets:
+            print("upper: no socket from systemd (LISTEN_FDS unset); run without --systemd")
+            return 1
+        tcp_options["sock"] = sockets[0]
+    servers = [
+        tcp_server(Upper, proxy_protocol=args.proxy_protocol, **tcp_options),
         udp_server(UpperDatagram, **server_options(args)),
-        workers=args.workers,
-        ready=announce("upper"),
-    )
+    ]
+    if args.health_port is not None:
+        health_options = server_options(args) | {"port": args.health_port}
+        servers.append(HealthServer(*servers, drain_delay=args.drain_delay, **health_options))
+    return run_workers(*servers, workers=args.workers, ready=announce("upper"))
 
 
 if __name__ == "__main__":
