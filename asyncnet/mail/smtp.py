@@ -261,9 +261,7 @@ class SMTPClient:
             self.peer, "send", self.message_timeout, command_timeout=self.timeout
         ):
             try:
-                refused, _ = await self._smtp.send_message(
-                    message, sender=sender, recipients=rcpts
-                )
+                refused, _ = await self._smtp.send_message(message, sender=sender, recipients=rcpts)
             except ValueError as exc:  # aiosmtplib's own address and header checks
                 raise LocalProtocolError(str(exc)) from exc
         return {address: (reply.code, reply.message) for address, reply in refused.items()}

@@ -300,7 +300,8 @@ class POP3Client:
                 self._fail(exc)
                 raise TLSRequired(self.peer, f"STLS refused: {exc.reply}") from exc
             return
-        assert self._writer is not None and self._reader is not None
+        assert self._writer is not None
+        assert self._reader is not None
         # Bytes that came after the +OK were sent before the handshake, in plaintext,
         # by someone who may not be the server: they must never be read as replies.
         self._protocol.discard_buffered()
@@ -314,7 +315,7 @@ class POP3Client:
 
     def _check_secret_allowed(self) -> None:
         if self.require_tls and not self.encrypted:
-            exc = TLSRequired(self.peer, "the connection is not encrypted; the password was not sent")
+            exc = TLSRequired(self.peer, "the connection is not encrypted, no password sent")
             self._fail(exc)
             raise exc
 
