@@ -241,9 +241,26 @@ class POP3Client:
         if self._writer is None or self._reader is None:
             raise POP3ConnectionError("not connected (call start())", self.peer, phase)
         reader, writer = self._reader, self._writer
-        async with self._lock, self._io(phase, self.timeout):
+        async with self._lock:
+            # Encoded before any I/O: a refused argument (CR, LF, NUL) leaves the
+            # session as it was, with nothing sent.
+            data = b""
             if command is not None:
                 data = self._protocol.send_command(*command, multiline=multiline, message=message)
+            return await self._read_reply(reader, writer, data, command, phase, multiline, sink)
+
+    async def _read_reply(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        data: bytes,
+        command: tuple[str, ...] | None,
+        phase: str,
+        multiline: bool,
+        sink: Callable[[bytes], object] | None,
+    ) -> tuple[Status, bytes | int]:
+        async with self._io(phase, self.timeout):
+            if data:
                 writer.write(data)
                 await writer.drain()
             status: Status | None = None
