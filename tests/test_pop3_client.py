@@ -153,7 +153,8 @@ async def test_hostile_long_line() -> None:
         pop = POP3Client("127.0.0.1", fake.port, timeout=5, max_line_length=1024)
         with pytest.raises(POP3ProtocolError):
             await pop.start()
-        assert pop._writer is not None and pop._writer.is_closing()
+        assert pop._writer is not None
+        assert pop._writer.is_closing()
 
 
 async def test_hostile_endless_message() -> None:
@@ -195,7 +196,8 @@ async def test_no_terminator_times_out() -> None:
         pop = await POP3Client("127.0.0.1", fake.port, timeout=0.3).start()
         with pytest.raises(OperationTimeout):
             await pop.retr(1)
-        assert pop._writer is not None and pop._writer.is_closing()
+        assert pop._writer is not None
+        assert pop._writer.is_closing()
 
 
 @pytest.mark.parametrize(
@@ -217,7 +219,8 @@ async def test_stls_refused_with_require_tls() -> None:
     async with FakePOP3(MESSAGES) as fake, asyncio.timeout(10):
         with pytest.raises(TLSRequired):
             await POP3Client("127.0.0.1", fake.port, tls="stls", timeout=5).start()
-        assert b"USER" not in fake.received and b"PASS" not in fake.received
+        assert b"USER" not in fake.received
+        assert b"PASS" not in fake.received
 
 
 async def test_require_tls_refuses_plaintext_login() -> None:
@@ -226,7 +229,8 @@ async def test_require_tls_refuses_plaintext_login() -> None:
         pop = await POP3Client("127.0.0.1", fake.port, require_tls=True, timeout=5).start()
         with pytest.raises(TLSRequired):
             await pop.login("alice", "secret")
-        assert b"secret" not in fake.received and b"USER" not in fake.received
+        assert b"secret" not in fake.received
+        assert b"USER" not in fake.received
 
 
 async def test_plaintext_after_stls_ok_is_discarded() -> None:
