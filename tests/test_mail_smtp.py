@@ -190,7 +190,7 @@ async def test_many_messages_one_connection() -> None:
 )
 def test_header_injection_refused(bad: dict[str, str]) -> None:
     """M1: CR/LF in a header value is refused when the message is built."""
-    with pytest.raises(ValueError, match="linefeed|carriage") as info:
+    with pytest.raises(ValueError, match=r"linefeed|carriage") as info:
         message(**bad)
     assert isinstance(info.value, LocalProtocolError)
 
