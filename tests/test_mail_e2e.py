@@ -1,4 +1,4 @@
-"""End to end in one loop: SMTP (aiosmtplib -> aiosmtpd) -> Maildir -> POP3 (ours), byte-identical."""
+"""End to end in one loop: SMTP (aiosmtplib, aiosmtpd) -> Maildir -> POP3 (ours), byte-exact."""
 
 from __future__ import annotations
 
