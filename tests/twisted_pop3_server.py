@@ -1,9 +1,11 @@
 """Twisted's POP3 server (twisted.mail.pop3) on 127.0.0.1:0 serving one Maildir, for interop.
 
-    python tests/twisted_pop3_server.py MAILDIR CERT KEY     # prints "port N", serves alice/secret
-
     python tests/twisted_pop3_server.py MAILDIR CERT KEY   # prints "port N"; user alice, secret
-Twisted's own ``transport.startTLS`` (RFC 2595: reply +OK, then the handshake).
+
+Two additions, both small: twisted.mail.pop3.POP3 has no STLS command, so the
+subclass below adds it with Twisted's own ``transport.startTLS`` (RFC 2595: reply
++OK, then the handshake); and BinaryMaildirMailbox works around two Python 3 slips
+of Twisted's MaildirMailbox.
 """
 
 from __future__ import annotations
