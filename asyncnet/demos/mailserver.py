@@ -14,6 +14,7 @@ Maildirs.  Every user's password is $ASYNCNET_MAIL_PASSWORD, or "demo" when unse
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
@@ -55,11 +56,14 @@ async def serve(args: argparse.Namespace) -> int:
                 )
                 await stopped
     except OSError as exc:
-        print(
-            f"mailserver: cannot listen on {args.host} ({exc.strerror or exc});"
-            " is another mailserver running? try --port 0",
-            file=sys.stderr,
-        )
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            print(
+                f"mailserver: cannot listen on {args.host} ({exc.strerror or exc});"
+                " is another mailserver running? try --port 0",
+                file=sys.stderr,
+            )
+        else:
+            print(f"mailserver: {exc} (check --maildir)", file=sys.stderr)
         return 1
     return 0
 

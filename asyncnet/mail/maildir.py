@@ -58,6 +58,7 @@ class Maildirs:
 
     def __init__(self, root: str | Path, users: list[str] | tuple[str, ...] = ()) -> None:
         self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
         for user in users:
             self.maildir(user)  # create them now, so a new user's POP3 login finds one
 
