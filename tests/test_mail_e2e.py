@@ -102,6 +102,7 @@ def parts(message: EmailMessage) -> list[object]:
     return out
 
 
+@pytest.mark.all_loops
 async def test_partial_and_total_refusal_end_to_end() -> None:
     """Partial refusal: the others get it, the mapping names the refused; total: nobody does."""
     async with local_mail_server(USERS) as mail, asyncio.timeout(20):

@@ -101,6 +101,7 @@ async def test_drop_mid_retr(tmp_path: Path) -> None:
         assert len(fake.messages) == 3
 
 
+@pytest.mark.all_loops
 @pytest.mark.parametrize("fault", ["drop_after_dele", "lose_quit_reply", "drop_before_quit"])
 async def test_drop_and_rerun_stores_each_once(tmp_path: Path, fault: str) -> None:
     """P3: a drop after DELE, or a lost QUIT +OK: the rerun stores each UIDL exactly once."""
@@ -233,6 +234,7 @@ async def test_require_tls_refuses_plaintext_login() -> None:
         assert b"USER" not in fake.received
 
 
+@pytest.mark.all_loops
 async def test_plaintext_after_stls_ok_is_discarded() -> None:
     """P5: a server (or a man in the middle) appending plaintext after STLS's +OK:
     those bytes are never read as replies."""

@@ -74,6 +74,7 @@ async def test_states_and_errors(tmp_path: Path) -> None:
         await raw.close()
 
 
+@pytest.mark.all_loops
 async def test_session_uidl_top_retr(tmp_path: Path) -> None:
     """STAT/LIST sizes match what RETR sends; UIDL is stable across sessions; TOP."""
     async with make_server(tmp_path) as server, asyncio.timeout(10):
@@ -158,6 +159,7 @@ async def test_apop(tmp_path: Path) -> None:
             assert (await pop.stat())[0] == 3
 
 
+@pytest.mark.all_loops
 async def test_stls(tmp_path: Path) -> None:
     """STLS with a trustme certificate: CAPA offers it before TLS and not after."""
     server_ctx, client_ctx = tls_pair()
@@ -173,6 +175,7 @@ async def test_stls(tmp_path: Path) -> None:
             assert "STLS" in await plain.capa()
 
 
+@pytest.mark.all_loops
 async def test_stls_discards_pipelined_plaintext(tmp_path: Path) -> None:
     """P5 (server side): commands sent after STLS but before the handshake are dropped."""
     server_ctx, client_ctx = tls_pair()
