@@ -20,7 +20,7 @@ from asyncnet.mail.errors import (
 )
 from asyncnet.mail.pop3 import POP3Client
 from asyncnet.mail.store import FetchStore, fetch_all
-from asyncnet.protocols.lines import ensure_final_newline
+from asyncnet.protocols.lines import dot_stuff, ensure_final_newline
 
 from .pop3_fakes import FakePOP3, scripted
 
@@ -311,3 +311,36 @@ async def test_apop_with_hostile_banner() -> None:
         async with pop:
             with pytest.raises(POP3ReplyError, match="no APOP timestamp"):
                 await pop.apop("alice", "secret")
+
+
+async def test_retr_to_streams_a_big_message(tmp_path: Path) -> None:
+    """RETR streamed to a file: a 5 MB message arrives whole; the client holds only pieces."""
+    lines = [b"%07d " % i + b"x" * 70 + b"\r\n" for i in range(65_000)]
+    lines[10] = b".a line that gets stuffed\r\n"
+    big = b"Subject: big\r\n\r\n" + b"".join(lines)
+    wire = memoryview(dot_stuff(big))  # made before memory is traced
+
+    async def script(fake: FakePOP3, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        writer.write(fake.greeting)
+        await fake.readline(reader)  # RETR 1
+        writer.write(b"+OK %d octets\r\n" % len(big))
+        for start in range(0, len(wire), 64 * 1024):  # sent as it would be from a file
+            writer.write(wire[start : start + 64 * 1024])
+            await writer.drain()
+        await reader.read()
+
+    async with scripted(script) as fake, asyncio.timeout(30):
+        pop = await POP3Client("127.0.0.1", fake.port, timeout=20).start()
+        out = tmp_path / "big.eml"
+        with open(out, "wb") as file:
+            tracemalloc.start()
+            try:
+                size = await pop.retr_to(1, file.write)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+        pop.close()
+        await pop.wait_closed()
+    assert out.read_bytes() == big
+    assert size == len(big)
+    assert peak < 2 * 1024 * 1024
