@@ -221,3 +221,19 @@ async def test_authenticator_crash_keeps_server(tmp_path: Path) -> None:
         async with POP3Client(*server.address[:2], timeout=5) as pop:
             await pop.login("bob", "builder")
         assert server.stats.handler_errors == 1
+
+
+async def test_undecodable_credentials(tmp_path: Path) -> None:
+    """USER/PASS/APOP with bytes that are not UTF-8 (or not ASCII): -ERR, the session goes on."""
+    async with make_server(tmp_path) as server:
+        raw = await Raw.connect(server)
+        raw.writer.write(b"USER \xff\xfe\r\n")
+        assert await raw.line() == "+OK send PASS"
+        raw.writer.write(b"PASS caf\xc3\xa9\xff\r\n")
+        assert await raw.line() == "-ERR [AUTH] invalid user name or password"
+        raw.writer.write(b"APOP alice \xe2\x98\x95\r\n")
+        assert await raw.line() == "-ERR [AUTH] invalid user name or password"
+        assert await raw.send("USER alice") == "+OK send PASS"
+        assert (await raw.send("PASS wonderland")).startswith("+OK")
+        await raw.close()
+        assert server.stats.handler_errors == 0

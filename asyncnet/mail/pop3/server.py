@@ -55,6 +55,11 @@ class Authenticator(Protocol):
         ...
 
 
+def _octets(text: str) -> bytes:
+    # Lines are decoded with surrogateescape: give undecodable bytes back as they came.
+    return text.encode("utf-8", "surrogateescape")
+
+
 class PasswordAuthenticator:
     """Users and passwords from a mapping (compared in constant time)."""
 
@@ -63,11 +68,12 @@ class PasswordAuthenticator:
 
     def check(self, user: str, password: str) -> bool:
         """True if ``password`` is ``user``'s."""
+        given = _octets(password)
         expected = self.passwords.get(user)
         if expected is None:
-            hmac.compare_digest(password, password)  # same work for unknown users
+            hmac.compare_digest(given, given)  # the same work for unknown users
             return False
-        return hmac.compare_digest(password.encode(), expected.encode())
+        return hmac.compare_digest(given, _octets(expected))
 
     def secret(self, user: str) -> str | None:
         """The password doubles as the APOP secret."""
@@ -157,9 +163,9 @@ class POP3Session(CommandHandler):
         ok = False
         if secret is not None:
             expected = hashlib.md5(
-                (self.timestamp + secret).encode(), usedforsecurity=False
+                _octets(self.timestamp + secret), usedforsecurity=False
             ).hexdigest()
-            ok = hmac.compare_digest(expected, digest.strip().lower())
+            ok = hmac.compare_digest(expected.encode(), _octets(digest.strip().lower()))
         return await self._login(user, ok)
 
     async def _login(self, user: str, ok: bool) -> str:
