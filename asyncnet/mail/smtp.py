@@ -256,7 +256,7 @@ class SMTPClient:
                 raise LocalProtocolError("no recipients given")
             for rcpt in rcpts:
                 _check_address(rcpt, "recipient")
-        _stamp(message, sender or message["From"])
+        _stamp(message, sender or str(message["From"] or ""))
         async with _smtp_errors(
             self.peer, "send", self.message_timeout, command_timeout=self.timeout
         ):
