@@ -12,7 +12,6 @@ from asyncnet.mail.errors import POP3ReplyError
 from asyncnet.mail.maildir import Maildirs
 from asyncnet.mail.pop3 import PasswordAuthenticator, POP3Client, POP3Server
 
-from .helpers import wait_until
 from .test_pop3_client import tls_pair
 
 USERS = {"alice": "wonderland", "bob": "builder"}
@@ -135,7 +134,7 @@ async def test_one_session_per_maildrop(tmp_path: Path) -> None:
         async with POP3Client(*server.address[:2], timeout=5) as again:
             await again.login("alice", "wonderland")
             again.close()  # a dropped session releases the lock too (in finish())
-        await wait_until(lambda: "alice" not in server.locked)
+        await server.events.wait_for(lambda: "alice" not in server.locked, timeout=5)
 
 
 async def test_failed_login_is_delayed(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ import asyncio
 import ssl as ssl_module
 from typing import Any, Self
 
-from ..errors import LineTooLong, NetworkError, format_peer
-from ._errors import network_errors
+from .._boundary import network_errors
+from ..errors import LineTooLong, LocalProtocolError, NetworkError, format_peer
 from ._stream import DEFAULT, StreamClient, Timeout, open_stream
 
 __all__ = ["LineClient"]
@@ -85,7 +85,7 @@ class LineClient(StreamClient):
         """Send one line (the delimiter is added); waits while the server is not reading."""
         data = line.encode(self.encoding)
         if self.delimiter in data:
-            raise ValueError(f"line contains the delimiter {self.delimiter!r}")
+            raise LocalProtocolError(f"line contains the delimiter {self.delimiter!r}")
         async with network_errors(self.peer, "send", self._limit(timeout)):
             self.writer.write(data + self.delimiter)
             await self.writer.drain()

@@ -39,7 +39,7 @@ from typing import Any, Literal, Self, TypeAlias
 
 import aiosmtplib
 
-from ..clients._errors import network_errors
+from .._boundary import network_errors
 from ..errors import ConfigurationError, LocalProtocolError, OperationTimeout, format_peer
 from .errors import (
     MailConnectionError,

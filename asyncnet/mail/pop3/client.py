@@ -41,7 +41,7 @@ from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, Literal, Self, TypeAlias
 
-from ...clients._errors import network_errors
+from ..._boundary import network_errors
 from ...clients._stream import open_stream
 from ...errors import ConfigurationError, NetworkError, OperationTimeout
 from ..errors import POP3ConnectionError, POP3Error, POP3ReplyError, TLSRequired
@@ -208,7 +208,9 @@ class POP3Client:
             self._fail(exc)
             if isinstance(exc, POP3ConnectionError):
                 raise
-            raise POP3ConnectionError(str(exc), exc.peer, exc.phase) from exc
+            raise POP3ConnectionError(
+                str(exc), exc.peer, exc.phase, errno=exc.errno, reason=exc.reason
+            ) from exc
         except BaseException as exc:
             self._fail(exc)
             raise
