@@ -134,3 +134,16 @@ def test_tour_has_the_mail_section() -> None:
     assert "== mail:" in done.stdout
     assert "refused {'nobody@localhost': (550" in done.stdout
     assert "after DELE and QUIT: STAT (0, 0)" in done.stdout
+
+
+def test_tls_required_but_not_offered(mailserver: tuple[int, int, subprocess.Popen[str]]) -> None:
+    """--tls stls / starttls against the local pair (no TLS): one line, exit 1, no password."""
+    smtp, pop3, _ = mailserver
+    for args in (
+        ("asyncnet.demos.mailbox", "--port", str(pop3), "--tls", "stls"),
+        ("asyncnet.demos.sendmail", "--port", str(smtp), "--tls", "starttls"),
+    ):
+        done = demo(*args)
+        assert done.returncode == 1, done.stdout
+        assert "TLS required but not available" in done.stderr
+        assert done.stderr.count("\n") == 1

@@ -20,6 +20,7 @@ import email.policy
 import sys
 
 from ..errors import AsyncNetError, NetworkError
+from ..mail.errors import TLSRequired
 from ..mail.pop3 import POP3Client
 from ..mail.store import FetchStore, fetch_all
 from ..runner import run
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(mailbox(args, password))
     except AsyncNetError as exc:
-        hint = _HINT if isinstance(exc, NetworkError) else ""
+        hint = _HINT if isinstance(exc, NetworkError) and not isinstance(exc, TLSRequired) else ""
         print(f"mailbox: {escape(str(exc))}{hint}", file=sys.stderr)
         if args.verbose >= 2:
             raise

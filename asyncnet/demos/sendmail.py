@@ -18,7 +18,7 @@ import argparse
 import sys
 
 from ..errors import AsyncNetError, NetworkError
-from ..mail.errors import RecipientsRefused
+from ..mail.errors import RecipientsRefused, TLSRequired
 from ..mail.smtp import make_message, send_message
 from ..runner import run
 from ._cli import parse
@@ -52,7 +52,7 @@ async def sendmail(args: argparse.Namespace) -> int:
             print(f"  Error sending to {escape(address)}: code {code}: {escape(text)}")
         return 1
     except AsyncNetError as exc:
-        hint = _HINT if isinstance(exc, NetworkError) else ""
+        hint = _HINT if isinstance(exc, NetworkError) and not isinstance(exc, TLSRequired) else ""
         print(f"sendmail: {escape(str(exc))}{hint}", file=sys.stderr)
         return 1
     for address, (code, text) in result.items():

@@ -8,3 +8,40 @@
   duplicates a message;
 * :mod:`asyncnet.mail.local` -- the local mail pair (aiosmtpd + our POP3 server).
 """
+
+from .errors import (
+    MailError,
+    MessageNotSent,
+    POP3ConnectionError,
+    POP3ProtocolError,
+    POP3ReplyError,
+    RecipientsRefused,
+    TLSRequired,
+)
+from .local import LocalMailServer, local_mail_server
+from .maildir import Maildirs
+from .pop3 import PasswordAuthenticator, POP3Client, POP3Server
+from .smtp import SMTPClient, make_message, send_message
+from .store import FetchReport, FetchStore, fetch_all
+
+__all__ = [
+    "FetchReport",
+    "FetchStore",
+    "LocalMailServer",
+    "MailError",
+    "Maildirs",
+    "MessageNotSent",
+    "POP3Client",
+    "POP3ConnectionError",
+    "POP3ProtocolError",
+    "POP3ReplyError",
+    "POP3Server",
+    "PasswordAuthenticator",
+    "RecipientsRefused",
+    "SMTPClient",
+    "TLSRequired",
+    "fetch_all",
+    "local_mail_server",
+    "make_message",
+    "send_message",
+]
