@@ -197,6 +197,36 @@ async def bench_stop() -> None:
     )
 
 
+async def ftp_stop() -> None:
+    """ftplib's retrbinary/retrlines/storbinary, async: an aioftp server on loopback."""
+    import hashlib
+    import logging
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from ..ftp import FTPClient, FTPServer
+
+    logging.getLogger("aioftp").setLevel(logging.CRITICAL)  # it logs every hang-up
+    with tempfile.TemporaryDirectory(prefix="asyncnet-tour-ftp-") as tmp:
+        root, data = Path(tmp), os.urandom(1 << 20)
+        (root / "notes.txt").write_text("retrlines: one call per line\nlike ftplib\n")
+        async with FTPServer(root, users={"tour": "tour"}) as server:
+            print(f"  server: ftp://{format_peer(server.address)} over a temporary directory")
+            async with FTPClient(*server.address, user="tour", password="tour") as ftp:
+                await ftp.retrieve_lines("notes.txt", lambda line: print(f"    | {line}"))
+                print(f"  storbinary: {await ftp.store('data.bin', data):,} bytes stored")
+                chunks: list[bytes] = []
+                await ftp.retrieve("data.bin", chunks.append)
+                print(f"  retrbinary: {len(chunks)} chunks to a callback, same bytes:", end=" ")
+                print(b"".join(chunks) == data)
+                got = await ftp.download("data.bin", root / "copy.bin")
+                print("  download via copy.bin.part, checked against SIZE: sha256", end=" ")
+                print(f"{got.sha256[:16]} ({got.sha256 == hashlib.sha256(data).hexdigest()})")
+                names = ", ".join(sorted(entry.name for entry in await ftp.list()))
+                print(f"  MLSD listing: {names}")
+
+
 STOPS: list[tuple[str, Callable[[], Awaitable[None]]]] = [
     ("upper", upper_stop),
     ("echo", echo_stop),
@@ -206,6 +236,7 @@ STOPS: list[tuple[str, Callable[[], Awaitable[None]]]] = [
     ("dns", dns_stop),
     ("timeouts", timeouts_stop),
     ("mail", mail_stop),
+    ("ftp", ftp_stop),
     ("bench", bench_stop),
 ]
 """The tour, in order: (name, coroutine function)."""
