@@ -142,6 +142,37 @@ async def creosote_stop() -> None:
     )
 
 
+async def mail_stop() -> None:
+    """sendmail and poplib: three recipients (one refused), read back over POP3."""
+    from ..mail.errors import RecipientsRefused
+    from ..mail.local import LocalMailServer
+    from ..mail.pop3 import POP3Client
+    from ..mail.smtp import make_message, send_message
+
+    async with LocalMailServer({"demo": "demo", "alice": "wonderland"}) as mail:
+        print(f"  SMTP {format_peer(mail.smtp_address)}, POP3 {format_peer(mail.pop3_address)}")
+        to = ["demo@localhost", "alice@localhost", "nobody@localhost"]
+        message = make_message(sender="steve@localhost", recipients=to, subject="Hi", body="x\n")
+        refused = await send_message(message, port=mail.smtp_address[1], timeout=5)
+        print(f"  sendmail to {len(to)}: refused {refused}")
+        try:
+            await send_message(message, recipients=["nobody@localhost"], port=mail.smtp_address[1])
+        except RecipientsRefused as exc:
+            print(f"  sendmail to nobody only: {type(exc).__name__}: {exc.refused}")
+        await mail.wait_for_deliveries(2)
+        async with POP3Client(*mail.pop3_address, timeout=5) as pop:
+            print(f"  POP3 login demo: {await pop.login('demo', 'demo')}")
+            for number, size in (await pop.list()).items():
+                head = (await pop.top(number, 0)).decode()
+                subject = next(h for h in head.splitlines() if h.startswith("Subject:"))
+                uid = (await pop.uidl(number))[number]
+                print(f"    #{number} {size} bytes, UIDL {uid[:24]}..., {subject}")
+                await pop.dele(number)
+        async with POP3Client(*mail.pop3_address, timeout=5) as pop:
+            await pop.login("demo", "demo")
+            print(f"  after DELE and QUIT: STAT {await pop.stat()}")
+
+
 async def bench_stop() -> None:
     """Comparing against threaded versions: a taste of `make bench`, in one process."""
     from ..bench.loadgen import tcp_pingpong
@@ -204,6 +235,7 @@ STOPS: list[tuple[str, Callable[[], Awaitable[None]]]] = [
     ("byteorder", byteorder_stop),
     ("dns", dns_stop),
     ("timeouts", timeouts_stop),
+    ("mail", mail_stop),
     ("ftp", ftp_stop),
     ("bench", bench_stop),
 ]
