@@ -72,7 +72,7 @@ def parse_cgi_headers(block: bytes) -> tuple[int, str, list[tuple[str, str]]]:
 
 
 class CGIRunner:
-    """An aiohttp handler for ``/cgi-bin/{tail:.*}`` running scripts from ``cgi_dir``."""
+    """Runs scripts from ``cgi_dir``; route ``/cgi-bin/{tail:.*}`` to its :meth:`handle`."""
 
     def __init__(
         self,
@@ -143,7 +143,7 @@ class CGIRunner:
             env[meta] = f"{env[meta]}, {value}" if meta in env else value
         return env
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         """Run the script the request names and relay its response."""
         tail = request.match_info.get("tail", "")
         script, script_name, path_info = self.script_for(tail)

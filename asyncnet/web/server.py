@@ -158,7 +158,7 @@ def site_app(
     if cgi:
         scripts = Path(cgi_dir) if cgi_dir is not None else root_path / "cgi-bin"
         runner = CGIRunner(scripts, max_body=max_body, **(cgi_options or {}))
-        app.router.add_route("*", "/cgi-bin/{tail:.*}", runner)
+        app.router.add_route("*", "/cgi-bin/{tail:.*}", runner.handle)
     if form:
         page = FormPage(upload_dir=upload_dir, max_body=max_body)
         app.router.add_get("/form", page.get)
@@ -170,7 +170,7 @@ def site_app(
             raise ValueError(f"deliberate error for {request.query.get('q', '<script>x')}")
 
         app.router.add_get("/debug/crash", crash)
-    app.router.add_get("/{tail:.*}", StaticFiles(root_path, show_hidden=show_hidden))
+    app.router.add_get("/{tail:.*}", StaticFiles(root_path, show_hidden=show_hidden).handle)
     return app
 
 

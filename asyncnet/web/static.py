@@ -114,7 +114,7 @@ def listing_html(url_path: str, directory: Path, *, show_hidden: bool = False) -
 
 
 class StaticFiles:
-    """An aiohttp handler serving ``root``: files, ``index.html``, listings."""
+    """Serves ``root`` (files, ``index.html``, listings); route its :meth:`handle`."""
 
     def __init__(self, root: str | os.PathLike[str], *, show_hidden: bool = False) -> None:
         self.root = Path(root).resolve(strict=True)
@@ -122,7 +122,7 @@ class StaticFiles:
             raise NotADirectoryError(f"not a directory: {root}")
         self.show_hidden = show_hidden
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         """Serve the file or listing the request path names."""
         path = resolve(self.root, request.raw_path, show_hidden=self.show_hidden)
         if path.is_dir():
