@@ -79,7 +79,9 @@ HOSTILE_PATHS = [
 
 
 @pytest.mark.parametrize("path", HOSTILE_PATHS)
-async def test_traversal_never_serves_outside_files(server: WebServer, site: Path, path: str) -> None:
+async def test_traversal_never_serves_outside_files(
+    server: WebServer, site: Path, path: str
+) -> None:
     """H1: encoded, doubled, backslash, NUL, symlink escapes: 4xx, never the bytes, never 500."""
     async with asyncio.timeout(5):
         response = await raw_get(server.address[1], path)
@@ -240,7 +242,7 @@ async def test_abandoned_big_download_frees_file_and_task(tmp_path: Path) -> Non
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         writer.close()  # linger 0: an RST, mid-transfer
         async with asyncio.timeout(10):
-            while _open_fds() > before_fds or len(asyncio.all_tasks()) > before_tasks:  # noqa: ASYNC110
+            while _open_fds() > before_fds or len(asyncio.all_tasks()) > before_tasks:
                 await asyncio.sleep(0.01)
         assert _open_fds() <= before_fds
         assert len(asyncio.all_tasks()) <= before_tasks

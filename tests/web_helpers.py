@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 
 from .helpers import read_all
@@ -41,10 +42,8 @@ async def raw_exchange(port: int, data: bytes, *, timeout: float = 5.0) -> bytes
         return await read_all(reader, timeout)
     finally:
         writer.close()
-        try:
+        with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
-        except ConnectionError:
-            pass
 
 
 async def raw_get(port: int, target: str | bytes, headers: str = "") -> RawResponse:
@@ -52,8 +51,28 @@ async def raw_get(port: int, target: str | bytes, headers: str = "") -> RawRespo
     if isinstance(target, str):
         target = target.encode("latin-1")
     request = (
-        b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        b"GET "
+        + target
+        + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         + headers.encode("latin-1")
         + b"\r\n"
     )
     return parse_response(await raw_exchange(port, request))
+
+
+async def raw_response(port: int, data: bytes, *, timeout: float = 5.0) -> RawResponse:
+    """Send ``data``; read one response (head and Content-Length body), not up to EOF."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        async with asyncio.timeout(timeout):
+            head = await reader.readuntil(b"\r\n\r\n")
+            response = parse_response(head)
+            length = int(response.headers.get("content-length", "0"))
+            response.body = await reader.readexactly(length)
+            response.raw = head + response.body
+        return response
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDict
 
 __all__ = ["Form", "FormPage", "Upload", "read_form", "sanitise_filename"]
@@ -182,6 +183,9 @@ async def read_form(
                         max_file_size=min(max_file_size, max_body),
                     )
                 else:
+                    # Count first: aiohttp's own field limit answers 413, which says "too big".
+                    if (await request.read()).count(b"&") >= max_fields:
+                        raise web.HTTPBadRequest(text=f"more than {max_fields} form fields")
                     posted = await request.post()
                     if len(posted) > max_fields:
                         raise web.HTTPBadRequest(text=f"more than {max_fields} form fields")
@@ -190,7 +194,7 @@ async def read_form(
                             fields.add(name, value)
         except TimeoutError:
             raise web.HTTPBadRequest(text="form not received in time") from None
-        except (ValueError, AssertionError) as exc:  # aiohttp's multipart reader on bad input
+        except (ValueError, AssertionError, HttpProcessingError) as exc:  # bad multipart
             raise web.HTTPBadRequest(text=f"malformed form: {exc}") from None
     if len(fields) > max_fields:
         raise web.HTTPBadRequest(text=f"more than {max_fields} form fields")
