@@ -123,7 +123,7 @@ class CGIRunner:
             "REQUEST_METHOD": request.method,
             "SCRIPT_NAME": script_name,
             "PATH_INFO": path_info,
-            "QUERY_STRING": request.query_string,
+            "QUERY_STRING": request.raw_path.partition("?")[2],  # still URL-encoded (4.1.7)
             "REMOTE_ADDR": request.remote or "",
         }
         for key in ("LANG", "LC_ALL"):
@@ -205,7 +205,11 @@ class CGIRunner:
         await response.prepare(request)
         sent = 0
         chunk = rest
-        while chunk:
+        while True:
+            if not chunk:  # the header block may end exactly where a read did
+                chunk = await process.stdout.read(64 * 1024)
+                if not chunk:
+                    break
             sent += len(chunk)
             if sent > self.max_output:
                 logger.warning("CGI %s killed: more than %d bytes", script_name, self.max_output)
@@ -214,7 +218,7 @@ class CGIRunner:
                     request.transport.abort()  # the client must see a truncated response
                 return response
             await response.write(chunk)
-            chunk = await process.stdout.read(64 * 1024)
+            chunk = b""
         await response.write_eof()
         return response
 
