@@ -103,7 +103,7 @@ def test_debug_refuses_non_loopback_bind_before_any_socket(
 
 
 def test_debug_refuses_a_routable_host() -> None:
-    with pytest.raises(WebConfigurationError, match="192.0.2.1"):
+    with pytest.raises(WebConfigurationError, match=r"192\.0\.2\.1"):
         WebServer(web.Application(), "192.0.2.1", port=0, debug=True)
 
 
