@@ -41,7 +41,7 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from ..clients._errors import network_errors
-from ..errors import ConfigurationError, PeerProtocolError
+from ..errors import ConfigurationError, NetworkError, PeerProtocolError
 from .errors import BodyTooLarge, HTTPStatusError, IncompleteBody, TooManyRedirects, UnsafeRequest
 
 __all__ = [
@@ -325,6 +325,10 @@ class Client:
                     ssl=self.verify if verify is None else verify,
                 ) as response:
                     yield response
+            except (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError) as exc:
+                # Its errno (1, EPERM) would read "Operation not permitted": say what failed.
+                reason = getattr(exc, "certificate_error", None) or exc
+                raise NetworkError(f"{phase} failed: TLS: {reason}", peer, "tls") from exc
             except aiohttp.TooManyRedirects as exc:
                 raise TooManyRedirects(request.full_url, limit) from exc
             except aiohttp.ClientPayloadError as exc:
