@@ -71,7 +71,8 @@ async def site(
 async def test_crawl_reports_broken_links_and_obeys_robots() -> None:
     async with site({}) as (other, other_hits, _):
         pages = {
-            "/": f'<a href="/a.html">a</a> <a href="/private/p.html">p</a> <a href="{other}/x">x</a>',
+            "/": '<a href="/a.html">a</a> <a href="/private/p.html">p</a> '
+            f'<a href="{other}/x">x</a>',
             "/a.html": '<a href="/">home</a> <a href="/gone.html">gone</a> <a href="/b.txt">b</a>',
             "/b.txt": '<a href="/never-parsed.html">text, not html</a>',
             "/private/p.html": "secret",
