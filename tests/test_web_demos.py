@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
@@ -94,7 +95,23 @@ def test_sample_site_fetch_and_links_demos(tmp_path: Path) -> None:
     assert "Content-Type: text/html" in page.stdout
     assert "asyncnet sample site" in page.stdout
     assert "subnum=42<br>reviewer=&lt;b&gt;Steve&lt;/b&gt;<br>comments=None" in cgi.stdout
+    assert saved.returncode == 0, saved.stderr
+    assert "saved" in saved.stderr
     assert 'action="/cgi-bin/sample.py"' in (tmp_path / "f.html").read_text()
     assert links.returncode == 1  # the sample site has one broken link, on purpose
     assert "1 broken" in links.stdout
     assert f"BROKEN {url}docs/gone.html: 404 Not Found" in links.stdout
+
+
+async def test_tour_web_stop(capsys: pytest.CaptureFixture[str]) -> None:
+    """The tour's web section: served, fetched, the form posted both ways, crawled."""
+    from asyncnet.demos.tour import web_stop
+
+    async with asyncio.timeout(30):
+        await web_stop()
+    out = capsys.readouterr().out
+    assert "GET / -> 200 text/html" in out
+    echo = "subnum=42 reviewer=&lt;b&gt;Steve&lt;/b&gt; comments=spam &amp; eggs"
+    assert f"POST /cgi-bin/sample.py -> 200: {echo}" in out
+    assert f"POST /form -> 200: {echo}" in out
+    assert "crawl: 9 pages, broken: ['http://127.0.0.1:" in out
