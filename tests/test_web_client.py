@@ -405,3 +405,39 @@ async def test_through_a_real_forward_proxy(tmp_path: Path) -> None:
             second = await client.fetch(base + "via")
     assert first.text() == second.text() == "through the proxy"
     assert seen == ["/via", "/via"]
+
+
+SHARED_SESSION_SCRIPT = """
+import asyncio, gc, sys
+from aiohttp import web
+from asyncnet import run
+from asyncnet.web import WebServer, fetch
+
+async def ok(request):
+    return web.Response(text="ok")
+
+async def main():
+    app = web.Application()
+    app.router.add_get("/", ok)
+    async with WebServer(app, port=0) as server:
+        print((await fetch(server.url)).text())
+
+run(main(), use_uvloop=sys.argv[1] == "uvloop")
+gc.collect()
+"""
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_shared_session_is_closed_with_the_loop(loop: str) -> None:
+    """No "Unclosed client session" when a program ends without closing the shared client."""
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error", "-c", SHARED_SESSION_SCRIPT, loop],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "ok\n"
+    assert done.stderr == ""
