@@ -124,3 +124,15 @@ async def test_site_debug_crash_page(tmp_path: Path) -> None:
 def test_log_lines_escape_control_characters() -> None:
     """H7: a request path cannot forge log lines."""
     assert escape_log("/a\r\nFAKE 200\x1b[2J") == "/a\\x0d\\nFAKE 200\\x1b[2J"
+
+
+def test_redact_hides_secret_names_and_mapping_keys() -> None:
+    """H7: environment-style secrets are redacted by name and by mapping key."""
+    from asyncnet.web.debug import redact
+
+    assert redact("password", "hunter2") == "'***'"
+    shown = redact("env", {"HOME": "/root", "AWS_SECRET_ACCESS_KEY": "abc", "API_TOKEN": "t"})
+    assert "/root" in shown
+    assert "abc" not in shown
+    assert "'t'" not in shown
+    assert len(redact("blob", "x" * 10_000)) < 400

@@ -225,3 +225,32 @@ def test_sanitised_names_are_plain(name: str) -> None:
     assert not safe.startswith(".")
     assert len(safe) <= 100
     assert all(c.isascii() and (c.isalnum() or c in "._-") for c in safe)
+
+
+async def test_chunked_multipart_over_max_body_is_refused(
+    forms: tuple[WebServer, Path, list[Form]],
+) -> None:
+    """H6: no Content-Length (chunked): max_body still holds across all parts; nothing kept."""
+    server, uploads, seen = forms
+    parts = (
+        b"".join(
+            _multipart(f"f{i}.bin", b"q" * 20_000, boundary="B")[: -len(b"--B--\r\n")]
+            for i in range(5)
+        )
+        + b"--B--\r\n"
+    )
+    chunked = (
+        b"".join(
+            b"%x\r\n%s\r\n" % (len(parts[i : i + 8192]), parts[i : i + 8192])
+            for i in range(0, len(parts), 8192)
+        )
+        + b"0\r\n\r\n"
+    )
+    head = (
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Type: multipart/form-data; boundary=B\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    response = await raw_response(server.address[1], head + chunked)
+    assert response.status == 413
+    assert list(uploads.iterdir()) == []
+    assert seen == []

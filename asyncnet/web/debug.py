@@ -17,7 +17,7 @@ import logging
 import re
 import secrets
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 
 from aiohttp import web
@@ -36,9 +36,11 @@ _PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
 
 def redact(name: str, value: object) -> str:
-    """``repr(value)``, shortened, or ``'***'`` when ``name`` looks like a secret."""
+    """``repr(value)``, shortened; ``'***'`` for names (and mapping keys) that look secret."""
     if _SECRET.search(name):
         return "'***'"
+    if isinstance(value, Mapping):  # os.environ, headers, settings: hide secret-looking keys
+        value = {k: "***" if _SECRET.search(str(k)) else v for k, v in value.items()}
     try:
         text = repr(value)
     except Exception as exc:  # a broken __repr__ must not break the error page

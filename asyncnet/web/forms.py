@@ -91,7 +91,22 @@ def _unique(directory: Path, name: str) -> tuple[Path, int]:
     raise web.HTTPConflict(text="too many uploads with this name")
 
 
-async def _store(part: BodyPartReader, directory: Path, max_file_size: int) -> Upload:
+class _Budget:
+    """What is left of ``max_body`` across every part of a multipart body."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, size: int) -> None:
+        self.used += size
+        if self.used > self.limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=self.limit, actual_size=self.used)
+
+
+async def _store(
+    part: BodyPartReader, directory: Path, max_file_size: int, budget: _Budget
+) -> Upload:
     filename = part.filename or ""
     path, fd = _unique(directory, sanitise_filename(filename))
     size = 0
@@ -99,6 +114,7 @@ async def _store(part: BodyPartReader, directory: Path, max_file_size: int) -> U
         with os.fdopen(fd, "wb") as out:
             while chunk := await part.read_chunk():
                 size += len(chunk)
+                budget.take(len(chunk))
                 if size > max_file_size:
                     raise web.HTTPRequestEntityTooLarge(max_size=max_file_size, actual_size=size)
                 out.write(chunk)
@@ -117,7 +133,10 @@ async def _read_multipart(
     max_field_size: int,
     upload_dir: Path | None,
     max_file_size: int,
+    max_body: int,
 ) -> None:
+    # request.multipart() does not apply client_max_size: count every byte here.
+    budget = _Budget(max_body)
     reader = await request.multipart()
     stored: list[Upload] = []
     try:
@@ -129,13 +148,14 @@ async def _read_multipart(
             if part.filename is not None:
                 if upload_dir is None:
                     raise web.HTTPBadRequest(text="this form takes no file uploads")
-                upload = await _store(part, upload_dir, max_file_size)
+                upload = await _store(part, upload_dir, max_file_size, budget)
                 stored.append(upload)
                 fields.add(part.name, upload)
                 continue
             value = bytearray()
             while chunk := await part.read_chunk():
                 value += chunk
+                budget.take(len(chunk))
                 if len(value) > max_field_size:
                     raise web.HTTPRequestEntityTooLarge(
                         max_size=max_field_size, actual_size=len(value)
@@ -181,6 +201,7 @@ async def read_form(
                         max_field_size=max_field_size,
                         upload_dir=directory,
                         max_file_size=min(max_file_size, max_body),
+                        max_body=max_body,
                     )
                 else:
                     # Count first: aiohttp's own field limit answers 413, which says "too big".
