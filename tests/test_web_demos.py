@@ -115,3 +115,16 @@ async def test_tour_web_stop(capsys: pytest.CaptureFixture[str]) -> None:
     assert f"POST /cgi-bin/sample.py -> 200: {echo}" in out
     assert f"POST /form -> 200: {echo}" in out
     assert "crawl: 9 pages, broken: ['http://127.0.0.1:" in out
+
+
+def test_web_takes_http_server_spellings(tmp_path: Path) -> None:
+    """-d DIR and -b ADDRESS, as python -m http.server has them; SIGINT exits 0."""
+    (tmp_path / "marker.txt").write_text("here")
+    args = ["-m", "asyncnet.demos.web", "-d", str(tmp_path), "-b", "127.0.0.1", "--port", "0"]
+    with spawn(args) as server:
+        match = read_listening_line(server, r"serving (.+) on (http://127\.0\.0\.1:\d+/)")
+        page = run_demo("asyncnet.demos.fetch", match.group(2) + "marker.txt")
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=10) == 0
+    assert match.group(1) == str(tmp_path)
+    assert page.stdout.rstrip().endswith("here")

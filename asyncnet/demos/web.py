@@ -46,8 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("directory", nargs="?", default=".", help="what to serve (default .)")
+    parser.add_argument("directory", nargs="?", help="what to serve (default .)")
     add_server_arguments(parser, port=8000)
+    # http.server's spellings, for fingers that know them
+    parser.add_argument("-b", "--bind", dest="host", default=argparse.SUPPRESS, help="= --host")
+    parser.add_argument("-d", "--directory", dest="directory_option", metavar="DIR", help="= DIR")
     parser.add_argument("--cgi", action="store_true", help="run scripts in DIR/cgi-bin/")
     parser.add_argument("--sample", action="store_true", help="serve the bundled sample site")
     parser.add_argument("--debug", action="store_true", help="tracebacks for loopback clients")
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show-hidden", action="store_true", help="serve dotfiles too")
     args = parse(parser, argv)
     with contextlib.ExitStack() as stack:
-        root = Path(args.directory)
+        root = Path(args.directory or args.directory_option or ".")
         options: dict[str, Any] = {"cgi": args.cgi, "show_hidden": args.show_hidden}
         if args.sample:
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="asyncnet-")))
