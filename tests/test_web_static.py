@@ -16,9 +16,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from asyncnet.web import WebServer, web_server
-from asyncnet.web.static import StaticFiles
+from asyncnet.web.static import StaticFiles, resolve
 
 from .web_helpers import raw_get
 
@@ -250,3 +253,27 @@ async def test_abandoned_big_download_frees_file_and_task(tmp_path: Path) -> Non
         async with asyncio.timeout(5):
             response = await raw_get(server.address[1], "/")
         assert response.status == 200
+
+
+PIECES = "..  .  %2e  %2E  %2f  %5c  \\  /  //  %00  %25  %  ~  .env  outside  secret.txt  escape".split()
+PIECES += ["escape-dir", "subdir", "hello.txt"]
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.sampled_from(PIECES), max_size=12))
+def test_any_path_resolves_inside_the_root_or_fails_cleanly(site: Path, parts: list[str]) -> None:
+    """H1, generalised: whatever the raw path, resolve() stays in the root or answers 4xx."""
+    root = site.resolve()
+    raw = "/" + "".join(parts)
+    status = 200
+    try:
+        path = resolve(root, raw)
+    except web.HTTPException as exc:
+        status = exc.status
+    if status == 200:
+        assert path.is_relative_to(root)
+        assert not any(p.startswith(".") for p in path.relative_to(root).parts)
+    else:
+        assert status in (400, 403, 404)
