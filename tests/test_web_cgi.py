@@ -11,6 +11,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from asyncnet.web import WebServer, web_server
 from asyncnet.web.cgi import CGIError, parse_cgi_headers
@@ -204,3 +206,39 @@ def test_parse_cgi_headers() -> None:
     for bad in (b"no colon", b"Status: abc\nContent-Type: a/b", b"X-Only: 1", b"Bad Name: 1"):
         with pytest.raises(CGIError):
             parse_cgi_headers(bad)
+
+
+@given(
+    head=st.sampled_from([b"Content-Type: text/plain", b"Status: 200 OK\r\nContent-Type: a/b"]),
+    separator=st.sampled_from([b"\n\n", b"\r\n\r\n"]),
+    body=st.lists(st.sampled_from([b"x", b"\n", b"\r\n", b"\n\n", b"\r\n\r\n"])).map(b"".join),
+    cuts=st.lists(st.integers(min_value=0, max_value=300), max_size=6),
+)
+def test_header_block_is_found_across_any_split(
+    head: bytes, separator: bytes, body: bytes, cuts: list[int]
+) -> None:
+    """The script's output split anywhere: the same header block and body start."""
+    from asyncnet.web.cgi import _read_head
+
+    output = head + separator + body
+    points = sorted({min(c, len(output)) for c in cuts})
+    pieces = [output[a:b] for a, b in zip([0, *points], [*points, len(output)], strict=True)]
+
+    async def scenario() -> tuple[bytes, bytes] | None:
+        reader = asyncio.StreamReader()
+
+        async def feed() -> None:
+            for piece in pieces:  # one piece per turn of the loop: each can be a read
+                reader.feed_data(piece)
+                await asyncio.sleep(0)
+            reader.feed_eof()
+
+        feeder = asyncio.create_task(feed())
+        found = await _read_head(reader)
+        rest = await reader.read()
+        await feeder
+        if found is None:
+            return None
+        return found[0], found[1] + rest
+
+    assert asyncio.run(scenario()) == (head, body)
