@@ -441,3 +441,44 @@ def test_shared_session_is_closed_with_the_loop(loop: str) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == "ok\n"
     assert done.stderr == ""
+
+
+async def test_fetch_leaves_the_callers_request_alone() -> None:
+    routes = web.RouteTableDef()
+
+    @routes.route("*", "/")
+    async def root(request: web.Request) -> web.Response:
+        return web.Response(text=f"{request.method} {request.headers.get('X-Extra')}")
+
+    request = Request("http://127.0.0.1/")  # replaced below, once the port is known
+    async with app_server(routes) as base, Client() as client:
+        request = Request(base)
+        first = await client.fetch(request, headers={"X-Extra": "1"}, data=b"body")
+        second = await client.fetch(request)
+    assert first.text() == "POST 1"
+    assert second.text() == "GET None"
+    assert request.headers == {}
+    assert request.data is None
+
+
+async def test_download_timeout_bounds_stalls_not_the_transfer(tmp_path: Path) -> None:
+    """A steady download longer than the timeout completes; a 4xx is an error, no file."""
+    routes = web.RouteTableDef()
+
+    @routes.get("/steady")
+    async def steady(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(15):
+            await response.write(b"x" * 1000)
+            await asyncio.sleep(0.1)  # 1.5 s in all, never 1 s without data
+        return response
+
+    async with app_server(routes) as base, Client(timeout=1.0) as client:
+        size = await client.download(base + "steady", tmp_path / "steady.bin")
+        with pytest.raises(HTTPStatusError, match="404"):
+            await client.download(base + "missing", tmp_path / "missing.bin")
+        with pytest.raises(OperationTimeout):
+            await client.fetch(base + "steady")  # fetch: the timeout is for the whole request
+    assert size == 15000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["steady.bin"]

@@ -298,12 +298,15 @@ class Client:
         Errors arrive as asyncnet errors: ``NetworkError``, ``OperationTimeout``
         (``timeout`` bounds the whole block), ``TooManyRedirects``, ``IncompleteBody``.
         """
-        request = url if isinstance(url, Request) else Request(url, data, headers, method=method)
-        if isinstance(url, Request):
+        if isinstance(url, Request):  # a copy: the caller's Request is left as it was
+            request = Request(url.url, url.data, url.headers, method=method or url._method)
+            request.proxy = url.proxy
             if data is not None:
                 request.add_data(data)
             for name, value in (headers or {}).items():
                 request.add_header(name, value)
+        else:
+            request = Request(url, data, headers, method=method)
         if json is not None:
             request.add_header("Content-Type", "application/json")
             request.data = jsonlib.dumps(json)
@@ -378,8 +381,11 @@ class Client:
     ) -> int:
         """Stream the body to ``path`` (via ``path.part``, renamed when complete); return bytes.
 
-        A failed download leaves no ``path`` behind (only its ``.part``, removed too).
+        A 4xx/5xx status is :class:`HTTPStatusError`.  A failed download leaves nothing
+        behind.  The client's ``timeout`` bounds each read here (a stall), not the whole
+        transfer, unless you pass ``timeout=`` explicitly.
         """
+        options.setdefault("timeout", None)
         limit = max_body if max_body is not None else None
         target = Path(path)
         part = target.with_name(target.name + ".part")
