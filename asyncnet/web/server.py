@@ -185,13 +185,11 @@ def web_server(
     **site: Any,
 ) -> WebServer:
     """A :class:`WebServer` for :func:`site_app` (``root`` must be a directory)."""
-    server = WebServer(
-        web.Application(),  # replaced below once the options are known to be valid
+    return WebServer(
+        site_app(root, debug=debug, **site),
         host,
         port,
         all_interfaces=all_interfaces,
         debug=debug,
         header_timeout=header_timeout,
     )
-    server.app = site_app(root, debug=debug, **site)
-    return server
