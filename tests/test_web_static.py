@@ -20,6 +20,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from asyncnet.testing import can_bind_ipv6
 from asyncnet.web import WebServer, web_server
 from asyncnet.web.static import StaticFiles, resolve
 
@@ -295,3 +296,25 @@ def test_any_path_resolves_inside_the_root_or_fails_cleanly(site: Path, parts: l
         assert not any(p.startswith(".") for p in path.relative_to(root).parts)
     else:
         assert status in (400, 403, 404)
+
+
+async def test_lifecycle_serve_forever_close_and_ipv6(site: Path) -> None:
+    """WebServer has every server's lifecycle: serve_forever until close(); ::1 works too."""
+    server = await web_server(site, port=0).start()
+    serving = asyncio.create_task(server.serve_forever())
+    async with asyncio.timeout(10):
+        response = await raw_get(server.address[1], "/hello.txt")
+        server.close()
+        await serving
+    assert response.body == b"hello, world\n"
+    assert not server.is_serving
+    if not can_bind_ipv6():
+        pytest.skip("no IPv6 loopback")
+    async with web_server(site, "::1", port=0) as v6:
+        assert v6.url.startswith("http://[::1]:")
+        reader, writer = await asyncio.open_connection("::1", v6.address[1])
+        writer.write(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        async with asyncio.timeout(5):
+            raw = await reader.read()
+        writer.close()
+    assert raw.endswith(b"hello, world\n")
