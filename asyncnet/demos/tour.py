@@ -173,6 +173,31 @@ async def mail_stop() -> None:
             print(f"  after DELE and QUIT: STAT {await pop.stat()}")
 
 
+async def web_stop() -> None:
+    """SimpleHTTPServer, CGI, urllib and htmllib: serve a site, fetch it, post the form, crawl."""
+    import re
+    import tempfile
+    from pathlib import Path
+
+    from ..web import Client, Request, crawl, web_server
+    from .web import sample_site
+
+    with tempfile.TemporaryDirectory(prefix="asyncnet-tour-") as scratch:
+        async with web_server(sample_site(Path(scratch)), port=0, cgi=True) as server:
+            print(f"  serving the sample site on {server.url}")
+            async with Client(timeout=10) as client:
+                page = await client.fetch(server.url)
+                print(f"  GET / -> {page.status} {page.headers['Content-Type']}")
+                form = {"subnum": "42", "reviewer": "<b>Steve</b>", "comments": "spam & eggs"}
+                for path in ("cgi-bin/sample.py", "form"):
+                    reply = await client.fetch(Request(server.url + path, data=form))
+                    body = reply.text().split("<body", 1)[1].split("</body>")[0]
+                    fields = re.sub(r"<[^>]*>", " ", "<" + body).split()
+                    print(f"  POST /{path} -> {reply.status}: {' '.join(fields)}")
+            report = await crawl(server.url, max_pages=20, concurrency=3)
+            print(f"  crawl: {len(report.pages)} pages, broken: {[b.url for b in report.broken]}")
+
+
 async def bench_stop() -> None:
     """Comparing against threaded versions: a taste of `make bench`, in one process."""
     from ..bench.loadgen import tcp_pingpong
@@ -237,6 +262,7 @@ STOPS: list[tuple[str, Callable[[], Awaitable[None]]]] = [
     ("timeouts", timeouts_stop),
     ("mail", mail_stop),
     ("ftp", ftp_stop),
+    ("web", web_stop),
     ("bench", bench_stop),
 ]
 """The tour, in order: (name, coroutine function)."""
