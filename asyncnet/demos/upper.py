@@ -18,7 +18,7 @@ from typing import Any
 from .. import DatagramHandler, LineHandler, run, tcp_server, udp_server
 from ..clients.interactive import datagram_session, line_session
 from ..workers import run_workers
-from ._cli import add_server_arguments, announce, parse, server_options
+from . import _cli as cli
 
 PORT = 9999
 
@@ -42,28 +42,35 @@ class UpperDatagram(DatagramHandler):
 
 def main(argv: list[str] | None = None) -> int:
     """Serve the upper service, or with --client talk to it."""
-    parser = argparse.ArgumentParser(
-        prog="python -m asyncnet.demos.upper",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_server_arguments(parser, port=PORT)
+    parser = cli.parser("python -m asyncnet.demos.upper", __doc__)
+    cli.add_server_arguments(parser, port=PORT)
     parser.add_argument("--client", action="store_true", help="be the interactive client")
     parser.add_argument("--udp", action="store_true", help="client: use UDP instead of TCP")
-    parser.add_argument("--timeout", type=float, default=2.0, help="client: seconds per reply")
-    parser.add_argument("--retries", type=int, default=2, help="UDP client: extra attempts")
     parser.add_argument(
-        "--workers", type=int, default=1, help="server: processes sharing the ports (SO_REUSEPORT)"
+        "--timeout", type=cli.positive_float, default=2.0, help="client: seconds per reply"
     )
-    args = parse(parser, argv)
+    parser.add_argument(
+        "--retries", type=cli.non_negative_int, default=2, help="UDP client: extra attempts"
+    )
+    parser.add_argument(
+        "--workers",
+        type=cli.positive_int,
+        default=1,
+        help="server: processes sharing the ports (SO_REUSEPORT)",
+    )
+    return cli.main(parser, serve, argv)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """The body of main(): the server, or the client."""
     if args.client:
         session = datagram_session if args.udp else line_session
         return run(session(args.host, args.port, timeout=args.timeout, retries=args.retries))
     return run_workers(
-        tcp_server(Upper, **server_options(args)),
-        udp_server(UpperDatagram, **server_options(args)),
+        tcp_server(cli.log_connections(Upper), **cli.server_options(args)),
+        udp_server(UpperDatagram, **cli.server_options(args)),
         workers=args.workers,
-        ready=announce("upper"),
+        ready=cli.announce("upper"),
     )
 
 
