@@ -11,10 +11,13 @@ validates values with the ``type=`` helpers below, and hands its body to
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import errno
 import logging
 import math
 import re
+import signal
 import socket
 import sys
 import traceback
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..errors import AsyncNetError, ConfigurationError, format_peer
-from ..runner import configure_logging
+from ..runner import configure_logging, run_servers
 from ..servers import DatagramServer
 from ..servers._base import ServerBase
 
@@ -43,6 +46,7 @@ __all__ = [
     "port_number",
     "positive_float",
     "positive_int",
+    "serve",
     "server_options",
 ]
 
@@ -290,6 +294,35 @@ def explain(exc: BaseException, *, host: str | None = None) -> str | None:
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     return _text(exc)
+
+
+def serve(*servers: ServerBase, name: str) -> int:
+    """``run_servers`` with the ready line, where a second Ctrl-C stops at once.
+
+    The first SIGINT/SIGTERM starts the graceful shutdown (each server's ``grace``);
+    a second one during it raises ``KeyboardInterrupt`` out of the loop, which
+    cancels what is left, and the demo exits with status 130.
+    """
+    return run_servers(*servers, ready=announce(name), until=_until_signalled)
+
+
+async def _until_signalled() -> None:
+    # Installed after run_servers' own handlers, so these replace them and stay in
+    # place during the graceful shutdown that follows the first signal.
+    loop = asyncio.get_running_loop()
+    first: asyncio.Future[None] = loop.create_future()
+
+    def on_signal(signum: int) -> None:
+        if first.done():
+            logger.warning("signal %d again: stopping now", signum)
+            raise KeyboardInterrupt
+        first.set_result(None)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Windows, or not the main thread: Ctrl-C arrives as KeyboardInterrupt there.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, on_signal, signum)
+    await first
 
 
 # -- what the demos print and log --------------------------------------------------

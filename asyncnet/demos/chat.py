@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import run, run_servers, tcp_server
+from .. import run, tcp_server
 from ..chat import ChatHandler, ChatRoom, chat_session
 from . import _cli as cli
 
@@ -48,7 +48,7 @@ def serve(args: argparse.Namespace) -> int:
         return run(chat_session(args.host, args.port, timeout=args.timeout))
     room = ChatRoom(handler_class=Chat, max_backlog=args.max_backlog)
     server = tcp_server(cli.log_connections(room.handler), **cli.server_options(args))
-    return run_servers(server, ready=cli.announce("chat"))
+    return cli.serve(server, name="chat")
 
 
 if __name__ == "__main__":

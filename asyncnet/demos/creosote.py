@@ -71,7 +71,7 @@ async def spew_message(args: argparse.Namespace, data: bytes) -> int:
 def main(argv: list[str] | None = None) -> int:
     """``listen`` for messages, or ``spew`` one."""
     parser = cli.parser("python -m asyncnet.demos.creosote", __doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{listen,spew}")
     bucket = commands.add_parser("listen", help="be the bucket: print whatever arrives")
     cli.add_server_arguments(bucket, port=creosote.PORT)
     bucket.add_argument("--log", metavar="FILE", help="also append every message to FILE")

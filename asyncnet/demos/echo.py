@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import AsyncNetError, LineClient, LineHandler, run, run_servers, tcp_server
+from .. import AsyncNetError, LineClient, LineHandler, run, tcp_server
 from ..errors import format_peer
 from . import _cli as cli
 
@@ -58,7 +58,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.client is not None:
         return run(echo_client(args.host, args.port, args.client, args.timeout))
     server = tcp_server(cli.log_connections(Echo), **cli.server_options(args))
-    return run_servers(server, ready=cli.announce("echo"))
+    return cli.serve(server, name="echo")
 
 
 if __name__ == "__main__":

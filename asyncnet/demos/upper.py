@@ -66,12 +66,13 @@ def serve(args: argparse.Namespace) -> int:
     if args.client:
         session = datagram_session if args.udp else line_session
         return run(session(args.host, args.port, timeout=args.timeout, retries=args.retries))
-    return run_workers(
+    servers = (
         tcp_server(cli.log_connections(Upper), **cli.server_options(args)),
         udp_server(UpperDatagram, **cli.server_options(args)),
-        workers=args.workers,
-        ready=cli.announce("upper"),
     )
+    if args.workers == 1:
+        return cli.serve(*servers, name="upper")
+    return run_workers(*servers, workers=args.workers, ready=cli.announce("upper"))
 
 
 if __name__ == "__main__":
