@@ -1,9 +1,10 @@
-"""The README's examples work pasted into an empty project (issue 9 items 5, 6; issue 10 item 8).
+"""The README's and docs' examples work pasted into an empty project.
 
-A Python block preceded by ``<!-- readme-test: NAME.py -->`` is a whole file: it
-must pass ``mypy --strict`` outside the repository, and the ones named ``test_*``
-must pass under pytest in a project with no configuration at all (no
-``asyncio_mode``), with warnings as errors.
+Issue 9 items 5 and 6, issue 10 item 8.  A Python block preceded by
+``<!-- readme-test: NAME.py -->`` is a whole file: it must pass ``mypy --strict``
+outside the repository; ``<!-- readme-test: NAME.py run -->`` also runs it (exit
+0, no traceback); the ones named ``test_*`` must pass under pytest in a project
+with no configuration at all (no ``asyncio_mode``), with warnings as errors.
 """
 
 from __future__ import annotations
@@ -23,12 +24,24 @@ from asyncnet.protocols.framing import ByteCount
 from asyncnet.testing import serve_tcp
 from tests.helpers import ROOT
 
-MARKED_BLOCK = re.compile(r"<!-- readme-test: (\S+\.py) -->\n```python\n(.*?)```", re.DOTALL)
+MARKED_BLOCK = re.compile(r"<!-- readme-test: (\S+\.py)( run)? -->\n```python\n(.*?)```", re.DOTALL)
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def marked_blocks() -> list[tuple[str, bool, str]]:
+    """(file name, runnable, code) for every marked block of the README and docs/."""
+    found = []
+    for document in DOCUMENTS:
+        for name, run, code in MARKED_BLOCK.findall(document.read_text(encoding="utf-8")):
+            found.append((name, bool(run), code))
+    names = [name for name, _, _ in found]
+    assert len(names) == len(set(names)), f"two marked blocks share a file name: {names}"
+    return found
 
 
 def readme_files() -> dict[str, str]:
-    """Every marked block of the README, by its file name."""
-    blocks = dict(MARKED_BLOCK.findall((ROOT / "README.md").read_text(encoding="utf-8")))
+    """Every marked block, by its file name."""
+    blocks = {name: code for name, _, code in marked_blocks()}
     assert {"upper_server.py", "upload.py", "test_upper.py"} <= set(blocks), sorted(blocks)
     return blocks
 
@@ -53,6 +66,23 @@ def test_readme_examples_pass_mypy_strict_outside_the_repo(tmp_path: Path) -> No
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [name for name, run, _ in marked_blocks() if run])
+def test_runnable_examples_run(name: str, tmp_path: Path) -> None:
+    """Each example marked ``run`` runs to completion outside the repository."""
+    (tmp_path / name).write_text(readme_files()[name], encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error", name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout.strip()  # every example shows something
 
 
 @pytest.mark.slow
