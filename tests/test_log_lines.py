@@ -12,8 +12,7 @@ import logging
 
 import pytest
 
-from asyncnet import FramedHandler, LineHandler
-from asyncnet.testing import serve_tcp
+from asyncnet import FramedHandler, LineHandler, tcp_server
 from tests.helpers import read_all
 
 
@@ -35,7 +34,7 @@ class Lines(LineHandler):
 async def closing_lines(handler: type, data: bytes, caplog: pytest.LogCaptureFixture) -> list[str]:
     """Send ``data`` then EOF; return the server's log lines that mention the client."""
     with caplog.at_level(logging.INFO, logger="asyncnet"):
-        async with serve_tcp(handler) as server:
+        async with tcp_server(handler, port=0) as server:
             reader, writer = await asyncio.open_connection(*server.address)
             peer = "{}:{}".format(*writer.get_extra_info("sockname")[:2])
             writer.write(data)

@@ -19,9 +19,9 @@ from types import ModuleType
 
 import pytest
 
+from asyncnet import tcp_server
 from asyncnet.clients.framed import FramedClient
 from asyncnet.protocols.framing import ByteCount
-from asyncnet.testing import serve_tcp
 from tests.helpers import ROOT
 
 MARKED_BLOCK = re.compile(r"<!-- readme-test: (\S+\.py)( run)? -->\n```python\n(.*?)```", re.DOTALL)
@@ -130,7 +130,7 @@ async def test_readme_upload_example_refuses_a_bad_content_length(
     """Issue 10 item 8: a bad Content-Length gets an error reply, not a logged traceback."""
     upload = load("upload.py")
     with caplog.at_level(logging.WARNING, logger="asyncnet"):
-        async with serve_tcp(upload.Upload) as server:
+        async with tcp_server(upload.Upload, port=0) as server:
             client = await FramedClient.connect(*server.address, terminator=b"\r\n", timeout=5)
             async with client:
                 await client.send_frame(b"Content-Length: " + length)
@@ -144,7 +144,7 @@ async def test_readme_upload_example_refuses_a_bad_content_length(
 async def test_readme_upload_example_reads_a_body() -> None:
     """The same example with a good header: exactly Content-Length bytes are read."""
     upload = load("upload.py")
-    async with serve_tcp(upload.Upload) as server:
+    async with tcp_server(upload.Upload, port=0) as server:
         client = await FramedClient.connect(*server.address, terminator=b"\r\n", timeout=5)
         async with client, asyncio.timeout(5):
             await client.send_frame(b"Content-Length: 5")

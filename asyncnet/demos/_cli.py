@@ -271,12 +271,11 @@ def explain(exc: BaseException, *, host: str | None = None) -> str | None:
         return str(exc).replace("all_interfaces=True", "--all-interfaces")
     number = _errno(exc)
     if number == errno.EADDRINUSE:
-        address = _bind_address(exc)
+        address = _bind_address(exc)  # asyncio's own wording: "... on address ('h', p) ..."
         what = f"cannot listen on {address}" if address else _text(exc)
-        return (
-            f"{what}: the port is already in use; stop the other program "
-            "or choose another --port (0 = any free port)"
-        )
+        if "in use" not in what:
+            what += ": the port is already in use"
+        return f"{what}; stop the other program or choose another --port (0 = any free port)"
     if number == errno.EACCES and "bind" in str(exc):
         return f"{_text(exc)}: ports below 1024 need privileges; choose --port 1024 or above"
     if number == errno.EADDRNOTAVAIL:

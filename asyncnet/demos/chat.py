@@ -47,7 +47,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.client:
         return run(chat_session(args.host, args.port, timeout=args.timeout))
     room = ChatRoom(handler_class=Chat, max_backlog=args.max_backlog)
-    server = tcp_server(cli.log_connections(room.handler), **cli.server_options(args))
+    server = tcp_server(cli.log_connections(room.handler), name="chat", **cli.server_options(args))
     return cli.serve(server, name="chat")
 
 
