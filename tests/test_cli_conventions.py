@@ -159,6 +159,7 @@ BAD_VALUES = [
     (["upper", "--host", "0.0.0.0", "--port", "0"], "--host 0.0.0.0", "--all-interfaces"),
     (["chat", "--host", "::", "--port", "0"], "--host ::", "--all-interfaces"),
     (["creosote", "listen", "--host", "0.0.0.0"], "--host 0.0.0.0", "--all-interfaces"),
+    (["echo", "--all-interfaces", "--host", "::1", "--port", "0"], "--all-interfaces", "--host"),
 ]
 
 

@@ -102,3 +102,31 @@ def test_configuration_error_uses_the_flag_name() -> None:
 @pytest.mark.parametrize("exc", [ValueError("a bug"), KeyError("x"), RuntimeError("bug")])
 def test_bugs_are_not_explained(exc: Exception) -> None:
     assert explain(exc) is None
+
+
+def test_keyword_arguments_become_flags() -> None:
+    """Issue 10 item 7: library keywords in a message are shown as the CLI's flags."""
+    exc = ConfigurationError(
+        "192.0.2.255 is a broadcast address: pass broadcast=True to send to every machine"
+    )
+    assert (
+        explain(exc)
+        == "192.0.2.255 is a broadcast address: pass --broadcast to send to every machine"
+    )
+    assert (
+        explain(ConfigurationError("bufsize must be in 19..65507"))
+        == "--bufsize must be in 19..65507"
+    )
+
+
+def test_translated_resolver_error_keeps_its_message() -> None:
+    exc = chained(
+        NetworkError(
+            "emitter cannot open a socket to nosuch.invalid:5555: Name or service not known"
+        ),
+        socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+    )
+    assert explain(exc, host="nosuch.invalid") == (
+        "emitter cannot open a socket to nosuch.invalid:5555: "
+        "Name or service not known; check --host"
+    )

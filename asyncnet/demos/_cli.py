@@ -52,6 +52,7 @@ __all__ = [
 
 logger = logging.getLogger("asyncnet.demos")
 
+DEFAULT_HOST = "127.0.0.1"
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "0:0:0:0:0:0:0:0", "*"}
 
 
@@ -152,7 +153,7 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, port: int) -> None:
         add_verbose_argument(parser)
     parser.add_argument(
         "--host",
-        default="127.0.0.1",
+        default=DEFAULT_HOST,
         help="address to serve on or connect to (default 127.0.0.1; ::1 for IPv6)",
     )
     parser.add_argument(
@@ -175,6 +176,8 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
     the library's refusal names its keyword argument, which a CLI user never typed.
     """
     if args.all_interfaces:
+        if args.host != DEFAULT_HOST:
+            raise UsageError("--all-interfaces listens on every address; do not also pass --host")
         return {"host": None, "all_interfaces": True, "port": args.port}
     if args.host.strip() in _WILDCARD_HOSTS:
         raise UsageError(
@@ -259,6 +262,16 @@ def _bind_address(exc: BaseException) -> str | None:
     return format_peer((match[1], int(match[2]))) if match else None
 
 
+def _flag_words(text: str) -> str:
+    """The library's keyword arguments in their command-line spelling.
+
+    ``all_interfaces=True`` -> ``--all-interfaces``; a leading ``bufsize must`` ->
+    ``--bufsize must``: a CLI user typed flags, never keyword arguments.
+    """
+    text = re.sub(r"\b([a-z][a-z_]*)=True\b", lambda m: "--" + m[1].replace("_", "-"), text)
+    return re.sub(r"^([a-z][a-z_]*) must\b", lambda m: f"--{m[1].replace('_', '-')} must", text)
+
+
 def explain(exc: BaseException, *, host: str | None = None) -> str | None:
     """One line saying what went wrong and what to do; ``None`` for a bug (re-raise).
 
@@ -267,8 +280,13 @@ def explain(exc: BaseException, *, host: str | None = None) -> str | None:
     exc = _leaf(exc)
     if not isinstance(exc, (AsyncNetError, OSError)):
         return None
+    line = _explain(exc, host)
+    return _flag_words(line) if isinstance(exc, AsyncNetError) else line
+
+
+def _explain(exc: BaseException, host: str | None) -> str:
     if isinstance(exc, ConfigurationError):
-        return str(exc).replace("all_interfaces=True", "--all-interfaces")
+        return str(exc)
     number = _errno(exc)
     if number == errno.EADDRINUSE:
         address = _bind_address(exc)  # asyncio's own wording: "... on address ('h', p) ..."
@@ -281,6 +299,8 @@ def explain(exc: BaseException, *, host: str | None = None) -> str | None:
     if number == errno.EADDRNOTAVAIL:
         return f"{_text(exc)}: that address is not on this machine; check --host"
     if any(isinstance(link, (socket.gaierror, socket.herror)) for link in _chain(exc)):
+        if isinstance(exc, AsyncNetError):  # its message names the host already
+            return f"{_text(exc)}; check --host"
         name = f"host {host!r}" if host else "the host name"
         return f"cannot resolve {name} ({_text(exc)}); check --host"
     if number == errno.ECONNREFUSED:

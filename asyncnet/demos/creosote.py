@@ -101,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise cli.UsageError("spew needs a message or --file")
             data = Path(args.file).read_bytes() if args.file else " ".join(args.message).encode()
             return run(spew_message(args, data))
-        if not args.all_interfaces:
-            cli.server_options(args)  # refuses a wildcard --host in the flags' words
+        cli.server_options(args)  # refuses a wildcard --host in the flags' words
         with contextlib.ExitStack() as files:
             log = files.enter_context(open(args.log, "a", encoding="utf-8")) if args.log else None
             return run(listen(args, log))
