@@ -158,6 +158,8 @@ BAD_VALUES = [
     (["tour", "surplus"], "unrecognized", "surplus"),
     (["upper", "--host", "0.0.0.0", "--port", "0"], "--host 0.0.0.0", "--all-interfaces"),
     (["chat", "--host", "::", "--port", "0"], "--host ::", "--all-interfaces"),
+    (["echo", "--host", "0", "--port", "0"], "--host 0", "--all-interfaces"),
+    (["upper", "--host", "0.0", "--port", "0"], "--host 0.0", "--all-interfaces"),
     (["creosote", "listen", "--host", "0.0.0.0"], "--host 0.0.0.0", "--all-interfaces"),
     (["echo", "--all-interfaces", "--host", "::1", "--port", "0"], "--all-interfaces", "--host"),
 ]

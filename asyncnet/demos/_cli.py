@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import logging
 import math
 import re
@@ -53,7 +54,6 @@ __all__ = [
 logger = logging.getLogger("asyncnet.demos")
 
 DEFAULT_HOST = "127.0.0.1"
-_WILDCARD_HOSTS = {"", "0.0.0.0", "::", "0:0:0:0:0:0:0:0", "*"}
 
 
 class UsageError(Exception):
@@ -179,12 +179,26 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
         if args.host != DEFAULT_HOST:
             raise UsageError("--all-interfaces listens on every address; do not also pass --host")
         return {"host": None, "all_interfaces": True, "port": args.port}
-    if args.host.strip() in _WILDCARD_HOSTS:
+    if _is_wildcard(args.host):
         raise UsageError(
             f"--host {args.host or repr('')} would listen on every interface; "
             "use --all-interfaces if that is what you want"
         )
     return {"host": args.host, "port": args.port}
+
+
+def _is_wildcard(host: str) -> bool:
+    """True for a host that means "every interface" (``""``, ``0.0.0.0``, ``::``...)."""
+    if not host.strip() or host.strip() == "*":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip()).is_unspecified
+    except ValueError:
+        pass
+    try:  # the resolver also takes inet_aton's short forms: "0" is 0.0.0.0
+        return socket.inet_aton(host.strip()) == bytes(4)
+    except OSError:
+        return False  # a name: resolved (and checked) by the server
 
 
 # -- running ---------------------------------------------------------------------
