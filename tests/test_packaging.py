@@ -9,6 +9,7 @@ Nothing is downloaded: the build uses the setuptools already installed here.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,18 @@ import pytest
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow
+
+SKIP = [
+    ".git",
+    ".venv*",
+    "site",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".*_cache",
+    ".hypothesis",
+]
 
 USER_FILE = """
 from asyncnet import LineClient, LineHandler, tcp_server
@@ -92,6 +105,8 @@ def test_editable_install_is_visible_to_mypy(tmp_path: Path) -> None:
 
 def test_wheel_built_from_the_sdist_is_visible_to_mypy(tmp_path: Path) -> None:
     """sdist -> wheel -> a fresh venv: py.typed travels all the way."""
+    source = tmp_path / "source"  # a copy: building writes *.egg-info into the tree
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*SKIP))
     dist = tmp_path / "dist"
     built = run(
         sys.executable,
@@ -102,7 +117,7 @@ def test_wheel_built_from_the_sdist_is_visible_to_mypy(tmp_path: Path) -> None:
         "--skip-dependency-check",
         "--outdir",
         dist,
-        ROOT,
+        source,
         cwd=tmp_path,
     )
     assert built.returncode == 0, built.stderr
