@@ -403,6 +403,7 @@ class _Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout
+        hurried = False
         while self.workers and time.monotonic() < deadline:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -412,6 +413,13 @@ class _Supervisor:
                 self.selector.select(min(0.05, max(0.0, deadline - time.monotonic())))
                 with contextlib.suppress(BlockingIOError):
                     os.read(self.wake_r, 512)
+                if any(s in (signal.SIGINT, signal.SIGTERM) for s in self.signals):
+                    # A second Ctrl-C (or SIGTERM) during the graceful stop: stop now.
+                    logger.warning(
+                        "supervisor: signalled again, killing %d workers", len(self.workers)
+                    )
+                    hurried = True
+                    break
                 continue
             worker = self.workers.pop(pid, None)
             if worker is not None:
@@ -424,12 +432,17 @@ class _Supervisor:
                     os.waitstatus_to_exitcode(status),
                 )
         for pid in list(self.workers):
-            logger.error("worker pid %d did not stop in %g s; killing it", pid, self.stop_timeout)
+            if not hurried:
+                logger.error(
+                    "worker pid %d did not stop in %g s; killing it", pid, self.stop_timeout
+                )
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
             self._forget(self.workers.pop(pid))
+        if hurried:
+            return 130  # as an interrupted program's shell status
         return 1 if self.failed or (self.ports is None and not self.signalled) else 0
 
 
@@ -451,8 +464,8 @@ def run_workers(
     restarted, at most ``max_restarts`` times in any ``restart_window`` seconds;
     beyond that the supervisor stops everything and returns 1.  SIGINT/SIGTERM stop
     every worker gracefully (each server's ``grace``; SIGKILL after
-    ``stop_timeout``) and return 0.  If the supervisor itself dies, its workers
-    notice and stop.
+    ``stop_timeout``) and return 0; a second signal during that stop kills them at
+    once and returns 130.  If the supervisor itself dies, its workers notice and stop.
     """
     _check_can_fork(servers, workers)
     if workers == 1:

@@ -314,3 +314,26 @@ def test_second_ctrl_c_stops_at_once(no_uvloop: str, monkeypatch: pytest.MonkeyP
                 proc.wait(timeout=0.5)
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=10) == 130
+
+
+STUCK_WORKERS = STUCK_SERVER.replace(
+    'sys.exit(cli.serve(tcp_server(Stuck, port=0, grace=60), name="stuck"))',
+    "from asyncnet.workers import run_workers\n"
+    "sys.exit(run_workers(tcp_server(Stuck, port=0, grace=60), workers=2,"
+    ' ready=cli.announce("stuck")))',
+)
+
+
+def test_second_signal_stops_workers_at_once() -> None:
+    """The same with --workers: the supervisor kills its workers on a second signal."""
+    assert "run_workers" in STUCK_WORKERS
+    with spawn(["-c", STUCK_WORKERS]) as proc:
+        port = int(read_listening_line(proc, r"tcp://127\.0\.0\.1:(\d+)")[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            client.sendall(b"x")
+            read_listening_line(proc, "handling")
+            proc.send_signal(signal.SIGINT)  # the supervisor only, not the process group
+            with pytest.raises(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.5)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=10) == 130
