@@ -18,6 +18,10 @@ class UCHandler(socketserver.StreamRequestHandler):
 
 
 parser = argparse.ArgumentParser(description=__doc__)
+# Usage errors as one line, like the asyncnet demos (argparse adds the usage text).
+parser.error = lambda message: parser.exit(
+    2, "%s: error: %s (see --help)\n" % (parser.prog, message)
+)
 parser.add_argument("port", nargs="?", type=int, default=9999, help="default 9999; 0 = any free")
 mixin = parser.add_mutually_exclusive_group()
 mixin.add_argument("--threading", action="store_true", help="a thread per client")

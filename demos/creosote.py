@@ -44,6 +44,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    # Usage errors as one line, like the asyncnet demos (argparse adds the usage text).
+    parser.error = lambda message: parser.exit(
+        2, "%s: error: %s (see --help)\n" % (parser.prog, message)
+    )
     parser.add_argument("port", nargs="?", type=int, default=PORT, help="default 5555")
     parser.add_argument("message", nargs="*", help="spew this instead of being the bucket")
     args = parser.parse_args()

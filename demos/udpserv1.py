@@ -8,6 +8,10 @@ import sys
 from socket import AF_INET, SOCK_DGRAM, socket
 
 parser = argparse.ArgumentParser(description=__doc__)
+# Usage errors as one line, like the asyncnet demos (argparse adds the usage text).
+parser.error = lambda message: parser.exit(
+    2, "%s: error: %s (see --help)\n" % (parser.prog, message)
+)
 parser.add_argument("port", nargs="?", type=int, default=9999, help="default 9999; 0 = any free")
 port = parser.parse_args().port
 if not 0 <= port <= 65535:
