@@ -9,6 +9,7 @@ behind.  Each stop is a short coroutine in :data:`STOPS`.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
 
@@ -18,6 +19,7 @@ from ..chat import ChatRoom
 from ..creosote import Bucket, Emitter, format_line, spew
 from ..dns import DEFAULT_QUERIES, lookup_all, lookup_fqdn
 from ..errors import AsyncNetError, format_peer
+from . import _cli as cli
 from .chat import Chat
 from .echo import Echo
 from .timeouts import PHASES
@@ -276,10 +278,15 @@ async def tour() -> None:
         print()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the tour (uvloop when installed)."""
-    run(tour())
-    return 0
+    parser = cli.parser("python -m asyncnet.demos.tour", __doc__)
+
+    def body(args: argparse.Namespace) -> int:
+        run(tour())
+        return 0
+
+    return cli.main(parser, body, argv)
 
 
 if __name__ == "__main__":

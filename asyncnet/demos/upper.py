@@ -14,6 +14,7 @@ UDP each datagram is answered upper-cased.  Ctrl-C stops the server gracefully.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from .. import DatagramHandler, LineHandler, run, tcp_server, udp_server
@@ -21,7 +22,7 @@ from ..clients.interactive import datagram_session, line_session
 from ..servers.health import HealthServer
 from ..servers.inherit import sockets_from_systemd
 from ..workers import run_workers
-from ._cli import add_server_arguments, announce, parse, server_options
+from . import _cli as cli
 
 PORT = 9999
 
@@ -45,18 +46,21 @@ class UpperDatagram(DatagramHandler):
 
 def main(argv: list[str] | None = None) -> int:
     """Serve the upper service, or with --client talk to it."""
-    parser = argparse.ArgumentParser(
-        prog="python -m asyncnet.demos.upper",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_server_arguments(parser, port=PORT)
+    parser = cli.parser("python -m asyncnet.demos.upper", __doc__)
+    cli.add_server_arguments(parser, port=PORT)
     parser.add_argument("--client", action="store_true", help="be the interactive client")
     parser.add_argument("--udp", action="store_true", help="client: use UDP instead of TCP")
-    parser.add_argument("--timeout", type=float, default=2.0, help="client: seconds per reply")
-    parser.add_argument("--retries", type=int, default=2, help="UDP client: extra attempts")
     parser.add_argument(
-        "--workers", type=int, default=1, help="server: processes sharing the ports (SO_REUSEPORT)"
+        "--timeout", type=cli.positive_float, default=2.0, help="client: seconds per reply"
+    )
+    parser.add_argument(
+        "--retries", type=cli.non_negative_int, default=2, help="UDP client: extra attempts"
+    )
+    parser.add_argument(
+        "--workers",
+        type=cli.positive_int,
+        default=1,
+        help="server: processes sharing the ports (SO_REUSEPORT)",
     )
     parser.add_argument(
         "--proxy-protocol",
@@ -65,13 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--health-port",
-        type=int,
+        type=cli.port_number,
         default=None,
         help="server: answer GET /healthz on this port (503 while draining; 0 = any free port)",
     )
     parser.add_argument(
         "--drain-delay",
-        type=float,
+        type=cli.non_negative_float,
         default=0.0,
         help="server: on SIGTERM, report unhealthy this many seconds before closing",
     )
@@ -80,27 +84,36 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="server: serve TCP on the socket systemd passes (LISTEN_FDS) instead of binding",
     )
-    args = parse(parser, argv)
-    if args.drain_delay < 0:
-        parser.error("--drain-delay must be >= 0")
+    return cli.main(parser, serve, argv)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """The body of main(): the server, or the client."""
     if args.client:
         session = datagram_session if args.udp else line_session
         return run(session(args.host, args.port, timeout=args.timeout, retries=args.retries))
-    tcp_options = server_options(args)
+    tcp_options = cli.server_options(args)
     if args.systemd:
         sockets = sockets_from_systemd()
         if not sockets:
-            print("upper: no socket from systemd (LISTEN_FDS unset); run without --systemd")
+            print(
+                "upper: no socket from systemd (LISTEN_FDS unset); run without --systemd",
+                file=sys.stderr,
+            )
             return 1
         tcp_options["sock"] = sockets[0]
-    servers = [
-        tcp_server(Upper, proxy_protocol=args.proxy_protocol, **tcp_options),
-        udp_server(UpperDatagram, **server_options(args)),
+    upper = cli.log_connections(Upper)
+    servers: list[Any] = [
+        tcp_server(upper, proxy_protocol=args.proxy_protocol, **tcp_options),
+        udp_server(UpperDatagram, **cli.server_options(args)),
     ]
     if args.health_port is not None:
-        health_options = server_options(args) | {"port": args.health_port}
+        # last: run_servers stops in reverse order, so it turns unhealthy first
+        health_options = cli.server_options(args) | {"port": args.health_port}
         servers.append(HealthServer(*servers, drain_delay=args.drain_delay, **health_options))
-    return run_workers(*servers, workers=args.workers, ready=announce("upper"))
+    if args.workers == 1:
+        return cli.serve(*servers, name="upper")
+    return run_workers(*servers, workers=args.workers, ready=cli.announce("upper"))
 
 
 if __name__ == "__main__":
