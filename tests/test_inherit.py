@@ -154,7 +154,7 @@ def test_upper_systemd_flag_without_sockets_says_what_to_do() -> None:
         env=env,
     )
     assert done.returncode == 1
-    assert done.stdout.strip().splitlines() == [
+    assert done.stderr.strip().splitlines() == [
         "upper: no socket from systemd (LISTEN_FDS unset); run without --systemd"
     ]
     assert "Traceback" not in done.stderr
