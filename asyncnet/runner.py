@@ -13,9 +13,8 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
-from typing import Any, TypeVar
-
-from .servers._base import ServerBase
+from types import TracebackType
+from typing import Any, Protocol, Self, TypeVar
 
 __all__ = [
     "catch_signals",
@@ -27,6 +26,25 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+class Servable(Protocol):
+    """What :func:`run_servers` runs: anything with the asyncnet lifecycle.
+
+    Servers, the creosote ``Bucket`` and ``WebView``...: ``start``, ``serve_forever``,
+    ``stop`` and ``async with``.
+    """
+
+    async def start(self) -> Any: ...
+    async def serve_forever(self) -> None: ...
+    async def stop(self, grace: float | None = None) -> None: ...
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
 
 def loop_factory(use_uvloop: bool | None = None) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -95,12 +113,15 @@ async def wait_for_signal(signals: Sequence[int] = (signal.SIGINT, signal.SIGTER
 
 
 def run_servers(
-    *servers: ServerBase,
-    ready: Callable[[Sequence[ServerBase]], Any] | None = None,
+    *servers: Servable,
+    ready: Callable[[Sequence[Any]], Any] | None = None,
     until: Callable[[], Awaitable[Any]] | None = None,
     use_uvloop: bool | None = None,
 ) -> int:
     """Start ``servers``, call ``ready(servers)``, serve until SIGINT/SIGTERM; return 0.
+
+    ``servers`` are anything with the asyncnet lifecycle (:class:`Servable`), e.g. a
+    creosote ``Bucket`` next to a ``WebView``; they start in order and stop in reverse.
 
     Shutdown is graceful (each server's ``grace``), so a demo stopped with Ctrl-C or
     ``kill`` exits with status 0.  ``until`` ends the run early when it returns (a

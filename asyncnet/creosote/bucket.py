@@ -255,11 +255,13 @@ class Bucket:
         self._callback_errors = 0
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
+        self._started = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> Self:
         """Bind and start listening; raises ``NetworkError`` if the port is taken."""
+        self._started = True
         try:
             await self.server.start()
         except OSError as exc:
@@ -279,17 +281,26 @@ class Bucket:
         return self
 
     def close(self) -> None:
-        """Stop listening; iterations end once their queued messages are consumed."""
+        """Stop listening (returns at once); iterations end once their queues are consumed."""
         self.server.close()
 
     async def wait_closed(self) -> None:
         """Wait until the bucket has closed."""
         await self.server.wait_closed()
 
-    async def stop(self) -> None:
-        """``close()`` and ``wait_closed()``."""
-        self.close()
+    async def stop(self, grace: float | None = None) -> None:
+        """``close()`` and ``wait_closed()`` (``grace`` is passed to the server)."""
+        self.server.close(grace)
         await self.wait_closed()
+
+    async def serve_forever(self) -> None:
+        """Start if needed and listen until closed (what :func:`asyncnet.run_servers` runs).
+
+        Cancelling it stops the bucket first, so partial messages are still delivered.
+        """
+        if not self._started:
+            await self.start()
+        await self.server.serve_forever()
 
     async def __aenter__(self) -> Self:
         return await self.start()

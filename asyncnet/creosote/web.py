@@ -15,6 +15,12 @@ Every message is untrusted input.  The server sends only the escaped
 :func:`~asyncnet.protocols.creosote.safe_text` of each message, and the page puts it
 into the document with ``textContent``, never as HTML; the Content-Security-Policy
 allows no inline script at all.  The view binds 127.0.0.1 by default.
+
+Who may look is decided by :mod:`asyncnet.creosote._webguard`: only requests whose
+Host names the bound address and whose Origin (if any) is the view's own get an
+answer (DNS rebinding gets 403); request heads must be complete within
+``header_timeout`` and fit in ``max_header_size`` bytes; a view listening beyond
+loopback requires the random token in its :attr:`WebView.url`.
 """
 
 from __future__ import annotations
@@ -30,14 +36,22 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from ..errors import NetworkError, format_peer
+from ..errors import ConfigurationError, NetworkError, format_peer
 from ..protocols.creosote import Message
 from ..servers._base import check_bind_host
+from ._webguard import (
+    Gate,
+    GuardedSite,
+    WebViewStats,
+    is_loopback_host,
+    new_token,
+    one_request_per_connection,
+)
 from .bucket import Bucket, format_time, notes
 
 logger = logging.getLogger("asyncnet.creosote")
 
-__all__ = ["WebView"]
+__all__ = ["WebView", "WebViewStats"]
 
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -165,6 +179,15 @@ class WebView:
     (see :attr:`url`).  ``history`` messages are kept for pages that connect late;
     each page has a queue of ``max_queue`` events; an idle stream gets a comment
     line every ``keepalive`` seconds so a vanished browser is noticed.
+
+    Only requests whose Host names the bound address, with no Origin or this
+    view's own, are answered (403 otherwise); a request head must arrive within
+    ``header_timeout`` seconds and fit in ``max_header_size`` bytes (431
+    otherwise).  Listening beyond loopback (``all_interfaces=True`` or a
+    non-loopback ``host``) makes a random token part of :attr:`url`, required on
+    every request (``token`` says otherwise: ``True`` always, ``False`` never).
+    Lifecycle as every asyncnet endpoint: ``start``, ``close``, ``wait_closed``,
+    ``stop``, ``serve_forever``, ``async with``.
     """
 
     def __init__(
@@ -178,6 +201,9 @@ class WebView:
         max_queue: int = 1000,
         keepalive: float = 15.0,
         shutdown_timeout: float = 2.0,
+        header_timeout: float = 10.0,
+        max_header_size: int = 8192,
+        token: bool | None = None,
     ) -> None:
         self.bucket = bucket
         self.host = check_bind_host(host, all_interfaces)
@@ -185,12 +211,26 @@ class WebView:
         self.keepalive = keepalive
         self.max_queue = max_queue
         self.shutdown_timeout = shutdown_timeout
+        if header_timeout <= 0:
+            raise ConfigurationError(f"header_timeout must be > 0, not {header_timeout!r}")
+        if max_header_size < 256:
+            raise ConfigurationError(f"max_header_size must be >= 256, not {max_header_size!r}")
+        self.header_timeout = header_timeout
+        self.max_header_size = max_header_size
+        needs_token = not is_loopback_host(self.host) if token is None else token
+        self.token: str | None = new_token() if needs_token else None
+        """The secret every request must carry (``None`` on loopback)."""
+        self.stats = WebViewStats()
+        self._gate = Gate(self.stats, self.token)
         self._history: collections.deque[_Event] = collections.deque(maxlen=max(history, 0))
         self._clients: set[_Client] = set()
         self._seq = 0
         self._runner: web.AppRunner | None = None
         self._pump: asyncio.Task[None] | None = None
-        app = web.Application()
+        self._closing: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
+        app = web.Application(middlewares=[self._gate.middleware])
+        app.on_response_prepare.append(one_request_per_connection)
         app.router.add_get("/", self._page)
         app.router.add_get("/app.js", self._script)
         app.router.add_get("/style.css", self._style)
@@ -201,10 +241,29 @@ class WebView:
 
     async def start(self) -> Self:
         """Start serving; raises ``NetworkError`` naming the port if it is taken."""
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=self.shutdown_timeout)
+        if self._runner is not None:
+            raise RuntimeError("web view already started")
+        # aiohttp's own per-line limits sit above ours: the guard answers 431 first,
+        # so aiohttp never logs a traceback for an oversized header.
+        runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            shutdown_timeout=self.shutdown_timeout,
+            handle_signals=False,
+            max_line_size=self.max_header_size,
+            max_field_size=self.max_header_size,
+        )
         await runner.setup()
+        site = GuardedSite(
+            runner,
+            self.host,
+            self.port,
+            gate=self._gate,
+            header_timeout=self.header_timeout,
+            max_header_size=self.max_header_size,
+        )
         try:
-            await web.TCPSite(runner, self.host, self.port).start()
+            await site.start()
         except OSError as exc:
             await runner.cleanup()
             error = NetworkError(
@@ -215,12 +274,43 @@ class WebView:
             error.errno = exc.errno
             raise error from exc
         self._runner = runner
+        self._gate.bind(self.host, site.port)
         subscription = self.bucket.subscribe(self.max_queue)
         self._pump = asyncio.create_task(self._forward(subscription), name="creosote web pump")
         return self
 
-    async def stop(self) -> None:
-        """End every live stream and stop serving."""
+    def close(self) -> None:
+        """Begin closing: end every live stream and stop serving (returns at once)."""
+        if self._runner is None or self._closing is not None:
+            return
+        self._closing = asyncio.get_running_loop().create_task(
+            self._shutdown(), name="creosote web view shutdown"
+        )
+
+    async def wait_closed(self) -> None:
+        """Wait until :meth:`close` has finished."""
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """``close()`` and ``wait_closed()``; ``grace`` overrides ``shutdown_timeout``."""
+        if grace is not None:
+            self.shutdown_timeout = grace
+            if self._runner is not None:
+                self._runner._shutdown_timeout = grace
+        self.close()
+        await self.wait_closed()
+
+    async def serve_forever(self) -> None:
+        """Start if needed and serve until closed; cancelling stops the view first."""
+        if self._runner is None:
+            await self.start()
+        try:
+            await self._closed.wait()
+        finally:
+            await self.stop()
+
+    async def _shutdown(self) -> None:
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -230,7 +320,7 @@ class WebView:
             client.put(_CLOSED)
         if self._runner is not None:
             await self._runner.cleanup()
-            self._runner = None
+        self._closed.set()
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -252,8 +342,9 @@ class WebView:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT/``."""
-        return f"http://{format_peer(self.address)}/"
+        """``http://127.0.0.1:PORT/`` (with ``?token=...`` when a token is required)."""
+        query = f"?token={self.token}" if self.token is not None else ""
+        return f"http://{format_peer(self.address)}/{query}"
 
     # -- the bucket side ------------------------------------------------------------------------
 
