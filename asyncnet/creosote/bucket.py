@@ -35,12 +35,21 @@ from types import TracebackType
 from typing import Any, Self
 
 from ..errors import NetworkError, format_peer
-from ..protocols.creosote import MAX_MESSAGE_SIZE, Message, Reassembler
+from ..protocols.creosote import MAX_MESSAGE_SIZE, Message, Reassembler, safe_text
 from ..servers import DatagramHandler, DatagramServer
 
 logger = logging.getLogger("asyncnet.creosote")
 
-__all__ = ["Bucket", "BucketStats", "Subscription", "format_line", "format_time", "notes"]
+__all__ = [
+    "MAX_LINE_TEXT",
+    "Bucket",
+    "BucketStats",
+    "Subscription",
+    "cut_text",
+    "format_line",
+    "format_time",
+    "notes",
+]
 
 
 @dataclass(slots=True)
@@ -56,7 +65,11 @@ class BucketStats:
     framed: int = 0
     """Complete framed messages."""
     incomplete: int = 0
-    """Framed messages given up with chunks missing."""
+    """Framed messages given up with chunks missing (or cut)."""
+    cut: int = 0
+    """Messages cut at ``max_message_size`` (they end with the bucket's marker)."""
+    chunks_dropped: int = 0
+    """Chunks of cut messages dropped unread."""
     chunks_lost: int = 0
     duplicates: int = 0
     out_of_order: int = 0
@@ -74,14 +87,33 @@ class BucketStats:
         return asdict(self)
 
 
-def format_line(message: Message, *, date: bool = False) -> str:
+MAX_LINE_TEXT = 16 * 1024
+"""Characters of message text :func:`format_line` shows before cutting the line."""
+
+
+def format_line(message: Message, *, date: bool = False, max_text: int = MAX_LINE_TEXT) -> str:
     """One printable line: time, sender, the safe text, and notes on what went wrong.
 
     The text is :attr:`Message.text` (control characters escaped), so the line is
-    safe for a terminal or a log file whatever the sender put in the datagram.
+    safe for a terminal or a log file whatever the sender put in the datagram.  Text
+    longer than ``max_text`` characters is cut, and the line says how much was left out.
     """
     when = format_time(message.time, date=date)
-    return f"{when} {format_peer(message.sender)} {message.text}{notes(message)}"
+    text = cut_text(message, max_text)
+    return f"{when} {format_peer(message.sender)} {text}{notes(message)}"
+
+
+def cut_text(message: Message, max_text: int) -> str:
+    """:attr:`Message.text`, cut to about ``max_text`` characters, with a marker.
+
+    Only a prefix of the data is escaped, so a huge message costs no more to show
+    than a short one.
+    """
+    data = message.data
+    if len(data) <= max_text:
+        return message.text
+    text = safe_text(data[: max_text + 4])[:max_text]
+    return f"{text}...[{len(data) - max_text} more bytes not shown]"
 
 
 def format_time(timestamp: float, *, date: bool = False) -> str:
@@ -94,7 +126,7 @@ def format_time(timestamp: float, *, date: bool = False) -> str:
 def notes(message: Message) -> str:
     """What the bucket has to say about a message beyond its text (or ``""``)."""
     parts: list[str] = []
-    if message.lost:
+    if message.lost and message.reason != "too large":
         shown = ", ".join(map(str, message.missing))
         more = ", ..." if message.lost > len(message.missing) else ""
         parts.append(
@@ -103,6 +135,8 @@ def notes(message: Message) -> str:
         )
     if message.out_of_order:
         parts.append("chunks out of order")
+    if message.reason == "too large":
+        parts.append("too large: cut by the bucket (max_message_size)")
     if message.truncated:
         parts.append("truncated by the sender")
     if message.malformed:
@@ -114,16 +148,19 @@ class Subscription:
     """One consumer's bounded queue of messages: ``async for message in subscription``.
 
     The iteration ends when the bucket closes (after the queued messages) or when
-    :meth:`close` is called.  When more than ``max_queue`` messages wait, the oldest
-    is dropped and counted in :attr:`dropped`.
+    :meth:`close` is called.  When more than ``max_queue`` messages, or more than
+    ``max_queue_bytes`` bytes of them, wait, the oldest are dropped and counted in
+    :attr:`dropped`.
     """
 
-    def __init__(self, bucket: Bucket, max_queue: int) -> None:
+    def __init__(self, bucket: Bucket, max_queue: int, max_queue_bytes: int) -> None:
         if max_queue < 1:
             raise ValueError(f"max_queue must be >= 1, not {max_queue!r}")
         self._bucket = bucket
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
         self.dropped = 0
+        self._bytes = 0
         self._items: collections.deque[Message] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
@@ -132,11 +169,15 @@ class Subscription:
         """Queue a message (the bucket calls this; dropping the oldest when full)."""
         if self._closed:
             return
-        if len(self._items) >= self.max_queue:
-            self._items.popleft()
+        self._items.append(message)
+        self._bytes += len(message.data)
+        items = self._items
+        while len(items) > self.max_queue or (
+            self._bytes > self.max_queue_bytes and len(items) > 1
+        ):
+            self._bytes -= len(items.popleft().data)
             self.dropped += 1
             self._bucket._queue_dropped += 1
-        self._items.append(message)
         self._wake()
 
     def __len__(self) -> int:
@@ -164,7 +205,9 @@ class Subscription:
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._items.popleft()
+        message = self._items.popleft()
+        self._bytes -= len(message.data)
+        return message
 
     def __enter__(self) -> Self:
         return self
@@ -199,9 +242,11 @@ class Bucket:
     a free port (read it back from :attr:`address`).  Without a ``callback``,
     ``async for message in bucket`` yields every message from the moment the bucket
     started; :meth:`subscribe` gives further consumers a queue of their own.
-    ``max_queue`` bounds each queue; ``max_message_size``, ``max_partials``,
+    ``max_queue`` and ``max_queue_bytes`` bound each queue; ``max_message_size``
+    (64 KiB: longer messages are cut, with a marker), ``max_partials``,
     ``max_partial_bytes`` and ``expiry`` bound reassembly (see
-    :class:`~asyncnet.protocols.creosote.Reassembler`).  Partial messages still
+    :class:`~asyncnet.protocols.creosote.Reassembler`), so the bucket's memory is
+    bounded in bytes, not only in messages.  Partial messages still
     waiting when the bucket closes are delivered as incomplete (reason ``closed``).
 
     Binding a port that is already in use raises :class:`~asyncnet.errors.NetworkError`
@@ -217,9 +262,10 @@ class Bucket:
         family: int = socket.AF_UNSPEC,
         callback: Callable[[Message], object] | None = None,
         max_queue: int = 1000,
+        max_queue_bytes: int = 16 * 1024 * 1024,
         max_message_size: int = MAX_MESSAGE_SIZE,
         max_partials: int = 256,
-        max_partial_bytes: int = 16 * 1024 * 1024,
+        max_partial_bytes: int = 8 * 1024 * 1024,
         expiry: float = 5.0,
         receive_buffer: int | None = None,
     ) -> None:
@@ -231,6 +277,7 @@ class Bucket:
         self.port = port
         self.callback = callback
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
         self._reassembler = Reassembler(
             max_message_size=max_message_size,
             max_partials=max_partials,
@@ -247,7 +294,7 @@ class Bucket:
             name="creosote bucket",
         )
         self._subscribers: list[Subscription] = []
-        self._default = Subscription(self, max_queue) if callback is None else None
+        self._default = Subscription(self, max_queue, max_queue_bytes) if callback is None else None
         if self._default is not None:
             self._subscribers.append(self._default)
         self._delivered = 0
@@ -329,6 +376,8 @@ class Bucket:
             raw=r.raw,
             framed=r.messages,
             incomplete=r.incomplete,
+            cut=r.cut,
+            chunks_dropped=r.chunks_dropped,
             chunks_lost=r.chunks_lost,
             duplicates=r.duplicates,
             out_of_order=r.out_of_order,
@@ -341,9 +390,13 @@ class Bucket:
 
     # -- consumers --------------------------------------------------------------------------
 
-    def subscribe(self, max_queue: int | None = None) -> Subscription:
+    def subscribe(
+        self, max_queue: int | None = None, max_queue_bytes: int | None = None
+    ) -> Subscription:
         """A new consumer queue that receives every message from now on."""
-        subscription = Subscription(self, max_queue or self.max_queue)
+        subscription = Subscription(
+            self, max_queue or self.max_queue, max_queue_bytes or self.max_queue_bytes
+        )
         if self._closed:
             subscription._closed = True
         else:

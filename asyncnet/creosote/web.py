@@ -47,7 +47,7 @@ from ._webguard import (
     new_token,
     one_request_per_connection,
 )
-from .bucket import Bucket, format_time, notes
+from .bucket import Bucket, cut_text, format_time, notes
 
 logger = logging.getLogger("asyncnet.creosote")
 
@@ -140,12 +140,20 @@ _CLOSED = _Event(-1, "")
 class _Client:
     """One page's bounded queue of events (oldest dropped when it falls behind)."""
 
-    def __init__(self, max_queue: int) -> None:
-        self.items: collections.deque[_Event] = collections.deque(maxlen=max_queue)
+    def __init__(self, max_queue: int, max_bytes: int) -> None:
+        self.items: collections.deque[_Event] = collections.deque()
+        self.max_queue = max_queue
+        self.max_bytes = max_bytes
+        self.size = 0
         self.ready = asyncio.Event()
 
     def put(self, event: _Event) -> None:
         self.items.append(event)
+        self.size += len(event.payload)
+        while len(self.items) > 1 and (
+            len(self.items) > self.max_queue or self.size > self.max_bytes
+        ):
+            self.size -= len(self.items.popleft().payload)
         self.ready.set()
 
     async def get(self, timeout: float) -> _Event | None:
@@ -157,15 +165,17 @@ class _Client:
                     await self.ready.wait()
             except TimeoutError:
                 return None
-        return self.items.popleft()
+        event = self.items.popleft()
+        self.size -= len(event.payload)
+        return event
 
 
-def _encode(seq: int, message: Message) -> _Event:
+def _encode(seq: int, message: Message, max_text: int) -> _Event:
     data = {
         "time": format_time(message.time),
         "timestamp": message.time,
         "sender": format_peer(message.sender),
-        "text": message.text,
+        "text": cut_text(message, max_text),
         "notes": notes(message).strip(),
         "complete": message.complete,
     }
@@ -176,9 +186,11 @@ class WebView:
     """Serve a live view of ``bucket`` over HTTP on the running loop.
 
     ``host`` is 127.0.0.1 unless ``all_interfaces=True``; ``port=0`` picks a free port
-    (see :attr:`url`).  ``history`` messages are kept for pages that connect late;
-    each page has a queue of ``max_queue`` events; an idle stream gets a comment
-    line every ``keepalive`` seconds so a vanished browser is noticed.
+    (see :attr:`url`).  ``history`` messages, at most ``history_bytes`` of them, are
+    kept for pages that connect late; each page has a queue of ``max_queue`` events
+    (and ``max_queue_bytes``); a message's text is cut at ``max_text`` characters;
+    an idle stream gets a comment line every ``keepalive`` seconds so a vanished
+    browser is noticed.
 
     Only requests whose Host names the bound address, with no Origin or this
     view's own, are answered (403 otherwise); a request head must arrive within
@@ -198,7 +210,10 @@ class WebView:
         *,
         all_interfaces: bool = False,
         history: int = 200,
+        history_bytes: int = 4 * 1024 * 1024,
         max_queue: int = 1000,
+        max_queue_bytes: int = 4 * 1024 * 1024,
+        max_text: int = 64 * 1024,
         keepalive: float = 15.0,
         shutdown_timeout: float = 2.0,
         header_timeout: float = 10.0,
@@ -210,6 +225,10 @@ class WebView:
         self.port = port
         self.keepalive = keepalive
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
+        self.history_bytes = history_bytes
+        self.max_text = max_text
+        self._history_size = 0
         self.shutdown_timeout = shutdown_timeout
         if header_timeout <= 0:
             raise ConfigurationError(f"header_timeout must be > 0, not {header_timeout!r}")
@@ -357,8 +376,15 @@ class WebView:
 
     def _publish(self, message: Message) -> None:
         self._seq += 1
-        event = _encode(self._seq, message)
-        self._history.append(event)
+        event = _encode(self._seq, message, self.max_text)
+        history = self._history
+        if history.maxlen != 0:
+            if len(history) == history.maxlen:
+                self._history_size -= len(history[0].payload)
+            history.append(event)
+            self._history_size += len(event.payload)
+            while len(history) > 1 and self._history_size > self.history_bytes:
+                self._history_size -= len(history.popleft().payload)
         for client in self._clients:
             client.put(event)
 
@@ -389,7 +415,7 @@ class WebView:
             headers={**_SECURITY_HEADERS, "Content-Type": "text/event-stream"}
         )
         await response.prepare(request)
-        client = _Client(self.max_queue)
+        client = _Client(self.max_queue, self.max_queue_bytes)
         # Registering and taking the backlog with no await in between: every
         # message is sent exactly once, from the history or from the queue.
         self._clients.add(client)
