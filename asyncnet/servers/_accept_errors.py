@@ -149,8 +149,8 @@ def check_headroom(server: StreamServer, transport: asyncio.BaseTransport, now: 
     if server._fd_log.hit(now):
         logger.error(
             "%s: out of file descriptors (a connection got fd %d; %d connections open): "
-            "new connections fail until some close (uvloop drops them without a report; "
-            "%d such warnings so far; raise the limit with ulimit -n)",
+            "new connections fail until some close, and uvloop drops them without a "
+            "report (%d connections at the limit so far; raise it with ulimit -n)",
             server.name,
             fileno,
             len(server._connections),
