@@ -90,9 +90,18 @@ def test_running_out_of_descriptors_is_counted_and_logged_on_both_loops(
                 client = socket.create_connection(("127.0.0.1", port), timeout=5)
                 clients.append(client)
                 client.sendall(b"ping\n")
-            # Answers show the server took (and registered) the first ones.
-            assert clients[0].recv(100) == b"PING\n"
-            assert clients[40].recv(100) == b"PING\n"
+            # Read answers in order until the first client the server could not take:
+            # then every connection it did take has been registered (and checked).
+            answered = 0
+            for client in clients:
+                client.settimeout(2)
+                try:
+                    if client.recv(100) != b"PING\n":
+                        break  # EOF: uvloop accepted and closed it (libuv's EMFILE trick)
+                except OSError:  # a reset, or asyncio's backlog waiting: a timeout
+                    break
+                answered += 1
+            assert 40 <= answered < 100, answered
             assert proc.stdin is not None
             assert proc.stdout is not None
             proc.stdin.write("\n")
