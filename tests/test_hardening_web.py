@@ -141,6 +141,21 @@ async def test_token_is_required_on_every_request_when_asked_for() -> None:
         assert view.stats.forbidden_token == 4
 
 
+async def test_malformed_requests_get_400_and_no_traceback(caplog: Any) -> None:
+    """Issue 10 item 1: aiohttp's parser errors become one line each, rate-limited."""
+    caplog.set_level(logging.DEBUG)
+    async with Bucket(port=0) as bucket, WebView(bucket, port=0) as view:
+        own = f"127.0.0.1:{view.address[1]}"
+        for _ in range(3):
+            answer = await raw_request(view.address, get("/", own, "Content-Length: -5"))
+            assert status(answer) == 400
+        assert status(await raw_request(view.address, b"GARBAGE / HTTP/1.1\r\n\r\n")) == 400
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "Content-Length" in warnings[0].getMessage()
+
+
 def test_binding_beyond_loopback_turns_the_token_on() -> None:
     """Issue 10 item 1: all_interfaces (or a non-loopback host) means a token; loopback not."""
     bucket = Bucket(port=0)

@@ -149,6 +149,50 @@ class Gate:
         return response
 
 
+class _OneLineErrors(logging.Filter):
+    """aiohttp's "Error handling request" records: one line, no traceback, rate-limited.
+
+    A hostile or broken client (bad method, a negative Content-Length...) makes
+    aiohttp log a traceback per request; for a debug viewer that is only noise.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._log = RateLimitedLog()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.exc_info:
+            return True
+        since = 1
+        if record.levelno >= logging.WARNING:  # debug records are not worth a slot
+            since = self._log.hit(time.monotonic())
+            if not since:
+                return False
+        error = record.exc_info[1]
+        detail = " ".join(str(error).split())[:200] if error is not None else "?"
+        what = record.getMessage()
+        record.msg = "creosote web view: %s: %s (%d such since the last report)"
+        record.args = (what, detail, since)
+        record.exc_info = None
+        record.exc_text = None
+        if record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def http_logger() -> logging.Logger:
+    """A logger for aiohttp's request handler: its errors become one line each.
+
+    One per view, so each view has its own rate limit; it is not registered with
+    :mod:`logging` (nothing accumulates) and passes records on to the
+    ``asyncnet.creosote.http`` logger, where handlers and levels are configured.
+    """
+    logger = logging.Logger("asyncnet.creosote.http")
+    logger.parent = logging.getLogger("asyncnet.creosote.http")
+    logger.addFilter(_OneLineErrors())
+    return logger
+
+
 async def one_request_per_connection(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: close after each response, so each request head is checked."""
     response.force_close()

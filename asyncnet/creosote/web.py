@@ -43,6 +43,7 @@ from ._webguard import (
     Gate,
     GuardedSite,
     WebViewStats,
+    http_logger,
     is_loopback_host,
     new_token,
     one_request_per_connection,
@@ -271,6 +272,7 @@ class WebView:
             handle_signals=False,
             max_line_size=self.max_header_size,
             max_field_size=self.max_header_size,
+            logger=http_logger(),
         )
         await runner.setup()
         site = GuardedSite(
