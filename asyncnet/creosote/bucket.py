@@ -24,7 +24,6 @@ message is dropped, and counted, when a consumer falls behind).
 from __future__ import annotations
 
 import asyncio
-import collections
 import errno
 import logging
 import socket
@@ -35,8 +34,10 @@ from types import TracebackType
 from typing import Any, Self
 
 from ..errors import NetworkError, format_peer
-from ..protocols.creosote import MAX_MESSAGE_SIZE, Message, Reassembler, safe_text
+from ..protocols.creosote import MAX_MESSAGE_SIZE, Message, Reassembler
 from ..servers import DatagramHandler, DatagramServer
+from .formatting import MAX_LINE_TEXT, cut_text, format_line, format_time, notes
+from .subscription import Subscription
 
 logger = logging.getLogger("asyncnet.creosote")
 
@@ -85,140 +86,6 @@ class BucketStats:
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain dict."""
         return asdict(self)
-
-
-MAX_LINE_TEXT = 16 * 1024
-"""Characters of message text :func:`format_line` shows before cutting the line."""
-
-
-def format_line(message: Message, *, date: bool = False, max_text: int = MAX_LINE_TEXT) -> str:
-    """One printable line: time, sender, the safe text, and notes on what went wrong.
-
-    The text is :attr:`Message.text` (control characters escaped), so the line is
-    safe for a terminal or a log file whatever the sender put in the datagram.  Text
-    longer than ``max_text`` characters is cut, and the line says how much was left out.
-    """
-    when = format_time(message.time, date=date)
-    text = cut_text(message, max_text)
-    return f"{when} {format_peer(message.sender)} {text}{notes(message)}"
-
-
-def cut_text(message: Message, max_text: int) -> str:
-    """:attr:`Message.text`, cut to about ``max_text`` characters, with a marker.
-
-    Only a prefix of the data is escaped, so a huge message costs no more to show
-    than a short one.
-    """
-    data = message.data
-    if len(data) <= max_text:
-        return message.text
-    text = safe_text(data[: max_text + 4])[:max_text]
-    return f"{text}...[{len(data) - max_text} more bytes not shown]"
-
-
-def format_time(timestamp: float, *, date: bool = False) -> str:
-    """Local time as ``HH:MM:SS.mmm`` (``YYYY-MM-DD HH:MM:SS.mmm`` with ``date``)."""
-    stamp = time.localtime(timestamp)
-    text = time.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S", stamp)
-    return f"{text}.{int(timestamp % 1 * 1000):03d}"
-
-
-def notes(message: Message) -> str:
-    """What the bucket has to say about a message beyond its text (or ``""``)."""
-    parts: list[str] = []
-    if message.lost and message.reason != "too large":
-        shown = ", ".join(map(str, message.missing))
-        more = ", ..." if message.lost > len(message.missing) else ""
-        parts.append(
-            f"incomplete ({message.reason}): {message.lost} of {message.chunks} chunks lost "
-            f"[{shown}{more}]"
-        )
-    if message.out_of_order:
-        parts.append("chunks out of order")
-    if message.reason == "too large":
-        parts.append("too large: cut by the bucket (max_message_size)")
-    if message.truncated:
-        parts.append("truncated by the sender")
-    if message.malformed:
-        parts.append(f"malformed frame: {message.malformed}")
-    return f"  [{'; '.join(parts)}]" if parts else ""
-
-
-class Subscription:
-    """One consumer's bounded queue of messages: ``async for message in subscription``.
-
-    The iteration ends when the bucket closes (after the queued messages) or when
-    :meth:`close` is called.  When more than ``max_queue`` messages, or more than
-    ``max_queue_bytes`` bytes of them, wait, the oldest are dropped and counted in
-    :attr:`dropped`.
-    """
-
-    def __init__(self, bucket: Bucket, max_queue: int, max_queue_bytes: int) -> None:
-        if max_queue < 1:
-            raise ValueError(f"max_queue must be >= 1, not {max_queue!r}")
-        self._bucket = bucket
-        self.max_queue = max_queue
-        self.max_queue_bytes = max_queue_bytes
-        self.dropped = 0
-        self._bytes = 0
-        self._items: collections.deque[Message] = collections.deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self._closed = False
-
-    def put(self, message: Message) -> None:
-        """Queue a message (the bucket calls this; dropping the oldest when full)."""
-        if self._closed:
-            return
-        self._items.append(message)
-        self._bytes += len(message.data)
-        items = self._items
-        while len(items) > self.max_queue or (
-            self._bytes > self.max_queue_bytes and len(items) > 1
-        ):
-            self._bytes -= len(items.popleft().data)
-            self.dropped += 1
-            self._bucket._queue_dropped += 1
-        self._wake()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def close(self) -> None:
-        """Stop receiving; iteration ends once the queued messages are consumed."""
-        self._closed = True
-        self._bucket._unsubscribe(self)
-        self._wake()
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> Message:
-        while not self._items:
-            if self._closed:
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        message = self._items.popleft()
-        self._bytes -= len(message.data)
-        return message
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class _BucketHandler(DatagramHandler):

@@ -64,6 +64,9 @@ frames.  The limits above are what keeps a hostile sender from hurting the bucke
 Timestamps: :meth:`Reassembler.feed` and :meth:`Reassembler.expire` take ``now`` from
 the caller (any clock in seconds), which is also stamped on each message; the
 asyncio bucket passes ``time.time()``.
+
+(Longer than asyncnet's ~400-line guide on purpose: the format above, its encoder and
+its reassembler are one specification, read and tested together.)
 """
 
 from __future__ import annotations
