@@ -27,6 +27,8 @@ __all__ = [
 
 T = TypeVar("T")
 
+logger = logging.getLogger("asyncnet")
+
 
 class Servable(Protocol):
     """What :func:`run_servers` runs: anything with the asyncnet lifecycle.
@@ -79,17 +81,24 @@ def catch_signals(
 
     Install this *before* announcing that a server is ready: a signal that arrives
     between the announcement and the handler would otherwise kill the process
-    with the default action instead of a graceful shutdown.  Where the loop cannot
+    with the default action instead of a graceful shutdown.  A second signal while
+    the block is still running (a graceful shutdown, say) cancels the task that
+    entered it, so a second Ctrl-C stops at once.  Where the loop cannot
     install signal handlers (Windows, a non-main thread) the future never
     completes and Ctrl-C arrives as cancellation instead.
     """
     loop = asyncio.get_running_loop()
     received: asyncio.Future[int] = loop.create_future()
     installed = []
+    main = asyncio.current_task()
 
     def on_signal(signum: int) -> None:
         if not received.done():
             received.set_result(signum)
+        elif main is not None and not main.done():
+            # A second Ctrl-C means "now": stop waiting for the graceful shutdown.
+            logger.warning("second signal: stopping at once, without waiting for handlers")
+            main.cancel()
 
     for signum in signals:
         try:
@@ -129,7 +138,22 @@ def run_servers(
     """
 
     async def main() -> int:
+        try:
+            return await serve()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if first_signal and task is not None:  # the second signal cut shutdown short
+                task.uncancel()
+                return 130
+            raise
+
+    first_signal: list[int] = []
+
+    async def serve() -> int:
         with catch_signals() as stopped:
+            stopped.add_done_callback(
+                lambda f: first_signal.append(f.result()) if not f.cancelled() else None
+            )
             async with contextlib.AsyncExitStack() as stack:
                 for server in servers:
                     await stack.enter_async_context(server)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +120,64 @@ def test_running_out_of_descriptors_is_counted_and_logged_on_both_loops(
     assert int(summary.split()[-1]) > 0, summary  # counted...
     assert log.count("out of file descriptors") == 1, log  # ...and logged once per 10 s
     assert "Traceback" not in log
+
+
+BUSY = """
+import asyncio, sys
+from asyncnet import LineHandler, run_servers, tcp_server
+
+class Busy(LineHandler):
+    async def handle_line(self, line):
+        print("busy", flush=True)
+        await asyncio.sleep(60)  # far beyond the test's bound: only a forced stop ends it
+        return line
+
+def ready(servers):
+    print("listening on port", servers[0].address[1], flush=True)
+
+server = tcp_server(Busy, port=0, grace=30)
+sys.exit(run_servers(server, ready=ready, use_uvloop=sys.argv[1] == "uvloop"))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_second_ctrl_c_stops_at_once_instead_of_waiting_out_the_grace(loop: str) -> None:
+    """Issue 10 item 7: Ctrl-C starts a graceful stop (grace 30 s); a second one ends it now."""
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    with subprocess.Popen(
+        [sys.executable, "-c", BUSY, loop],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            port = int(read_listening_line(proc, r"listening on port (\d+)")[1])
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+                client.sendall(b"work\n")
+                assert proc.stdout is not None
+                assert proc.stdout.readline() == "busy\n"  # a handler is running
+                proc.send_signal(signal.SIGINT)
+                # The first signal closes the listener at once: wait for that.
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    except ConnectionRefusedError:
+                        break
+                    time.sleep(0.02)  # polling the listener's state, bounded above
+                else:
+                    raise AssertionError("the first SIGINT did not stop the listener")
+                started = time.monotonic()
+                proc.send_signal(signal.SIGINT)
+                assert proc.wait(timeout=10) == 130  # the grace period is 30 s
+                assert time.monotonic() - started < 10
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+    assert "second signal: stopping at once" in err
+    assert "Traceback" not in err
