@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,6 +18,8 @@ import pytest
 
 from asyncnet.creosote import Bucket, spew
 from asyncnet.creosote.web import WebView
+
+from .test_creosote_web import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.all_loops
 
@@ -164,3 +167,31 @@ def test_binding_beyond_loopback_turns_the_token_on() -> None:
     assert WebView(bucket).token is None
     assert WebView(bucket, host="::1").token is None
     assert WebView(bucket, host="localhost").token is None
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+async def test_token_page_goes_live_in_chromium() -> None:
+    """Issue 10 item 1: with a token, a real browser opening view.url gets the live stream
+    (the token comes back as a cookie on the script and event requests)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install -y chromium)")
+    playwright_api = pytest.importorskip(
+        "playwright.async_api", reason="playwright is not installed (pip install playwright)"
+    )
+    async with Bucket(port=0) as bucket, WebView(bucket, port=0, token=True) as view:
+        async with playwright_api.async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000
+            )
+            try:
+                page = await browser.new_page()
+                await page.goto(view.url)
+                await page.wait_for_selector('#status[data-state="live"]', timeout=15_000)
+                await spew("seen with a token", port=bucket.address[1])
+                await page.locator("#messages li").first.wait_for(timeout=15_000)
+                texts = await page.locator("#messages li .text").all_text_contents()
+            finally:
+                await browser.close()
+        assert view.stats.forbidden_token == 0
+    assert texts == ["seen with a token"]
