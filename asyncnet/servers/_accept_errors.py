@@ -81,6 +81,9 @@ class _AcceptErrorFilter:
 
     def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
+        if isinstance(exc, ValueError) and _is_stale_accept_retry(context):
+            logger.debug("accept retry after the server closed: %s", exc)
+            return
         sock = context.get("socket")
         if isinstance(exc, OSError) and exc.errno in RESOURCE_ERRNOS and sock is not None:
             server = self.servers.get(sock.fileno())
@@ -91,6 +94,17 @@ class _AcceptErrorFilter:
             self.previous(loop, context)
         else:
             loop.default_exception_handler(context)
+
+
+def _is_stale_accept_retry(context: dict[str, Any]) -> bool:
+    """asyncio's accept retry, scheduled 1 s after EMFILE, firing after the server closed.
+
+    The selector loop then fails in ``_start_serving`` with "Invalid file descriptor:
+    -1", once per accept that failed: a burst of tracebacks at shutdown for a
+    server that is already gone.  (There is no public way to cancel those retries.)
+    """
+    callback = getattr(context.get("handle"), "_callback", None)
+    return getattr(callback, "__name__", "") == "_start_serving"
 
 
 def _report(server: StreamServer, exc: OSError, now: float) -> None:
