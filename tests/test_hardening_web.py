@@ -138,7 +138,9 @@ async def test_token_is_required_on_every_request_when_asked_for() -> None:
                     assert response.status == 403, url
             async with session.get(view.url) as page:  # sets the cookie for the page
                 assert page.status == 200
-                assert "HttpOnly" in page.headers["Set-Cookie"]
+                cookie = page.headers["Set-Cookie"]
+                assert cookie.startswith(f"creosote_token_{view.address[1]}=")
+                assert "HttpOnly" in cookie
             async with session.get(base + "app.js") as script:
                 assert script.status == 200
         assert view.stats.forbidden_token == 4

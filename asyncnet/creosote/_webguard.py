@@ -11,7 +11,7 @@ on 127.0.0.1 by re-pointing its own host name there (DNS rebinding).  So:
   cross-site request gets 403.
 * **A token**, when the view listens beyond loopback: a random secret in the URL
   printed at start (like Jupyter's), required on every request, as the ``token``
-  query parameter or the cookie the page sets from it.
+  query parameter or the cookie (``creosote_token_PORT``) the page sets from it.
 * **Header limits**, enforced on the raw bytes before aiohttp parses anything: a
   connection whose request head (request line and headers) is not complete within
   ``header_timeout`` seconds is closed; one larger than ``max_header_size`` bytes
@@ -37,7 +37,9 @@ from ..servers._accept_errors import RateLimitedLog
 
 logger = logging.getLogger("asyncnet.creosote")
 
-TOKEN_COOKIE = "creosote_token"
+TOKEN_COOKIE = "creosote_token_{port}"
+"""The cookie carrying the token; one per port, since cookies ignore ports and two
+views on one host must not overwrite each other's."""
 _HEAD_END = b"\r\n\r\n"
 _431 = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
@@ -93,10 +95,12 @@ class Gate:
         self.stats = stats
         self.token = token
         self.allowed_hosts: frozenset[str] | None = frozenset()
+        self.cookie = TOKEN_COOKIE.format(port=0)
         self._logs: dict[str, RateLimitedLog] = {}
 
     def bind(self, host: str | None, port: int) -> None:
         """Allow the Host values naming ``host:port`` (``None``: any Host, token required)."""
+        self.cookie = TOKEN_COOKIE.format(port=port)
         if host is None:
             self.allowed_hosts = None
             return
@@ -138,14 +142,14 @@ class Gate:
             given = request.query.get("token")
             from_query = given is not None
             if given is None:
-                given = request.cookies.get(TOKEN_COOKIE, "")
+                given = request.cookies.get(self.cookie, "")
             if not secrets.compare_digest(given.encode(), self.token.encode()):
                 self.refuse("forbidden_token", "refused a request without the token", peer)
                 raise web.HTTPForbidden(text="forbidden: open the URL with its token\n")
         self.stats.requests += 1
         response = await handler(request)
         if from_query and self.token is not None and not response.prepared:
-            response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="Strict")
+            response.set_cookie(self.cookie, self.token, httponly=True, samesite="Strict")
         return response
 
 
