@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from asyncnet.creosote import Bucket, spew
+from asyncnet.creosote._webguard import Gate, HeadGuard, WebViewStats
 from asyncnet.creosote.web import WebView
 
 from .test_creosote_web import CHROMIUM, CHROMIUM_ARGS
@@ -161,6 +162,15 @@ async def test_malformed_requests_get_400_and_no_traceback(caplog: Any) -> None:
     assert "Content-Length" in warnings[0].getMessage()
 
 
+async def test_head_ending_in_bare_newlines_is_answered_not_timed_out() -> None:
+    """Issue 10 item 1: the head limit recognises LF LF as well as CRLF CRLF."""
+    async with Bucket(port=0) as bucket, WebView(bucket, port=0, header_timeout=30) as view:
+        head = f"GET / HTTP/1.1\nHost: 127.0.0.1:{view.address[1]}\n\n".encode()
+        answer = await raw_request(view.address, head, timeout=10)
+        assert answer.startswith(b"HTTP/1.")
+        assert view.stats.header_timeouts == 0
+
+
 def test_binding_beyond_loopback_turns_the_token_on() -> None:
     """Issue 10 item 1: all_interfaces (or a non-loopback host) means a token; loopback not."""
     bucket = Bucket(port=0)
@@ -197,3 +207,69 @@ async def test_token_page_goes_live_in_chromium() -> None:
                 await browser.close()
         assert view.stats.forbidden_token == 0
     assert texts == ["seen with a token"]
+
+
+class _Inner(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.data = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+
+class _Transport:
+    """Just enough of a transport for HeadGuard (no socket: the scan is what is tested)."""
+
+    def __init__(self) -> None:
+        self.written = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 1) if name == "peername" else default
+
+
+def _guard(limit: int) -> tuple[Any, _Inner, _Transport]:
+    inner, transport = _Inner(), _Transport()
+    guard = HeadGuard(inner, Gate(WebViewStats(), None), 30.0, limit)
+    guard.connection_made(transport)  # type: ignore[arg-type]
+    return guard, inner, transport
+
+
+@pytest.mark.parametrize("ending", [b"\r\n\r\n", b"\n\n"], ids=["crlf", "lf"])
+async def test_head_scan_is_the_same_for_every_split(ending: bytes) -> None:
+    """Issue 10 item 1: any split of the head (and the byte after it) passes it on once."""
+    head = b"GET / HTTP/1.1" + ending[: len(ending) // 2] + b"Host: h:1" + ending + b"X"
+    for cut in range(len(head) + 1):
+        guard, inner, transport = _guard(limit=len(head) - 1)  # the head fits exactly
+        guard.data_received(head[:cut])
+        guard.data_received(head[cut:])
+        assert inner.data == head, cut
+        assert not transport.closed
+        guard.connection_lost(None)
+    guard, inner, transport = _guard(limit=len(head) - 1)
+    for byte in head:
+        guard.data_received(bytes([byte]))
+    assert inner.data == head
+    guard.connection_lost(None)
+
+
+async def test_head_one_byte_over_the_limit_gets_431_for_every_split() -> None:
+    """Issue 10 item 1: the limit holds at the boundary, however the bytes arrive."""
+    head = b"GET / HTTP/1.1\r\nHost: h:1\r\n\r\n"
+    for cut in range(len(head) + 1):
+        guard, inner, transport = _guard(limit=len(head) - 1)
+        guard.data_received(head[:cut])
+        guard.data_received(head[cut:])
+        assert inner.data == b""
+        assert transport.written.startswith(b"HTTP/1.1 431 ")
+        assert transport.closed
+        guard.connection_lost(None)

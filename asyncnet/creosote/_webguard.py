@@ -40,7 +40,6 @@ logger = logging.getLogger("asyncnet.creosote")
 TOKEN_COOKIE = "creosote_token_{port}"
 """The cookie carrying the token; one per port, since cookies ignore ports and two
 views on one host must not overwrite each other's."""
-_HEAD_END = b"\r\n\r\n"
 _431 = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
     b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 33\r\nConnection: close\r\n\r\n"
@@ -255,8 +254,8 @@ class HeadGuard(asyncio.Protocol):
             return
         # The blank line may straddle two reads: look at the last 3 bytes as well.
         window = self._tail + data
-        end = window.find(_HEAD_END)
-        head_size = self._size + len(data) if end < 0 else self._size - len(self._tail) + end + 4
+        end = _head_end(window)
+        head_size = self._size + len(data) if end < 0 else self._size - len(self._tail) + end
         if head_size > self._limit:
             self._gate.refuse(
                 "headers_too_large",
@@ -300,6 +299,16 @@ class HeadGuard(asyncio.Protocol):
     def resume_writing(self) -> None:
         """Pass flow control on to aiohttp."""
         self._inner.resume_writing()
+
+
+def _head_end(window: bytes) -> int:
+    """Where the head ends in ``window`` (just past its blank line), or -1.
+
+    CRLF CRLF as browsers send it; a bare LF LF too, so that a sloppy client gets
+    aiohttp's answer (400 or a page) rather than the header timeout.
+    """
+    ends = [i + len(mark) for mark in (b"\r\n\r\n", b"\n\n") if (i := window.find(mark)) >= 0]
+    return min(ends) if ends else -1
 
 
 class GuardedSite(web.TCPSite):
