@@ -122,7 +122,7 @@ async def test_oversized_header_gets_431_and_one_log_line_without_traceback(
         assert view.stats.headers_too_large == 1
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
     assert not [r for r in caplog.records if "Error handling request" in r.getMessage()]
-    lines = [r for r in caplog.records if "431" in r.getMessage()]
+    lines = [r for r in caplog.records if "answered 431" in r.getMessage()]
     assert len(lines) == 1
 
 
