@@ -81,7 +81,7 @@ def catch_signals(
 
     Install this *before* announcing that a server is ready: a signal that arrives
     between the announcement and the handler would otherwise kill the process
-    with the default action instead of a graceful shutdown.  A second signal while
+    with the default action instead of a graceful shutdown.  A second SIGINT while
     the block is still running (a graceful shutdown, say) cancels the task that
     entered it, so a second Ctrl-C stops at once.  Where the loop cannot
     install signal handlers (Windows, a non-main thread) the future never
@@ -95,8 +95,10 @@ def catch_signals(
     def on_signal(signum: int) -> None:
         if not received.done():
             received.set_result(signum)
-        elif main is not None and not main.done():
-            # A second Ctrl-C means "now": stop waiting for the graceful shutdown.
+        elif signum == signal.SIGINT == received.result() and main is not None and not main.done():
+            # A second Ctrl-C means "now": stop waiting for the graceful shutdown.  Only
+            # SIGINT twice: a worker gets a group Ctrl-C *and* its supervisor's SIGTERM,
+            # in either order, and neither may cut its graceful stop short.
             logger.warning("second signal: stopping at once, without waiting for handlers")
             main.cancel()
 
