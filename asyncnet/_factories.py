@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 from .servers import BaseHandler, DatagramHandler, DatagramServer, StreamServer
 from .servers._base import DEFAULT_HOST
+from .servers.reflection import SourceFilter
 
 __all__ = ["tcp_server", "udp_server", "unix_server"]
 
@@ -127,6 +128,7 @@ def udp_server(
     allow_broadcast: bool = False,
     max_pending: int = 1000,
     receive_buffer: int | None = None,
+    drop_sources: SourceFilter | None = SourceFilter(),  # noqa: B008 (immutable)
     grace: float = 1.0,
     name: str | None = None,
 ) -> DatagramServer:
@@ -141,6 +143,7 @@ def udp_server(
         allow_broadcast=allow_broadcast,
         max_pending=max_pending,
         receive_buffer=receive_buffer,
+        drop_sources=drop_sources,
         grace=grace,
         name=name,
     )

@@ -27,6 +27,8 @@ __all__ = [
 
 T = TypeVar("T")
 
+logger = logging.getLogger("asyncnet")
+
 
 @runtime_checkable
 class Servable(Protocol):
@@ -84,9 +86,12 @@ def catch_signals(
 
     Install this *before* announcing that a server is ready: a signal that arrives
     between the announcement and the handler would otherwise kill the process
-    with the default action instead of a graceful shutdown.  Where the loop cannot
-    install signal handlers (Windows, a non-main thread) the future never
-    completes and Ctrl-C arrives as cancellation instead.
+    with the default action instead of a graceful shutdown.  A second SIGINT while
+    the block is still running (a graceful shutdown, say) raises
+    ``KeyboardInterrupt`` out of the loop, as Ctrl-C does in plain Python: the
+    loop's runner then cancels whatever is left, so a second Ctrl-C stops at once.
+    Where the loop cannot install signal handlers (Windows, a non-main thread) the
+    future never completes and Ctrl-C arrives as cancellation instead.
     """
     loop = asyncio.get_running_loop()
     received: asyncio.Future[int] = loop.create_future()
@@ -95,6 +100,12 @@ def catch_signals(
     def on_signal(signum: int) -> None:
         if not received.done():
             received.set_result(signum)
+        elif signum == signal.SIGINT == received.result():
+            # A second Ctrl-C means "now": stop waiting for the graceful shutdown.  Only
+            # SIGINT twice: a worker gets a group Ctrl-C *and* its supervisor's SIGTERM,
+            # in either order, and neither may cut its graceful stop short.
+            logger.warning("second signal: stopping at once, without waiting for handlers")
+            raise KeyboardInterrupt
 
     for signum in signals:
         try:

@@ -82,9 +82,10 @@ async def take(subscription: Subscription, count: int, timeout: float = 10.0) ->
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s}B")
 async def test_framed_message_is_reassembled_exactly(size: int) -> None:
     data = pattern(size)
-    async with Bucket(port=0, receive_buffer=RCVBUF) as bucket:
-        async with Emitter(*bucket.address, framed=True) as emitter:
-            sent = await emitter.spew(data)
+    limit = 2 * 1024 * 1024  # above the 64 KiB default: this test is about reassembly
+    async with Bucket(port=0, receive_buffer=RCVBUF, max_message_size=limit) as bucket:
+        async with Emitter(*bucket.address, framed=True, max_message_size=limit) as emitter:
+            sent = await emitter.send(data)
             sender = emitter.local_address
         [message] = await take(aiter(bucket), 1)
     assert message.data == data
@@ -100,7 +101,7 @@ async def test_framed_message_is_reassembled_exactly(size: int) -> None:
 async def test_raw_message_arrives_as_the_tutorials_chunks(size: int) -> None:
     data = pattern(size)
     async with Bucket(port=0, receive_buffer=RCVBUF, max_queue=2048) as bucket:
-        sent = await spew(data, *bucket.address)
+        sent = await spew(data, *bucket.address, max_message_size=2 * 1024 * 1024)
         messages = await take(aiter(bucket), sent)
     assert sent == -(-size // BUFSIZE)
     assert [len(m.data) for m in messages] == [
@@ -130,7 +131,7 @@ async def test_interleaved_framed_senders_are_told_apart() -> None:
             Emitter(*bucket.address, framed=True) as a,
             Emitter(*bucket.address, framed=True) as b,
         ):
-            await asyncio.gather(a.spew(b"A" * 20_000), b.spew(b"B" * 20_000))
+            await asyncio.gather(a.send(b"A" * 20_000), b.send(b"B" * 20_000))
             senders = {a.local_address: b"A" * 20_000, b.local_address: b"B" * 20_000}
         messages = await take(aiter(bucket), 2)
     assert {m.sender: m.data for m in messages} == senders
@@ -166,7 +167,7 @@ async def test_emitter_after_close_drops_instead_of_raising() -> None:
     async with emitter:
         pass
     assert emitter.emit("after close") == 0
-    assert await emitter.spew("after close") == 0
+    assert await emitter.send("after close") == 0
     assert emitter.stats.dropped == 3
 
 
@@ -196,7 +197,7 @@ async def test_emitter_drops_rather_than_queue_without_limit(tmp_path: Path) -> 
             # spew() waits a bounded time for the buffer to drain, then gives up.
             dropped = emitter.stats.dropped
             async with asyncio.timeout(5):
-                assert await emitter.spew(b"w" * 30_000, timeout=0.05) < 30
+                assert await emitter.send(b"w" * 30_000, timeout=0.05) < 30
             assert emitter.stats.dropped == dropped + 1
             assert transport.get_write_buffer_size() <= 20_000 + 1000  # type: ignore[attr-defined]
             emitter.close()
@@ -292,7 +293,7 @@ async def test_hostile_and_oversized_messages_are_escaped(framed: bool) -> None:
     ) as bucket:
         async with Emitter(*bucket.address, framed=framed, max_message_size=8192) as emitter:
             for text in [*HOSTILE, big]:
-                assert await emitter.spew(text) > 0
+                assert await emitter.send(text) > 0
             assert emitter.stats.truncated == 1
             assert emitter.stats.errors == 0  # no EMSGSIZE, no other send error
             expected = len(HOSTILE) + (1 if framed else 8)  # 8192 bytes = 8 raw chunks

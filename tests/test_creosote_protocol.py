@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from asyncnet.errors import ConfigurationError
 from asyncnet.protocols.creosote import (
+    CUT_MARKER,
     DEFAULT_BUFSIZE,
     HEADER_SIZE,
     MAGIC,
@@ -228,14 +229,17 @@ def test_partials_are_bounded_in_count_and_bytes() -> None:
         assert small.partial_bytes <= 1000
 
 
-def test_a_message_over_the_size_limit_is_given_up_not_buffered() -> None:
+def test_a_message_over_the_size_limit_is_cut_not_buffered() -> None:
+    """Issue 10 item 4: cut at the limit with a marker; the rest is dropped, once."""
     reassembler = Reassembler(max_message_size=1000)
     out = feed_all(reassembler, chunk_framed(b"z" * 5000, 3, 300))
-    assert out[0].reason == "too large"
-    assert out[0].data == b""
-    assert reassembler.partial_bytes < 1000
-    # the remaining chunks start a new partial, which is given up again: never unbounded
-    assert all(m.reason == "too large" for m in out)
+    [cut] = out  # one message, not one per later chunk
+    assert cut.reason == "too large"
+    assert cut.data == b"z" * (1000 - len(CUT_MARKER)) + CUT_MARKER
+    assert not cut.complete
+    assert reassembler.partial_bytes == 0
+    assert reassembler.stats.cut == 1
+    assert reassembler.stats.chunks_dropped == 18 - 4  # 282-byte chunks: the 4th passed 1000
 
 
 def test_huge_claimed_count_costs_nothing() -> None:

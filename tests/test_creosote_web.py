@@ -151,9 +151,9 @@ async def test_page_shows_messages_live_in_chromium() -> None:
                 await page.wait_for_selector('#status[data-state="live"]', timeout=15_000)
                 await spew(HOSTILE, port=port)
                 await spew("newest", port=port)
-                await page.wait_for_function(
-                    "document.querySelectorAll('#messages li').length >= 3", timeout=15_000
-                )
+                # A locator, not wait_for_function: the page's CSP forbids eval, which
+                # wait_for_function's polling needs once its first check comes up short.
+                await page.locator("#messages li").nth(2).wait_for(timeout=15_000)
                 texts = await page.locator("#messages li .text").all_text_contents()
                 senders = await page.locator("#messages li .sender").all_text_contents()
                 times = await page.locator("#messages li .time").all_text_contents()

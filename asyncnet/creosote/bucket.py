@@ -24,7 +24,6 @@ message is dropped, and counted, when a consumer falls behind).
 from __future__ import annotations
 
 import asyncio
-import collections
 import errno
 import logging
 import socket
@@ -38,10 +37,21 @@ from .._boundary import translate_os_error
 from ..errors import format_peer
 from ..protocols.creosote import MAX_MESSAGE_SIZE, Message, Reassembler
 from ..servers import DatagramHandler, DatagramServer
+from .formatting import MAX_LINE_TEXT, cut_text, format_line, format_time, notes
+from .subscription import Subscription
 
 logger = logging.getLogger("asyncnet.creosote")
 
-__all__ = ["Bucket", "BucketStats", "Subscription", "format_line", "format_time", "notes"]
+__all__ = [
+    "MAX_LINE_TEXT",
+    "Bucket",
+    "BucketStats",
+    "Subscription",
+    "cut_text",
+    "format_line",
+    "format_time",
+    "notes",
+]
 
 
 @dataclass(slots=True)
@@ -57,7 +67,11 @@ class BucketStats:
     framed: int = 0
     """Complete framed messages."""
     incomplete: int = 0
-    """Framed messages given up with chunks missing."""
+    """Framed messages given up with chunks missing (or cut)."""
+    cut: int = 0
+    """Messages cut at ``max_message_size`` (they end with the bucket's marker)."""
+    chunks_dropped: int = 0
+    """Chunks of cut messages dropped unread."""
     chunks_lost: int = 0
     duplicates: int = 0
     out_of_order: int = 0
@@ -73,110 +87,6 @@ class BucketStats:
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain dict."""
         return asdict(self)
-
-
-def format_line(message: Message, *, date: bool = False) -> str:
-    """One printable line: time, sender, the safe text, and notes on what went wrong.
-
-    The text is :attr:`Message.text` (control characters escaped), so the line is
-    safe for a terminal or a log file whatever the sender put in the datagram.
-    """
-    when = format_time(message.time, date=date)
-    return f"{when} {format_peer(message.sender)} {message.text}{notes(message)}"
-
-
-def format_time(timestamp: float, *, date: bool = False) -> str:
-    """Local time as ``HH:MM:SS.mmm`` (``YYYY-MM-DD HH:MM:SS.mmm`` with ``date``)."""
-    stamp = time.localtime(timestamp)
-    text = time.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S", stamp)
-    return f"{text}.{int(timestamp % 1 * 1000):03d}"
-
-
-def notes(message: Message) -> str:
-    """What the bucket has to say about a message beyond its text (or ``""``)."""
-    parts: list[str] = []
-    if message.lost:
-        shown = ", ".join(map(str, message.missing))
-        more = ", ..." if message.lost > len(message.missing) else ""
-        parts.append(
-            f"incomplete ({message.reason}): {message.lost} of {message.chunks} chunks lost "
-            f"[{shown}{more}]"
-        )
-    if message.out_of_order:
-        parts.append("chunks out of order")
-    if message.truncated:
-        parts.append("truncated by the sender")
-    if message.malformed:
-        parts.append(f"malformed frame: {message.malformed}")
-    return f"  [{'; '.join(parts)}]" if parts else ""
-
-
-class Subscription:
-    """One consumer's bounded queue of messages: ``async for message in subscription``.
-
-    The iteration ends when the bucket closes (after the queued messages) or when
-    :meth:`close` is called.  When more than ``max_queue`` messages wait, the oldest
-    is dropped and counted in :attr:`dropped`.
-    """
-
-    def __init__(self, bucket: Bucket, max_queue: int) -> None:
-        if max_queue < 1:
-            raise ValueError(f"max_queue must be >= 1, not {max_queue!r}")
-        self._bucket = bucket
-        self.max_queue = max_queue
-        self.dropped = 0
-        self._items: collections.deque[Message] = collections.deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self._closed = False
-
-    def put(self, message: Message) -> None:
-        """Queue a message (the bucket calls this; dropping the oldest when full)."""
-        if self._closed:
-            return
-        if len(self._items) >= self.max_queue:
-            self._items.popleft()
-            self.dropped += 1
-            self._bucket._queue_dropped += 1
-        self._items.append(message)
-        self._wake()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def close(self) -> None:
-        """Stop receiving; iteration ends once the queued messages are consumed."""
-        self._closed = True
-        self._bucket._unsubscribe(self)
-        self._wake()
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> Message:
-        while not self._items:
-            if self._closed:
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._items.popleft()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class _BucketHandler(DatagramHandler):
@@ -200,9 +110,11 @@ class Bucket:
     a free port (read it back from :attr:`address`).  Without a ``callback``,
     ``async for message in bucket`` yields every message from the moment the bucket
     started; :meth:`subscribe` gives further consumers a queue of their own.
-    ``max_queue`` bounds each queue; ``max_message_size``, ``max_partials``,
+    ``max_queue`` and ``max_queue_bytes`` bound each queue; ``max_message_size``
+    (64 KiB: longer messages are cut, with a marker), ``max_partials``,
     ``max_partial_bytes`` and ``expiry`` bound reassembly (see
-    :class:`~asyncnet.protocols.creosote.Reassembler`).  Partial messages still
+    :class:`~asyncnet.protocols.creosote.Reassembler`), so the bucket's memory is
+    bounded in bytes, not only in messages.  Partial messages still
     waiting when the bucket closes are delivered as incomplete (reason ``closed``).
 
     Binding a port that is already in use raises :class:`~asyncnet.errors.NetworkError`
@@ -218,9 +130,10 @@ class Bucket:
         family: int = socket.AF_UNSPEC,
         callback: Callable[[Message], object] | None = None,
         max_queue: int = 1000,
+        max_queue_bytes: int = 16 * 1024 * 1024,
         max_message_size: int = MAX_MESSAGE_SIZE,
         max_partials: int = 256,
-        max_partial_bytes: int = 16 * 1024 * 1024,
+        max_partial_bytes: int = 8 * 1024 * 1024,
         expiry: float = 5.0,
         receive_buffer: int | None = None,
     ) -> None:
@@ -232,6 +145,7 @@ class Bucket:
         self.port = port
         self.callback = callback
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
         self._reassembler = Reassembler(
             max_message_size=max_message_size,
             max_partials=max_partials,
@@ -248,7 +162,7 @@ class Bucket:
             name="creosote bucket",
         )
         self._subscribers: list[Subscription] = []
-        self._default = Subscription(self, max_queue) if callback is None else None
+        self._default = Subscription(self, max_queue, max_queue_bytes) if callback is None else None
         if self._default is not None:
             self._subscribers.append(self._default)
         self._delivered = 0
@@ -256,11 +170,13 @@ class Bucket:
         self._callback_errors = 0
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
+        self._started = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> Self:
         """Bind and start listening; raises ``NetworkError`` if the port is taken."""
+        self._started = True
         try:
             await self.server.start()
         except OSError as exc:
@@ -277,17 +193,26 @@ class Bucket:
         return self
 
     def close(self) -> None:
-        """Stop listening; iterations end once their queued messages are consumed."""
+        """Stop listening (returns at once); iterations end once their queues are consumed."""
         self.server.close()
 
     async def wait_closed(self) -> None:
         """Wait until the bucket has closed."""
         await self.server.wait_closed()
 
-    async def stop(self) -> None:
-        """``close()`` and ``wait_closed()``."""
-        self.close()
+    async def stop(self, grace: float | None = None) -> None:
+        """``close()`` and ``wait_closed()`` (``grace`` is passed to the server)."""
+        self.server.close(grace)
         await self.wait_closed()
+
+    async def serve_forever(self) -> None:
+        """Start if needed and listen until closed (what :func:`asyncnet.run_servers` runs).
+
+        Cancelling it stops the bucket first, so partial messages are still delivered.
+        """
+        if not self._started:
+            await self.start()
+        await self.server.serve_forever()
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -316,6 +241,8 @@ class Bucket:
             raw=r.raw,
             framed=r.messages,
             incomplete=r.incomplete,
+            cut=r.cut,
+            chunks_dropped=r.chunks_dropped,
             chunks_lost=r.chunks_lost,
             duplicates=r.duplicates,
             out_of_order=r.out_of_order,
@@ -328,9 +255,13 @@ class Bucket:
 
     # -- consumers --------------------------------------------------------------------------
 
-    def subscribe(self, max_queue: int | None = None) -> Subscription:
+    def subscribe(
+        self, max_queue: int | None = None, max_queue_bytes: int | None = None
+    ) -> Subscription:
         """A new consumer queue that receives every message from now on."""
-        subscription = Subscription(self, max_queue or self.max_queue)
+        subscription = Subscription(
+            self, max_queue or self.max_queue, max_queue_bytes or self.max_queue_bytes
+        )
         if self._closed:
             subscription._closed = True
         else:

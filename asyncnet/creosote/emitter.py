@@ -266,7 +266,7 @@ class Emitter(_Framer):
 
         async with Emitter(port=5555, framed=True) as emitter:
             emitter.emit("starting")            # never waits, never raises
-            await emitter.spew(big_report)      # yields between chunks
+            await emitter.send(big_report)      # yields between chunks
 
     ``host``/``port`` (default 127.0.0.1 and :data:`asyncnet.creosote.PORT`) are the
     bucket's address; ``bufsize`` (default :data:`asyncnet.creosote.BUFSIZE`) bounds
@@ -384,7 +384,7 @@ class Emitter(_Framer):
         self._sent(datagrams)
         return len(datagrams)
 
-    async def spew(self, message: str | bytes, *, timeout: float = 1.0) -> int:
+    async def send(self, message: str | bytes, *, timeout: float = 1.0) -> int:
         """Send ``message``, letting the event loop run between its chunks.
 
         A bucket on the same loop keeps up with a long message this way (a burst of a
@@ -418,6 +418,9 @@ class Emitter(_Framer):
             self._sent(datagrams)
         return sent
 
+    spew = send
+    """The tutorial's word for :meth:`send` (kept for existing code)."""
+
     def close(self) -> None:
         """Close the endpoint; buffered datagrams are still sent if the kernel takes them."""
         if self._transport is not None:
@@ -434,6 +437,13 @@ class Emitter(_Framer):
             self._transport.abort()
             await self._protocol.closed
 
+    async def stop(self, grace: float | None = None) -> None:
+        """``close()`` and ``wait_closed()``; ``grace`` overrides ``close_timeout``."""
+        if grace is not None:
+            self.close_timeout = grace
+        self.close()
+        await self.wait_closed()
+
     async def __aenter__(self) -> Self:
         return await self.start()
 
@@ -443,8 +453,7 @@ class Emitter(_Framer):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
-        await self.wait_closed()
+        await self.stop()
 
 
 class SocketEmitter(_Framer):
@@ -577,4 +586,4 @@ async def spew(
         broadcast=broadcast,
         max_message_size=max_message_size,
     ) as emitter:
-        return await emitter.spew(message)
+        return await emitter.send(message)

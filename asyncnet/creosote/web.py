@@ -15,6 +15,12 @@ Every message is untrusted input.  The server sends only the escaped
 :func:`~asyncnet.protocols.creosote.safe_text` of each message, and the page puts it
 into the document with ``textContent``, never as HTML; the Content-Security-Policy
 allows no inline script at all.  The view binds 127.0.0.1 by default.
+
+Who may look is decided by :mod:`asyncnet.creosote._webguard`: only requests whose
+Host names the bound address and whose Origin (if any) is the view's own get an
+answer (DNS rebinding gets 403); request heads must be complete within
+``header_timeout`` and fit in ``max_header_size`` bytes; a view listening beyond
+loopback requires the random token in its :attr:`WebView.url`.
 """
 
 from __future__ import annotations
@@ -31,88 +37,24 @@ from typing import Any, Self
 from aiohttp import web
 
 from .._boundary import translate_os_error
-from ..errors import format_peer
+from ..errors import ConfigurationError, StateError, format_peer
 from ..protocols.creosote import Message
 from ..servers._base import check_bind_host
-from .bucket import Bucket, format_time, notes
+from ._webguard import (
+    Gate,
+    GuardedSite,
+    WebViewStats,
+    http_logger,
+    is_loopback_host,
+    new_token,
+    one_request_per_connection,
+)
+from ._webpage import PAGE, SCRIPT, SECURITY_HEADERS, STYLE
+from .bucket import Bucket, cut_text, format_time, notes
 
 logger = logging.getLogger("asyncnet.creosote")
 
-__all__ = ["WebView"]
-
-_SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-
-_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>creosote bucket</title>
-<link rel="stylesheet" href="/style.css">
-</head>
-<body>
-<h1>Mr. Creosote's bucket</h1>
-<p>Debug messages arriving on <code id="where">{where}</code>, newest first.
-<span id="status" data-state="connecting">connecting&hellip;</span></p>
-<ol id="messages"></ol>
-<script src="/app.js"></script>
-</body>
-</html>
-"""
-
-_SCRIPT = """"use strict";
-// Message text is untrusted: it only ever goes into the page as textContent.
-const list = document.getElementById("messages");
-const status = document.getElementById("status");
-const MAX_LINES = 500;
-
-function span(className, text) {
-  const element = document.createElement("span");
-  element.className = className;
-  element.textContent = text;
-  return element;
-}
-
-const source = new EventSource("/events");
-source.addEventListener("open", () => {
-  status.textContent = "live";
-  status.dataset.state = "live";
-});
-source.addEventListener("error", () => {
-  status.textContent = "reconnecting\\u2026";
-  status.dataset.state = "down";
-});
-source.addEventListener("message", (event) => {
-  const message = JSON.parse(event.data);
-  const line = document.createElement("li");
-  line.append(span("time", message.time), " ", span("sender", message.sender), " ",
-              span("text", message.text));
-  if (message.notes) {
-    line.append(" ", span("notes", message.notes));
-  }
-  list.prepend(line);
-  while (list.children.length > MAX_LINES) {
-    list.lastElementChild.remove();
-  }
-});
-"""
-
-_STYLE = """body { font-family: sans-serif; margin: 1em 2em; }
-#status[data-state="live"] { color: green; }
-#status[data-state="down"] { color: firebrick; }
-ol { list-style: none; padding: 0; font-family: monospace; }
-li { white-space: pre-wrap; word-break: break-all; border-bottom: 1px solid #eee; }
-.time { color: #777; }
-.sender { color: #36c; }
-.notes { color: firebrick; }
-"""
+__all__ = ["WebView", "WebViewStats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +69,20 @@ _CLOSED = _Event(-1, "")
 class _Client:
     """One page's bounded queue of events (oldest dropped when it falls behind)."""
 
-    def __init__(self, max_queue: int) -> None:
-        self.items: collections.deque[_Event] = collections.deque(maxlen=max_queue)
+    def __init__(self, max_queue: int, max_bytes: int) -> None:
+        self.items: collections.deque[_Event] = collections.deque()
+        self.max_queue = max_queue
+        self.max_bytes = max_bytes
+        self.size = 0
         self.ready = asyncio.Event()
 
     def put(self, event: _Event) -> None:
         self.items.append(event)
+        self.size += len(event.payload)
+        while len(self.items) > 1 and (
+            len(self.items) > self.max_queue or self.size > self.max_bytes
+        ):
+            self.size -= len(self.items.popleft().payload)
         self.ready.set()
 
     async def get(self, timeout: float) -> _Event | None:
@@ -144,15 +94,17 @@ class _Client:
                     await self.ready.wait()
             except TimeoutError:
                 return None
-        return self.items.popleft()
+        event = self.items.popleft()
+        self.size -= len(event.payload)
+        return event
 
 
-def _encode(seq: int, message: Message) -> _Event:
+def _encode(seq: int, message: Message, max_text: int) -> _Event:
     data = {
         "time": format_time(message.time),
         "timestamp": message.time,
         "sender": format_peer(message.sender),
-        "text": message.text,
+        "text": cut_text(message, max_text),
         "notes": notes(message).strip(),
         "complete": message.complete,
     }
@@ -163,9 +115,20 @@ class WebView:
     """Serve a live view of ``bucket`` over HTTP on the running loop.
 
     ``host`` is 127.0.0.1 unless ``all_interfaces=True``; ``port=0`` picks a free port
-    (see :attr:`url`).  ``history`` messages are kept for pages that connect late;
-    each page has a queue of ``max_queue`` events; an idle stream gets a comment
-    line every ``keepalive`` seconds so a vanished browser is noticed.
+    (see :attr:`url`).  ``history`` messages, at most ``history_bytes`` of them, are
+    kept for pages that connect late; each page has a queue of ``max_queue`` events
+    (and ``max_queue_bytes``); a message's text is cut at ``max_text`` characters;
+    an idle stream gets a comment line every ``keepalive`` seconds so a vanished
+    browser is noticed.
+
+    Only requests whose Host names the bound address, with no Origin or this
+    view's own, are answered (403 otherwise); a request head must arrive within
+    ``header_timeout`` seconds and fit in ``max_header_size`` bytes (431
+    otherwise).  Listening beyond loopback (``all_interfaces=True`` or a
+    non-loopback ``host``) makes a random token part of :attr:`url`, required on
+    every request (``token`` says otherwise: ``True`` always, ``False`` never).
+    Lifecycle as every asyncnet endpoint: ``start``, ``close``, ``wait_closed``,
+    ``stop``, ``serve_forever``, ``async with``.
     """
 
     def __init__(
@@ -176,22 +139,46 @@ class WebView:
         *,
         all_interfaces: bool = False,
         history: int = 200,
+        history_bytes: int = 4 * 1024 * 1024,
         max_queue: int = 1000,
+        max_queue_bytes: int = 4 * 1024 * 1024,
+        max_text: int = 64 * 1024,
         keepalive: float = 15.0,
         shutdown_timeout: float = 2.0,
+        header_timeout: float = 10.0,
+        max_header_size: int = 8192,
+        token: bool | None = None,
     ) -> None:
         self.bucket = bucket
         self.host = check_bind_host(host, all_interfaces)
         self.port = port
         self.keepalive = keepalive
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
+        self.history_bytes = history_bytes
+        self.max_text = max_text
+        self._history_size = 0
         self.shutdown_timeout = shutdown_timeout
+        if header_timeout <= 0:
+            raise ConfigurationError(f"header_timeout must be > 0, not {header_timeout!r}")
+        if max_header_size < 256:
+            raise ConfigurationError(f"max_header_size must be >= 256, not {max_header_size!r}")
+        self.header_timeout = header_timeout
+        self.max_header_size = max_header_size
+        needs_token = not is_loopback_host(self.host) if token is None else token
+        self.token: str | None = new_token() if needs_token else None
+        """The secret every request must carry (``None`` on loopback)."""
+        self.stats = WebViewStats()
+        self._gate = Gate(self.stats, self.token)
         self._history: collections.deque[_Event] = collections.deque(maxlen=max(history, 0))
         self._clients: set[_Client] = set()
         self._seq = 0
         self._runner: web.AppRunner | None = None
         self._pump: asyncio.Task[None] | None = None
-        app = web.Application()
+        self._closing: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
+        app = web.Application(middlewares=[self._gate.middleware])
+        app.on_response_prepare.append(one_request_per_connection)
         app.router.add_get("/", self._page)
         app.router.add_get("/app.js", self._script)
         app.router.add_get("/style.css", self._style)
@@ -202,10 +189,30 @@ class WebView:
 
     async def start(self) -> Self:
         """Start serving; raises ``NetworkError`` naming the port if it is taken."""
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=self.shutdown_timeout)
+        if self._runner is not None:
+            raise StateError("web view already started")
+        # aiohttp's own per-line limits sit above ours: the guard answers 431 first,
+        # so aiohttp never logs a traceback for an oversized header.
+        runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            shutdown_timeout=self.shutdown_timeout,
+            handle_signals=False,
+            max_line_size=self.max_header_size,
+            max_field_size=self.max_header_size,
+            logger=http_logger(),
+        )
         await runner.setup()
+        site = GuardedSite(
+            runner,
+            self.host,
+            self.port,
+            gate=self._gate,
+            header_timeout=self.header_timeout,
+            max_header_size=self.max_header_size,
+        )
         try:
-            await web.TCPSite(runner, self.host, self.port).start()
+            await site.start()
         except OSError as exc:
             await runner.cleanup()
             raise translate_os_error(
@@ -215,12 +222,43 @@ class WebView:
                 phase="bind",
             ) from exc
         self._runner = runner
+        self._gate.bind(self.host, site.port)
         subscription = self.bucket.subscribe(self.max_queue)
         self._pump = asyncio.create_task(self._forward(subscription), name="creosote web pump")
         return self
 
-    async def stop(self) -> None:
-        """End every live stream and stop serving."""
+    def close(self) -> None:
+        """Begin closing: end every live stream and stop serving (returns at once)."""
+        if self._runner is None or self._closing is not None:
+            return
+        self._closing = asyncio.get_running_loop().create_task(
+            self._shutdown(), name="creosote web view shutdown"
+        )
+
+    async def wait_closed(self) -> None:
+        """Wait until :meth:`close` has finished."""
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """``close()`` and ``wait_closed()``; ``grace`` overrides ``shutdown_timeout``."""
+        if grace is not None:
+            self.shutdown_timeout = grace
+            if self._runner is not None:
+                self._runner._shutdown_timeout = grace
+        self.close()
+        await self.wait_closed()
+
+    async def serve_forever(self) -> None:
+        """Start if needed and serve until closed; cancelling stops the view first."""
+        if self._runner is None:
+            await self.start()
+        try:
+            await self._closed.wait()
+        finally:
+            await self.stop()
+
+    async def _shutdown(self) -> None:
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -230,7 +268,7 @@ class WebView:
             client.put(_CLOSED)
         if self._runner is not None:
             await self._runner.cleanup()
-            self._runner = None
+        self._closed.set()
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -252,8 +290,9 @@ class WebView:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT/``."""
-        return f"http://{format_peer(self.address)}/"
+        """``http://127.0.0.1:PORT/`` (with ``?token=...`` when a token is required)."""
+        query = f"?token={self.token}" if self.token is not None else ""
+        return f"http://{format_peer(self.address)}/{query}"
 
     # -- the bucket side ------------------------------------------------------------------------
 
@@ -266,8 +305,15 @@ class WebView:
 
     def _publish(self, message: Message) -> None:
         self._seq += 1
-        event = _encode(self._seq, message)
-        self._history.append(event)
+        event = _encode(self._seq, message, self.max_text)
+        history = self._history
+        if history.maxlen != 0:
+            if len(history) == history.maxlen:
+                self._history_size -= len(history[0].payload)
+            history.append(event)
+            self._history_size += len(event.payload)
+            while len(history) > 1 and self._history_size > self.history_bytes:
+                self._history_size -= len(history.popleft().payload)
         for client in self._clients:
             client.put(event)
 
@@ -276,18 +322,18 @@ class WebView:
     async def _page(self, request: web.Request) -> web.Response:
         where = format_peer(self.bucket.address).replace("&", "&amp;").replace("<", "&lt;")
         return web.Response(
-            text=_PAGE.format(where=f"udp://{where}"),
+            text=PAGE.format(where=f"udp://{where}"),
             content_type="text/html",
-            headers=_SECURITY_HEADERS,
+            headers=SECURITY_HEADERS,
         )
 
     async def _script(self, request: web.Request) -> web.Response:
         return web.Response(
-            text=_SCRIPT, content_type="application/javascript", headers=_SECURITY_HEADERS
+            text=SCRIPT, content_type="application/javascript", headers=SECURITY_HEADERS
         )
 
     async def _style(self, request: web.Request) -> web.Response:
-        return web.Response(text=_STYLE, content_type="text/css", headers=_SECURITY_HEADERS)
+        return web.Response(text=STYLE, content_type="text/css", headers=SECURITY_HEADERS)
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -295,10 +341,10 @@ class WebView:
         except ValueError:
             last_seen = 0
         response = web.StreamResponse(
-            headers={**_SECURITY_HEADERS, "Content-Type": "text/event-stream"}
+            headers={**SECURITY_HEADERS, "Content-Type": "text/event-stream"}
         )
         await response.prepare(request)
-        client = _Client(self.max_queue)
+        client = _Client(self.max_queue, self.max_queue_bytes)
         # Registering and taking the backlog with no await in between: every
         # message is sent exactly once, from the history or from the queue.
         self._clients.add(client)

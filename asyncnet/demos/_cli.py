@@ -11,14 +11,11 @@ validates values with the ``type=`` helpers below, and hands its body to
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import errno
 import ipaddress
 import logging
 import math
 import re
-import signal
 import socket
 import sys
 import traceback
@@ -341,32 +338,13 @@ def _explain(exc: BaseException, host: str | None) -> str:
 
 
 def serve(*servers: ServerBase, name: str) -> int:
-    """``run_servers`` with the ready line, where a second Ctrl-C stops at once.
+    """``run_servers`` with the ready line.
 
     The first SIGINT/SIGTERM starts the graceful shutdown (each server's ``grace``);
-    a second one during it raises ``KeyboardInterrupt`` out of the loop, which
-    cancels what is left, and the demo exits with status 130.
+    a second Ctrl-C during it stops at once and the demo exits with status 130
+    (:func:`asyncnet.runner.catch_signals`).
     """
-    return run_servers(*servers, ready=announce(name), until=_until_signalled)
-
-
-async def _until_signalled() -> None:
-    # Installed after run_servers' own handlers, so these replace them and stay in
-    # place during the graceful shutdown that follows the first signal.
-    loop = asyncio.get_running_loop()
-    first: asyncio.Future[None] = loop.create_future()
-
-    def on_signal(signum: int) -> None:
-        if first.done():
-            logger.warning("signal %d again: stopping now", signum)
-            raise KeyboardInterrupt
-        first.set_result(None)
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        # Windows, or not the main thread: Ctrl-C arrives as KeyboardInterrupt there.
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, on_signal, signum)
-    await first
+    return run_servers(*servers, ready=announce(name))
 
 
 # -- what the demos print and log --------------------------------------------------

@@ -19,17 +19,18 @@ import argparse
 import contextlib
 import io
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .. import creosote
 from ..creosote import Bucket, Message, format_line, spew
 from ..errors import NetworkError, format_peer
-from ..runner import catch_signals, run
+from ..runner import run, run_servers
 from . import _cli as cli
 
 
-async def listen(args: argparse.Namespace, log: TextIO | None) -> int:
+def listen(args: argparse.Namespace, log: TextIO | None) -> int:
     """creosoteplus's bucket: print (and log) every message until Ctrl-C."""
 
     def show(message: Message) -> None:
@@ -39,24 +40,24 @@ async def listen(args: argparse.Namespace, log: TextIO | None) -> int:
             log.flush()
 
     host = None if args.all_interfaces else args.host
-    try:
-        with catch_signals() as stopped:
-            async with contextlib.AsyncExitStack() as stack:
-                bucket = await stack.enter_async_context(
-                    Bucket(host, args.port, all_interfaces=args.all_interfaces, callback=show)
-                )
-                where = f"udp://{format_peer(bucket.address)}"
-                if args.web is not None:
-                    from ..creosote.web import WebView
+    bucket = Bucket(host, args.port, all_interfaces=args.all_interfaces, callback=show)
+    endpoints: list[Any] = [bucket]
+    if args.web is not None:
+        from ..creosote.web import WebView  # aiohttp: imported only when asked for
 
-                    view = await stack.enter_async_context(WebView(bucket, port=args.web))
-                    where += f" and {view.url}"
-                print(f"creosote: listening on {where} (Ctrl-C to stop)", flush=True)
-                await stopped
+        endpoints.append(WebView(bucket, port=args.web))
+
+    def ready(started: Sequence[Any]) -> None:
+        where = " and ".join(
+            e.url if hasattr(e, "url") else f"udp://{format_peer(e.address)}" for e in started
+        )
+        print(f"creosote: listening on {where} (Ctrl-C to stop)", flush=True)
+
+    try:
+        return run_servers(*endpoints, ready=ready)
     except NetworkError as exc:
         print(f"creosote: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 async def spew_message(args: argparse.Namespace, data: bytes) -> int:
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         cli.server_options(args)  # refuses a wildcard --host in the flags' words
         with contextlib.ExitStack() as files:
             log = files.enter_context(open(args.log, "a", encoding="utf-8")) if args.log else None
-            return run(listen(args, log))
+            return listen(args, log)
 
     return cli.main(parser, body, argv)
 

@@ -45,10 +45,13 @@ Anything that does not start with the magic is a raw message.
 Reassembly and memory
 ---------------------
 :class:`Reassembler` keeps partial messages keyed by ``(sender, message id)`` and is
-bounded three ways: a message may not exceed ``max_message_size`` bytes, at most
-``max_partials`` messages may be partial at once and their buffered bytes may not
-exceed ``max_partial_bytes`` (the oldest partial is given up first), and a partial
-message with no new chunk for ``expiry`` seconds is given up.  A message given up is
+bounded three ways: a message longer than ``max_message_size`` bytes is cut there
+(delivered at once, ending with :data:`CUT_MARKER`; its further chunks are dropped
+and counted, in O(1) each, so one huge message costs the bucket no more than one
+of the limit's size), at most ``max_partials`` messages may be partial at once and
+their buffered bytes (plus :data:`CHUNK_OVERHEAD` per chunk) may not exceed
+``max_partial_bytes`` (the oldest partial is given up first), and a partial message
+with no new chunk for ``expiry`` seconds is given up.  A message given up is
 not lost silently: it is delivered as an incomplete :class:`Message` whose
 ``missing`` names the chunks that never came.  UDP gives no ordering, so chunks may
 arrive in any order; duplicates are ignored and counted, including a late copy of a
@@ -61,6 +64,9 @@ frames.  The limits above are what keeps a hostile sender from hurting the bucke
 Timestamps: :meth:`Reassembler.feed` and :meth:`Reassembler.expire` take ``now`` from
 the caller (any clock in seconds), which is also stamped on each message; the
 asyncio bucket passes ``time.time()``.
+
+(Longer than asyncnet's ~400-line guide on purpose: the format above, its encoder and
+its reassembler are one specification, read and tested together.)
 """
 
 from __future__ import annotations
@@ -80,6 +86,7 @@ __all__ = [
     "HEADER_SIZE",
     "MAGIC",
     "MAX_DATAGRAM",
+    "CUT_MARKER",
     "MAX_MESSAGE_SIZE",
     "TRUNCATION_MARKER",
     "VERSION",
@@ -104,10 +111,15 @@ DEFAULT_BUFSIZE: Final = 1024
 """The tutorial's chunk size: no datagram is larger than this by default."""
 MAX_DATAGRAM: Final = 65507
 """The largest UDP payload over IPv4; a larger ``bufsize`` would fail with EMSGSIZE."""
-MAX_MESSAGE_SIZE: Final = 4 * 1024 * 1024
-"""Default limit on one message, for the sender (truncates) and the bucket (gives up)."""
+MAX_MESSAGE_SIZE: Final = 64 * 1024
+"""Default limit on one message, for the sender and the bucket (both cut, with a marker)."""
 TRUNCATION_MARKER: Final = b"...[creosote: message truncated]"
 """Ends a message that the sender cut at its size limit."""
+CUT_MARKER: Final = b"...[creosote: message too large, cut by the bucket]"
+"""Ends a message that the bucket cut at its ``max_message_size``."""
+CHUNK_OVERHEAD: Final = 96
+"""Bytes a held chunk costs beyond its payload (the bytes object, the dict slot); counted
+against ``max_partial_bytes`` so that a flood of tiny chunks is bounded too."""
 _MAX_ID: Final = 0xFFFFFFFF
 _MISSING_SHOWN: Final = 16
 
@@ -270,6 +282,7 @@ class Message:
     """Why a datagram that starts with the frame magic was not accepted as a frame."""
     reason: str | None = None
     """Why an incomplete message was given up: ``expired``, ``evicted``, ``too large``
+    (cut at the bucket's ``max_message_size``: the data ends with :data:`CUT_MARKER`)
     or ``closed`` (the bucket stopped)."""
 
     @property
@@ -296,6 +309,10 @@ class ReassemblerStats:
     """Complete framed messages delivered."""
     incomplete: int = 0
     """Framed messages given up (expired, evicted, too large)."""
+    cut: int = 0
+    """Messages cut at ``max_message_size`` (also counted in ``incomplete``)."""
+    chunks_dropped: int = 0
+    """Chunks of cut messages that arrived after the cut, dropped unread."""
     chunks_lost: int = 0
     """Chunks missing from the incomplete messages."""
     duplicates: int = 0
@@ -313,6 +330,7 @@ class _Partial:
     last_seen: float
     chunks: dict[int, bytes] = field(default_factory=dict)
     size: int = 0
+    cost: int = 0
     highest: int = -1
     out_of_order: bool = False
 
@@ -326,8 +344,18 @@ class _Partial:
             index += 1
         return shown, self.count - len(self.chunks)
 
-    def joined(self) -> bytes:
-        return b"".join(self.chunks[i] for i in sorted(self.chunks))
+    def joined(self, limit: int | None = None) -> bytes:
+        """The chunks in index order (at most ``limit`` bytes of them)."""
+        if limit is None:
+            return b"".join(self.chunks[i] for i in sorted(self.chunks))
+        parts: list[bytes] = []
+        size = 0
+        for index in sorted(self.chunks):
+            if size >= limit:
+                break
+            parts.append(self.chunks[index])
+            size += len(self.chunks[index])
+        return b"".join(parts)[:limit]
 
 
 class Reassembler:
@@ -362,6 +390,9 @@ class Reassembler:
         # Messages delivered in the last `expiry` seconds (bounded), so that a late
         # duplicate chunk is recognised instead of starting a bogus partial message.
         self._done: OrderedDict[tuple[Hashable, int], float] = OrderedDict()
+        # Messages cut at max_message_size whose later chunks are still coming: each
+        # is dropped on a dict lookup, and the entry lives while they keep coming.
+        self._cut: OrderedDict[tuple[Hashable, int], float] = OrderedDict()
         self._bytes = 0
 
     @property
@@ -371,7 +402,7 @@ class Reassembler:
 
     @property
     def partial_bytes(self) -> int:
-        """Bytes held for partial messages right now."""
+        """Bytes held for partial messages right now (payload plus per-chunk overhead)."""
         return self._bytes
 
     def feed(self, datagram: bytes, sender: Any, now: float) -> list[Message]:
@@ -381,19 +412,34 @@ class Reassembler:
         header = decode_header(datagram)
         if header is None:
             self.stats.raw += 1
-            out.append(Message(bytes(datagram), sender, now))
+            if len(datagram) > self.max_message_size:
+                self.stats.cut += 1
+                keep = max(self.max_message_size - len(CUT_MARKER), 0)
+                data = bytes(datagram[:keep]) + CUT_MARKER
+                out.append(Message(data, sender, now, reason="too large"))
+            else:
+                out.append(Message(bytes(datagram), sender, now))
             return out
         if isinstance(header, str):
             out.append(self._malformed(datagram, sender, now, header))
             return out
         payload = bytes(datagram[HEADER_SIZE:])
         key = (_hashable(sender), header.message_id)
+        if key in self._cut:
+            self.stats.chunks_dropped += 1  # the rest of a message already cut
+            self._cut[key] = now
+            self._cut.move_to_end(key)
+            return out
         if key in self._done:
             self.stats.duplicates += 1  # a late copy of a chunk of a delivered message
             return out
         if header.count == 1:
             self._remember(key, now)
             self.stats.chunks += 1
+            if len(payload) > self.max_message_size:  # one datagram can hold 64 KiB
+                single = _Partial(sender, header.message_id, 1, header.flags, now, {0: payload})
+                out.append(self._cut_message(single, now))
+                return out
             self.stats.messages += 1
             out.append(
                 Message(
@@ -425,14 +471,23 @@ class Reassembler:
         partial.highest = max(partial.highest, header.index)
         partial.chunks[header.index] = payload
         partial.size += len(payload)
-        self._bytes += len(payload)
+        partial.cost += len(payload) + CHUNK_OVERHEAD
+        self._bytes += len(payload) + CHUNK_OVERHEAD
         if partial.size > self.max_message_size:
-            out.append(self._give_up(key, now, "too large"))
+            del self._partials[key]
+            self._bytes -= partial.cost
+            if len(partial.chunks) < partial.count:
+                self._cut[key] = now  # its remaining chunks are dropped on arrival
+                if len(self._cut) > self.max_partials * 4:
+                    self._cut.popitem(last=False)
+            else:
+                self._remember(key, now)
+            out.append(self._cut_message(partial, now))
             return out
         if len(partial.chunks) == partial.count:
             del self._partials[key]
             self._remember(key, now)
-            self._bytes -= partial.size
+            self._bytes -= partial.cost
             self.stats.messages += 1
             if partial.out_of_order:
                 self.stats.out_of_order += 1
@@ -461,6 +516,9 @@ class Reassembler:
         done = self._done
         while done and next(iter(done.values())) <= deadline:
             done.popitem(last=False)
+        cut = self._cut
+        while cut and next(iter(cut.values())) <= deadline:
+            cut.popitem(last=False)
         while self._partials:
             key, partial = next(iter(self._partials.items()))
             if partial.last_seen > deadline:
@@ -477,13 +535,33 @@ class Reassembler:
         if len(self._done) > self.max_partials * 4:
             self._done.popitem(last=False)
 
+    def _cut_message(self, partial: _Partial, now: float) -> Message:
+        """``partial`` cut at ``max_message_size``, ending with :data:`CUT_MARKER`."""
+        keep = max(self.max_message_size - len(CUT_MARKER), 0)
+        data = partial.joined(keep) + CUT_MARKER
+        kept = len(partial.chunks)
+        self.stats.incomplete += 1
+        self.stats.cut += 1
+        return Message(
+            data,
+            partial.sender,
+            now,
+            framed=True,
+            message_id=partial.message_id,
+            chunks=partial.count,
+            lost=max(partial.count - kept, 1),
+            out_of_order=partial.out_of_order,
+            truncated=bool(partial.flags & FLAG_TRUNCATED),
+            reason="too large",
+        )
+
     def _give_up(self, key: tuple[Hashable, int], now: float, reason: str) -> Message:
         partial = self._partials.pop(key)
-        self._bytes -= partial.size
+        self._bytes -= partial.cost
         shown, lost = partial.missing()
         self.stats.incomplete += 1
         self.stats.chunks_lost += lost
-        data = partial.joined() if reason != "too large" else b""
+        data = partial.joined()
         return Message(
             data,
             partial.sender,

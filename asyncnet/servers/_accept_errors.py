@@ -8,6 +8,17 @@ Servers register their listening sockets here; a small filter in front of the
 loop's exception handler counts those failures on the server
 (``stats.accept_errors``) and logs at most one line per ``INTERVAL`` seconds per
 server.  Everything else goes to the previous handler untouched.
+
+uvloop reports nothing at all: when ``accept()`` fails with EMFILE, libuv closes its
+reserved descriptor, accepts the waiting connections and closes them at once (its
+"EMFILE trick"), so the clients see a reset and the program sees no error, no
+callback and no count.  What a server *can* see is the descriptor number of each
+connection it does get: descriptors are handed out lowest first, so a connection
+on one of the last few below ``RLIMIT_NOFILE`` means the next ones will fail.
+:func:`check_headroom` counts those connections (``stats.connections_at_fd_limit``)
+and logs one line per ``INTERVAL``, on both loops.  The number of connections
+libuv dropped cannot be seen from Python (the kernel's listen-drop counters are
+per host, not per socket).
 """
 
 from __future__ import annotations
@@ -18,6 +29,11 @@ import logging
 import weakref
 from typing import TYPE_CHECKING, Any
 
+try:
+    import resource
+except ImportError:  # Windows: no RLIMIT_NOFILE, and no headroom check
+    resource = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     from .stream import StreamServer
 
@@ -26,6 +42,31 @@ logger = logging.getLogger("asyncnet.server")
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 INTERVAL = 10.0
 """Seconds between two log lines about accept failures of one server."""
+
+
+class RateLimitedLog:
+    """At most one log line per ``interval`` seconds; every event is still counted.
+
+    ``hit(now)`` counts one event and returns the number of events since the last
+    line when a line is due now (the caller logs it), or 0 when it is not.
+    """
+
+    __slots__ = ("_last", "_since", "interval")
+
+    def __init__(self, interval: float = INTERVAL) -> None:
+        self.interval = interval
+        self._last = -float("inf")
+        self._since = 0
+
+    def hit(self, now: float) -> int:
+        """Count one event; return how many to report if a line is due, else 0."""
+        self._since += 1
+        if now - self._last < self.interval:
+            return 0
+        self._last = now
+        since, self._since = self._since, 0
+        return since
+
 
 _filters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AcceptErrorFilter] = (
     weakref.WeakKeyDictionary()
@@ -40,6 +81,9 @@ class _AcceptErrorFilter:
 
     def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
+        if isinstance(exc, ValueError) and _is_stale_accept_retry(context):
+            logger.debug("accept retry after the server closed: %s", exc)
+            return
         sock = context.get("socket")
         if isinstance(exc, OSError) and exc.errno in RESOURCE_ERRNOS and sock is not None:
             server = self.servers.get(sock.fileno())
@@ -50,6 +94,17 @@ class _AcceptErrorFilter:
             self.previous(loop, context)
         else:
             loop.default_exception_handler(context)
+
+
+def _is_stale_accept_retry(context: dict[str, Any]) -> bool:
+    """asyncio's accept retry, scheduled 1 s after EMFILE, firing after the server closed.
+
+    The selector loop then fails in ``_start_serving`` with "Invalid file descriptor:
+    -1", once per accept that failed: a burst of tracebacks at shutdown for a
+    server that is already gone.  (There is no public way to cancel those retries.)
+    """
+    callback = getattr(context.get("handle"), "_callback", None)
+    return getattr(callback, "__name__", "") == "_start_serving"
 
 
 def _report(server: StreamServer, exc: OSError, now: float) -> None:
@@ -81,3 +136,37 @@ def unwatch(loop: asyncio.AbstractEventLoop, filenos: list[int]) -> None:
     if filt is not None:
         for fileno in filenos:
             filt.servers.pop(fileno, None)
+
+
+def fd_threshold() -> int | None:
+    """The descriptor number from which a new connection is "at the limit" (or None)."""
+    if resource is None:
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return None
+    # A margin: accept() fails once *every* descriptor is in use, and the program
+    # needs a few of its own (log files, DNS, the loop's self-pipe) besides.
+    return soft - min(64, max(4, soft // 32))
+
+
+def check_headroom(server: StreamServer, transport: asyncio.BaseTransport, now: float) -> None:
+    """Count (and log, rate-limited) a connection accepted on one of the last descriptors."""
+    threshold = server._fd_threshold
+    if threshold is None:
+        return
+    sock = transport.get_extra_info("socket")
+    fileno = sock.fileno() if sock is not None else -1
+    if fileno < threshold:
+        return
+    server.stats.connections_at_fd_limit += 1
+    if server._fd_log.hit(now):
+        logger.error(
+            "%s: out of file descriptors (a connection got fd %d; %d connections open): "
+            "new connections fail until some close, and uvloop drops them without a "
+            "report (%d connections at the limit so far; raise it with ulimit -n)",
+            server.name,
+            fileno,
+            len(server._connections),
+            server.stats.connections_at_fd_limit,
+        )

@@ -16,6 +16,7 @@ from ..errors import ConfigurationError, StateError, format_peer
 from ._base import DEFAULT_HOST, ServerBase, check_bind_host
 from ._validate import check_count, check_family, check_port
 from .handlers import DatagramHandler
+from .reflection import SourceFilter, SourceGuard, check_filter, guard_for
 
 logger = logging.getLogger("asyncnet.server")
 
@@ -38,6 +39,8 @@ class _Endpoint(asyncio.DatagramProtocol):
         self._handle = server.handler.handle
         self._run_in_task = type(server.handler).run_in_task
         self._transport: asyncio.DatagramTransport | None = None
+        guard = server._source_guard
+        self._drops = guard.drops if guard is not None else None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
@@ -82,6 +85,8 @@ class _Endpoint(asyncio.DatagramProtocol):
         stats = self._stats
         stats.datagrams_in += 1
         stats.bytes_in += len(data)
+        if self._drops is not None and self._drops(addr):
+            return
         try:
             reply = self._handle(data, addr)
             if reply is not None and reply.__class__ is not bytes:
@@ -169,7 +174,9 @@ class DatagramServer(ServerBase):
     ``all_interfaces=True``.  ``allow_broadcast`` sets ``SO_BROADCAST``; ``max_pending``
     bounds how many handler coroutines may be suspended at once (datagrams beyond it
     are dropped and counted, as a flooded UDP service should).  On :meth:`close`,
-    suspended handlers get ``grace`` seconds to finish.
+    suspended handlers get ``grace`` seconds to finish.  ``drop_sources`` (a
+    :class:`~asyncnet.servers.reflection.SourceFilter`; ``None`` answers everybody)
+    says which sources are never answered, so no datagram can start a reflection loop.
     """
 
     def __init__(
@@ -186,6 +193,7 @@ class DatagramServer(ServerBase):
         receive_buffer: int | None = None,
         grace: float = 1.0,
         name: str | None = None,
+        drop_sources: SourceFilter | None = SourceFilter(),  # noqa: B008 (immutable)
     ) -> None:
         instance = handler if isinstance(handler, DatagramHandler) else handler()
         if not isinstance(instance, DatagramHandler):
@@ -206,6 +214,8 @@ class DatagramServer(ServerBase):
         self._transport: asyncio.DatagramTransport | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lost: asyncio.Event | None = None
+        self.drop_sources = check_filter(drop_sources)
+        self._source_guard: SourceGuard | None = None
 
     async def _bind(self) -> None:
         self._lost = asyncio.Event()
@@ -214,12 +224,15 @@ class DatagramServer(ServerBase):
             wildcard = IPv6Address(0) if self.family == socket.AF_INET6 else IPv4Address(0)
             host = str(wildcard)
         sock = await self._bound_socket(host)
+        self._source_guard = guard_for(self.drop_sources, sock.getsockname(), self.stats, self.name)
         try:
             transport, protocol = await self.loop.create_datagram_endpoint(
                 lambda: _Endpoint(self), sock=sock
             )
         except BaseException:
             sock.close()
+            if self._source_guard is not None:
+                self._source_guard.close()
             raise
         # libuv (uvloop) sets SO_REUSEADDR on a socket it adopts; on UDP that would
         # let another process bind our port and steal datagrams (bpo-37228).
@@ -300,6 +313,8 @@ class DatagramServer(ServerBase):
                 await asyncio.wait(pending, timeout=5.0)
         self._transport.close()
         await self._lost.wait()
+        if self._source_guard is not None:
+            self._source_guard.close()
         try:
             self.handler.finish()
         except Exception as exc:

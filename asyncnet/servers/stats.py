@@ -28,6 +28,9 @@ class ServerStats:
     """Connections closed because the peer broke the protocol (over-long line...)."""
     accept_errors: int = 0
     """Failed ``accept()`` calls (out of file descriptors...); asyncio retries them."""
+    connections_at_fd_limit: int = 0
+    """Connections accepted on one of the process's last file descriptors: the next
+    ones will fail (uvloop drops those silently, so this is its only trace)."""
     handler_errors: int = 0
     """Exceptions raised by handler code (logged with their traceback)."""
     bytes_in: int = 0
@@ -38,6 +41,9 @@ class ServerStats:
     """Datagrams not handled because too many handler calls were already pending."""
     send_errors: int = 0
     """Errors the OS reported for datagrams we sent (ICMP port unreachable...)."""
+    datagrams_reflected: int = 0
+    """Datagrams dropped unanswered because answering could start a reflection loop
+    (see :mod:`asyncnet.servers.reflection`)."""
 
     def as_dict(self) -> dict[str, int]:
         """Return the counters as a plain dict (for logs, JSON, metrics)."""

@@ -155,6 +155,9 @@ class StreamServer(ServerBase):
         self._accept_error_logged_at = -math.inf
         self._watched: list[int] = []
         self._handshakes: HandshakeFactory | None = None
+        self._refusal_log = _accept_errors.RateLimitedLog()
+        self._fd_log = _accept_errors.RateLimitedLog()
+        self._fd_threshold = _accept_errors.fd_threshold()
 
     # -- binding ------------------------------------------------------------------
 
@@ -254,12 +257,17 @@ class StreamServer(ServerBase):
         ):
             stats.connections_refused += 1
             if not self._closing:
-                logger.warning(
-                    "%s: refusing %s, %d connections open (max_connections)",
-                    self.name,
-                    format_peer(transport.get_extra_info("peername")),
-                    len(self._connections),
-                )
+                # One line per interval, not per refusal: a flood must not flood the log.
+                if since := self._refusal_log.hit(self.loop.time()):
+                    logger.warning(
+                        "%s: refused %d connection(s), latest %s, %d open (max_connections); "
+                        "%d refused so far",
+                        self.name,
+                        since,
+                        format_peer(transport.get_extra_info("peername")),
+                        len(self._connections),
+                        stats.connections_refused,
+                    )
                 if self.busy_message:
                     transport.write(self.busy_message)
             transport.close()
@@ -271,6 +279,7 @@ class StreamServer(ServerBase):
             # (python/cpython#85451).  64 KiB comes from the heap.  (uvloop reads into
             # a buffer of its own and has no such attribute.)
             transport.max_size = READ_SIZE  # type: ignore[attr-defined]
+        _accept_errors.check_headroom(self, transport, self.loop.time())
         self._connections.add(conn)
         stats.connections_total += 1
         stats.connections_active += 1
