@@ -37,6 +37,7 @@ from .errors import (
 from .runner import run, run_servers
 from .servers import (
     BaseHandler,
+    CommandHandler,
     DatagramHandler,
     DatagramServer,
     FramedHandler,
@@ -51,6 +52,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncNetError",
     "BaseHandler",
+    "CommandHandler",
     "ConfigurationError",
     "DatagramClient",
     "DatagramHandler",

@@ -1,5 +1,6 @@
 """Stream (TCP/Unix) and datagram (UDP) servers, and the handler classes they run."""
 
+from .commands import CommandHandler
 from .datagram import DatagramServer
 from .framed import FramedHandler
 from .handlers import BaseHandler, DatagramHandler, LineHandler, StreamHandler
@@ -8,6 +9,7 @@ from .stream import StreamServer
 
 __all__ = [
     "BaseHandler",
+    "CommandHandler",
     "DatagramHandler",
     "DatagramServer",
     "FramedHandler",

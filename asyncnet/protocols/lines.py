@@ -1,0 +1,430 @@
+"""Sans-IO line buffer: lines, limits and dot-terminated bodies, with no socket in sight.
+
+One :class:`LineBuffer` is the line splitter of every line protocol in asyncnet: the
+server's line connection, the line client, ``StreamHandler.readline``, the framer's
+delimiter mode, and the POP3/SMTP multi-line bodies.  It is fed bytes as they arrive
+(:meth:`LineBuffer.feed`) and hands back one complete line at a time
+(:meth:`LineBuffer.next_line`), or :data:`NEED_DATA` when none is buffered yet::
+
+    buf = LineBuffer(max_line_length=1024)
+    buf.feed(b"USER bob\\r\\nPA")
+    buf.next_line()              # b"USER bob"  (the \\r is stripped)
+    buf.next_line()              # NEED_DATA
+    buf.feed(b"SS secret\\r\\n")
+    buf.next_line()              # b"PASS secret"
+
+Rules every user of it gets for free:
+
+* **Bounded.**  A line may hold ``max_line_length`` bytes before its delimiter (plus
+  the ``\\r`` of a ``\\r\\n`` ending).  More raises :class:`~asyncnet.errors.LineTooLong`:
+  as soon as a line is proven too long (a partial line is not waited for, so a peer
+  cannot make us buffer without limit) -- from :meth:`feed`, or from
+  :meth:`next_line` once the lines before it have been taken.
+* **No resynchronisation.**  After ``LineTooLong`` the buffer is poisoned: every later
+  call raises the same error.  The tail of an over-long line must never come back as
+  a line of its own (``StreamReader.readline()`` does exactly that after a
+  ``LimitOverrunError``: that is how commands get smuggled past a front end).
+* **Linear time.**  The delimiter search resumes where the last one stopped and the
+  consumed prefix is released in bulk, so many small lines or one line dribbled a
+  byte at a time cost O(total bytes).
+* **End of input.**  After :meth:`feed_eof` a final line without delimiter is still
+  returned (:attr:`LineBuffer.last_line_unterminated` tells it apart), then :data:`EOF`.
+
+Dot-terminated bodies (RFC 1939 section 3, RFC 5321 section 4.5.2)
+----------------------------------------------------------------
+POP3 multi-line replies and SMTP ``DATA`` end with a line holding a single ``.``;
+a body line that starts with ``.`` gets one more ``.`` in front on the wire.
+:meth:`LineBuffer.start_dot_body` switches the buffer to that mode until the
+terminator; :meth:`LineBuffer.next_body` returns the whole body unstuffed, and
+:meth:`LineBuffer.next_body_chunk` streams it (for messages too big to hold).
+:func:`dot_stuff` is the writer's side.  Bodies are byte-exact: each line keeps its
+own ending (``\\r\\n`` as sent, or a bare ``\\n`` from a lax peer), and
+``dot_unstuff(dot_stuff(body)) == ensure_final_newline(body)`` for every body:
+:func:`dot_stuff` writes CRLF line endings (RFC 5321 allows no other), and a body
+without a final line ending gets one, since the terminator must start a line and the
+two cannot be told apart on the wire.  A CRLF body that ends with CRLF round-trips
+unchanged.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final, NoReturn
+
+from ..errors import FrameTooLarge, IncompleteFrame, LineTooLong, LocalProtocolError
+from .framing import NEED_DATA, NeedData
+
+__all__ = [
+    "END_OF_BODY",
+    "EOF",
+    "NEED_DATA",
+    "EndOfBody",
+    "EndOfInput",
+    "LineBuffer",
+    "NeedData",
+    "check_line_argument",
+    "dot_stuff",
+    "dot_unstuff",
+    "ensure_final_newline",
+]
+
+
+class EndOfInput(enum.Enum):
+    """Type of the :data:`EOF` sentinel."""
+
+    EOF = "EOF"
+
+    def __repr__(self) -> str:
+        return "EOF"
+
+
+class EndOfBody(enum.Enum):
+    """Type of the :data:`END_OF_BODY` sentinel."""
+
+    END_OF_BODY = "END_OF_BODY"
+
+    def __repr__(self) -> str:
+        return "END_OF_BODY"
+
+
+EOF: Final = EndOfInput.EOF
+"""Returned by :meth:`LineBuffer.next_line` once input has ended and every line was taken."""
+
+END_OF_BODY: Final = EndOfBody.END_OF_BODY
+"""Returned by :meth:`LineBuffer.next_body_chunk` once the body's terminator was read."""
+
+_DOT_END = (b".\r\n", b".\n")
+
+
+class LineBuffer:
+    """Split a byte stream into lines, bounded, and read dot-terminated bodies."""
+
+    __slots__ = (
+        "_body_done",
+        "_body_dots",
+        "_body_limit",
+        "_body_scan",
+        "_body_size",
+        "_buf",
+        "_cr_slack",
+        "_delim",
+        "_dlen",
+        "_eof",
+        "_error",
+        "_in_body",
+        "_max",
+        "_partial_from",
+        "_scanned",
+        "_start",
+        "_strip_cr",
+        "_tail_limit",
+        "last_line_unterminated",
+        "peer",
+    )
+
+    def __init__(
+        self,
+        max_line_length: int = 64 * 1024,
+        *,
+        delimiter: bytes = b"\n",
+        strip_cr: bool = True,
+        peer: object = None,
+    ) -> None:
+        if not delimiter:
+            raise ValueError("delimiter must not be empty")
+        if max_line_length < 1:
+            raise ValueError(f"max_line_length must be at least 1, not {max_line_length}")
+        self._delim = delimiter
+        self._dlen = len(delimiter)
+        self._max = max_line_length
+        # \r stripping is the \n delimiter's business only: with b"\r\n" there is no \r left.
+        self._strip_cr = strip_cr and delimiter == b"\n"
+        # A line of exactly max_line_length may arrive with its \r: allow that one byte.
+        self._cr_slack = 1 if self._strip_cr else 0
+        # A partial line longer than this cannot end within the limit, even if the first
+        # bytes of a multi-byte delimiter are already there.
+        self._tail_limit = self._max + self._cr_slack + self._dlen - 1
+        self._buf = bytearray()
+        self._start = 0  # bytes of _buf before this offset are consumed
+        self._scanned = 0  # next_line(): no delimiter starts before this offset
+        self._partial_from = 0  # feed(): the trailing partial line starts here
+        self._eof = False
+        self._error: LineTooLong | FrameTooLarge | None = None
+        self._in_body = False
+        self._body_done = False
+        self._body_limit: int | None = None
+        self._body_size = 0  # unstuffed bytes handed out by next_body_chunk()
+        self._body_scan = 0  # body lines before this offset are complete and not the end
+        self._body_dots = 0  # how many of those lines were dot-stuffed
+        self.last_line_unterminated = False
+        """True if the last line :meth:`next_line` returned was ended by the input's end."""
+        self.peer = peer
+        """Named in the errors raised (``LineTooLong(... from peer)``)."""
+
+    # -- input -----------------------------------------------------------------
+
+    @property
+    def max_line_length(self) -> int:
+        """Bytes a line may hold before its delimiter."""
+        return self._max
+
+    @property
+    def pending(self) -> int:
+        """Bytes buffered and not yet returned."""
+        return len(self._buf) - self._start
+
+    @property
+    def at_eof(self) -> bool:
+        """True once :meth:`feed_eof` was called."""
+        return self._eof
+
+    @property
+    def in_body(self) -> bool:
+        """True between :meth:`start_dot_body` and the body's end."""
+        return self._in_body
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Add received bytes; raises ``LineTooLong`` if they prove a line over the limit."""
+        if self._error is not None:
+            raise self._error
+        if self._eof:
+            raise RuntimeError("feed() after feed_eof()")
+        buf = self._buf
+        old = len(buf)
+        buf += data
+        # Only the new bytes (and a delimiter split across reads) are searched: O(len(data)).
+        last = buf.rfind(self._delim, max(self._start, old - self._dlen + 1))
+        if last >= 0:
+            self._partial_from = last + self._dlen
+        elif self._partial_from < self._start:
+            self._partial_from = self._start
+        # Lines before the long one are still handed out first: next_line() reports
+        # the long one when it gets there.
+        if (
+            len(buf) - self._partial_from > self._tail_limit
+            and self._partial_from <= self._start
+            and not self._in_body
+        ):
+            self._poison(LineTooLong(self._max, len(buf) - self._partial_from, self.peer))
+
+    def feed_eof(self) -> None:
+        """Record the end of input (the peer closed or half-closed)."""
+        if self._error is not None:
+            raise self._error
+        self._eof = True
+
+    def take_bytes(self, n: int | None = None) -> bytes:
+        """Remove and return up to ``n`` buffered bytes (all if ``None``).
+
+        For a protocol that switches from lines to raw bytes (a length-counted body).
+        """
+        if self._error is not None:
+            raise self._error
+        end = len(self._buf) if n is None else min(len(self._buf), self._start + n)
+        data = bytes(self._buf[self._start : end])
+        self._consume(end)
+        self._scanned = self._start
+        return data
+
+    # -- lines -----------------------------------------------------------------
+
+    def next_line(self) -> bytes | NeedData | EndOfInput:
+        """Return the next line without its delimiter (and ``\\r``), ``NEED_DATA`` or ``EOF``."""
+        if self._error is not None:
+            raise self._error
+        if self._in_body:
+            raise RuntimeError("next_line() inside a dot-terminated body: use next_body()")
+        buf, start = self._buf, self._start
+        i = buf.find(self._delim, max(self._scanned, start))
+        if i < 0:
+            if len(buf) - start > self._tail_limit:
+                self._poison(LineTooLong(self._max, len(buf) - start, self.peer))
+            self._scanned = max(start, len(buf) - self._dlen + 1)
+            if not self._eof:
+                return NEED_DATA
+            if start == len(buf):
+                return EOF
+            line = bytes(buf[start:])
+            self._consume(len(buf))
+            self.last_line_unterminated = True
+            return self._strip(line)
+        if i - start > self._max + self._cr_slack:
+            self._poison(LineTooLong(self._max, i - start, self.peer))
+        line = bytes(buf[start:i])
+        self._consume(i + self._dlen)
+        self.last_line_unterminated = False
+        line = self._strip(line)
+        if len(line) > self._max:  # the byte of slack was not a \r
+            self._poison(LineTooLong(self._max, len(line), self.peer))
+        return line
+
+    def _strip(self, line: bytes) -> bytes:
+        if self._strip_cr and line.endswith(b"\r"):
+            return line[:-1]
+        return line
+
+    # -- dot-terminated bodies ---------------------------------------------------
+
+    def start_dot_body(self, max_body_size: int | None = None) -> None:
+        """Read a dot-terminated body next (bytes already buffered count as its start).
+
+        ``max_body_size`` bounds the unstuffed body; a larger one raises
+        :class:`~asyncnet.errors.FrameTooLarge` and poisons the buffer.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._delim != b"\n":
+            raise ValueError("dot-terminated bodies need the b'\\n' delimiter")
+        self._in_body = True
+        self._body_done = False
+        self._body_limit = max_body_size
+        self._body_size = 0
+        self._body_scan = self._start
+        self._body_dots = 0
+
+    def next_body(self) -> bytes | NeedData:
+        """Return the whole unstuffed body once its terminator arrived, else ``NEED_DATA``.
+
+        Raises :class:`~asyncnet.errors.IncompleteFrame` if input ended first.
+        """
+        if not self._in_body:
+            raise RuntimeError("next_body() without start_dot_body()")
+        found, end = self._find_terminator()
+        self._check_body_size(self._body_scan - self._start - self._body_dots)
+        if found < 0:
+            return NEED_DATA
+        body = self._unstuff(self._start, found)
+        self._consume(end)
+        self._in_body = False
+        return body
+
+    def next_body_chunk(self) -> bytes | NeedData | EndOfBody:
+        """Return the body lines complete so far (unstuffed), ``NEED_DATA`` or ``END_OF_BODY``.
+
+        For bodies too big to hold in memory at once: call it after every :meth:`feed`
+        and write each chunk out.  ``max_body_size`` counts every chunk handed out.
+        """
+        if not self._in_body:
+            raise RuntimeError("next_body_chunk() without start_dot_body()")
+        if self._body_done:
+            self._in_body = self._body_done = False
+            return END_OF_BODY
+        found, end = self._find_terminator()
+        stop = found if found >= 0 else self._body_scan
+        chunk = self._unstuff(self._start, stop)
+        self._body_size += len(chunk)
+        self._check_body_size(self._body_size)
+        self._consume(end if found >= 0 else stop)
+        self._body_scan = self._start
+        self._body_dots = 0
+        if found >= 0:
+            if chunk:
+                self._body_done = True  # END_OF_BODY on the next call
+                return chunk
+            self._in_body = False
+            return END_OF_BODY
+        return chunk if chunk else NEED_DATA
+
+    def _find_terminator(self) -> tuple[int, int]:
+        """(offset of the terminator line or -1, offset just past it or -1)."""
+        if self._error is not None:
+            raise self._error
+        buf, pos = self._buf, self._body_scan
+        limit = self._max + 1  # a body line may carry its \r too
+        find = buf.find
+        while True:
+            i = find(b"\n", pos)
+            if i < 0:
+                self._body_scan = pos
+                if len(buf) - pos > limit:
+                    self._poison(LineTooLong(self._max, len(buf) - pos, self.peer))
+                if self._eof:
+                    raise IncompleteFrame(len(buf) - self._start, None, self.peer)
+                return -1, -1
+            if i - pos > limit:
+                self._poison(LineTooLong(self._max, i - pos, self.peer))
+            if buf[pos] == 0x2E:  # "."
+                if i - pos <= 2 and buf[pos : i + 1] in _DOT_END:
+                    self._body_scan = pos
+                    return pos, i + 1
+                self._body_dots += 1
+            pos = i + 1
+
+    def _unstuff(self, start: int, stop: int) -> bytes:
+        view = bytes(self._buf[start:stop])
+        if b"\n." not in view and not view.startswith(b"."):
+            return view
+        # Split on \n only: a stray \r inside a line is data, not a line break.
+        lines = view.split(b"\n")
+        body = b"\n".join(line[1:] if line.startswith(b".") else line for line in lines)
+        return body
+
+    def _check_body_size(self, size: int) -> None:
+        if self._body_limit is not None and size > self._body_limit:
+            self._poison(FrameTooLarge(size, self._body_limit, self.peer))
+
+    # -- bookkeeping -------------------------------------------------------------
+
+    def _consume(self, end: int) -> None:
+        self._start = end
+        # Compact only once the consumed part is at least half the buffer: O(n) overall.
+        if end and end >= len(self._buf) - end:
+            del self._buf[:end]
+            self._start = 0
+            self._scanned = max(0, self._scanned - end)
+            self._partial_from = max(0, self._partial_from - end)
+            self._body_scan = max(0, self._body_scan - end)
+
+    def _poison(self, error: LineTooLong | FrameTooLarge) -> NoReturn:
+        self._error = error
+        self._buf = bytearray()
+        self._start = self._scanned = self._partial_from = self._body_scan = 0
+        raise error
+
+
+def dot_stuff(body: bytes) -> bytes:
+    """Return ``body`` as it goes on the wire: CRLF line endings, leading dots doubled,
+    and the ``.\\r\\n`` terminator (a body without a final line ending gets one)."""
+    out = bytearray()
+    for line in _lines(body):
+        if line.startswith(b"."):
+            out += b"."
+        out += line
+        out += b"\r\n"
+    out += b".\r\n"
+    return bytes(out)
+
+
+def _lines(body: bytes) -> list[bytes]:
+    """The lines of ``body`` without their ``\\r\\n`` or ``\\n`` (a bare ``\\r`` is data)."""
+    lines = body.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the body ended with a line ending
+    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+
+
+def dot_unstuff(data: bytes, *, max_line_length: int = 64 * 1024) -> bytes:
+    """Return the body of a complete stuffed block (terminator included); raises
+    :class:`~asyncnet.errors.IncompleteFrame` without a terminator."""
+    buf = LineBuffer(max_line_length)
+    buf.start_dot_body()
+    buf.feed(data)
+    buf.feed_eof()
+    body = buf.next_body()
+    assert not isinstance(body, NeedData)  # input ended: a body or IncompleteFrame
+    return body
+
+
+def ensure_final_newline(body: bytes) -> bytes:
+    """``body`` with CRLF line endings and a final CRLF: what :func:`dot_stuff` sends."""
+    return b"".join(line + b"\r\n" for line in _lines(body))
+
+
+def check_line_argument(value: str, what: str) -> str:
+    """Return ``value`` if it cannot break a line protocol's framing, else raise
+    :class:`~asyncnet.errors.LocalProtocolError` naming ``what`` (CR, LF and NUL are refused
+    before anything is sent: that is how commands are injected)."""
+    for bad, name in (("\r", "CR"), ("\n", "LF"), ("\0", "NUL")):
+        if bad in value:
+            raise LocalProtocolError(f"{what} must not contain {name}: {value!r}")
+    return value
