@@ -114,6 +114,7 @@ class LineBuffer:
         "_in_body",
         "_max",
         "_partial_from",
+        "_raw_limit",
         "_scanned",
         "_start",
         "_strip_cr",
@@ -141,10 +142,13 @@ class LineBuffer:
         self._strip_cr = strip_cr and delimiter == b"\n"
         # A line of exactly max_line_length may arrive with its \r: allow that one byte.
         self._cr_slack = 1 if self._strip_cr else 0
+        self._raw_limit = self._max + self._cr_slack
         # A partial line longer than this cannot end within the limit, even if the first
         # bytes of a multi-byte delimiter are already there.
         self._tail_limit = self._max + self._cr_slack + self._dlen - 1
-        self._buf = bytearray()
+        # The bytes of the last feed() while nothing else was buffered (lines are sliced
+        # out of them with one copy), or a bytearray collecting several feeds.
+        self._buf: bytes | bytearray = b""
         self._start = 0  # bytes of _buf before this offset are consumed
         self._scanned = 0  # next_line(): no delimiter starts before this offset
         self._partial_from = 0  # feed(): the trailing partial line starts here
@@ -190,8 +194,15 @@ class LineBuffer:
         if self._eof:
             raise RuntimeError("feed() after feed_eof()")
         buf = self._buf
-        old = len(buf)
-        buf += data
+        if not buf:
+            self._buf = buf = bytes(data)
+            old = 0
+        else:
+            if buf.__class__ is bytes:
+                self._compact(self._start)
+                self._buf = buf = bytearray(self._buf)
+            old = len(buf)
+            buf += data  # a bytearray by now
         # Only the new bytes (and a delimiter split across reads) are searched: O(len(data)).
         last = buf.rfind(self._delim, max(self._start, old - self._dlen + 1))
         if last >= 0:
@@ -221,7 +232,7 @@ class LineBuffer:
         if self._error is not None:
             raise self._error
         end = len(self._buf) if n is None else min(len(self._buf), self._start + n)
-        data = bytes(self._buf[self._start : end])
+        data = bytes(self._buf[self._start : end])  # bytes(bytes) is no copy
         self._consume(end)
         self._scanned = self._start
         return data
@@ -230,33 +241,75 @@ class LineBuffer:
 
     def next_line(self) -> bytes | NeedData | EndOfInput:
         """Return the next line without its delimiter (and ``\\r``), ``NEED_DATA`` or ``EOF``."""
+        # The hot path of every line protocol: few attribute loads, no calls but find().
+        if self._error is not None or self._in_body:
+            self._not_in_lines()
+        buf = self._buf
+        start = self._start
+        i = buf.find(self._delim, self._scanned)
+        if i < 0:
+            return self._no_line()
+        if i - start > self._raw_limit:
+            self._poison(LineTooLong(self._max, i - start, self.peer))
+        end = i + self._dlen
+        if self._strip_cr and i > start and buf[i - 1] == 13:  # b"\r"
+            i -= 1
+        elif i - start > self._max:  # the byte of slack was not a \r
+            self._poison(LineTooLong(self._max, i - start, self.peer))
+        line = buf[start:i]
+        if end == len(buf):
+            self._buf = b""  # all taken: the common case, nothing to move
+            self._start = self._scanned = self._partial_from = self._body_scan = 0
+        else:
+            self._start = self._scanned = end
+            if end >= len(buf) - end and buf.__class__ is bytearray:
+                self._compact(end)  # O(n) overall: at most what was consumed is moved
+        return line if line.__class__ is bytes else bytes(line)
+
+    def _not_in_lines(self) -> None:
         if self._error is not None:
             raise self._error
-        if self._in_body:
-            raise RuntimeError("next_line() inside a dot-terminated body: use next_body()")
+        raise RuntimeError("next_line() inside a dot-terminated body: use next_body()")
+
+    def _no_line(self) -> bytes | NeedData | EndOfInput:
         buf, start = self._buf, self._start
-        i = buf.find(self._delim, max(self._scanned, start))
-        if i < 0:
-            if len(buf) - start > self._tail_limit:
-                self._poison(LineTooLong(self._max, len(buf) - start, self.peer))
-            self._scanned = max(start, len(buf) - self._dlen + 1)
-            if not self._eof:
-                return NEED_DATA
-            if start == len(buf):
-                return EOF
-            line = bytes(buf[start:])
-            self._consume(len(buf))
-            self.last_line_unterminated = True
-            return self._strip(line)
-        if i - start > self._max + self._cr_slack:
-            self._poison(LineTooLong(self._max, i - start, self.peer))
-        line = bytes(buf[start:i])
-        self._consume(i + self._dlen)
-        self.last_line_unterminated = False
-        line = self._strip(line)
-        if len(line) > self._max:  # the byte of slack was not a \r
-            self._poison(LineTooLong(self._max, len(line), self.peer))
-        return line
+        if len(buf) - start > self._tail_limit:
+            self._poison(LineTooLong(self._max, len(buf) - start, self.peer))
+        self._scanned = max(start, len(buf) - self._dlen + 1)
+        if not self._eof:
+            return NEED_DATA
+        if start == len(buf):
+            return EOF
+        line = bytes(buf[start:])
+        self._consume(len(buf))
+        self.last_line_unterminated = True
+        return self._strip(line)
+
+    def single_line(self, data: bytes) -> bytes | None:
+        """The request/reply shortcut: if nothing is buffered and ``data`` is exactly one
+        complete line within the limit, return that line (as :meth:`next_line` would)
+        without buffering anything; otherwise return ``None`` and change nothing
+        (then :meth:`feed` ``data`` as usual).
+
+        A server reading one request per ``recv()`` saves the buffer's copy and
+        bookkeeping this way; the rules are the same as for :meth:`next_line`.
+        """
+        end = len(data) - self._dlen
+        if (
+            self._buf
+            or end < 0
+            or end > self._max + self._cr_slack
+            or data.find(self._delim) != end
+            or self._error is not None
+            or self._in_body
+            or self._eof
+        ):
+            return None
+        if self._strip_cr and data[end - 1 : end] == b"\r":
+            return data[: end - 1]
+        if end > self._max:
+            return None  # the byte of slack was not a \r: next_line() refuses it
+        return data[:end]
 
     def _strip(self, line: bytes) -> bytes:
         if self._strip_cr and line.endswith(b"\r"):
@@ -367,17 +420,31 @@ class LineBuffer:
 
     def _consume(self, end: int) -> None:
         self._start = end
-        # Compact only once the consumed part is at least half the buffer: O(n) overall.
-        if end and end >= len(self._buf) - end:
-            del self._buf[:end]
-            self._start = 0
-            self._scanned = max(0, self._scanned - end)
-            self._partial_from = max(0, self._partial_from - end)
-            self._body_scan = max(0, self._body_scan - end)
+        self._scanned = max(self._scanned, end)
+        if end == len(self._buf):
+            self._compact(end)
+        elif end >= len(self._buf) - end and self._buf.__class__ is bytearray:
+            # Only once the consumed part is at least half the buffer: O(n) overall.
+            # (Bytes from one feed() are left alone: feed() copies their tail if needed.)
+            self._compact(end)
+
+    def _compact(self, end: int) -> None:
+        """Drop the first ``end`` (consumed) bytes of the buffer."""
+        buf = self._buf
+        if end == len(buf):
+            self._buf = b""
+        elif buf.__class__ is bytearray:
+            del buf[:end]
+        else:
+            self._buf = buf[end:]
+        self._start = 0
+        self._scanned = max(0, self._scanned - end)
+        self._partial_from = max(0, self._partial_from - end)
+        self._body_scan = max(0, self._body_scan - end)
 
     def _poison(self, error: LineTooLong | FrameTooLarge) -> NoReturn:
         self._error = error
-        self._buf = bytearray()
+        self._buf = b""
         self._start = self._scanned = self._partial_from = self._body_scan = 0
         raise error
 

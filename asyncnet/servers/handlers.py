@@ -84,6 +84,8 @@ class LineHandler(BaseHandler):
     strip_cr: ClassVar[bool] = True
     max_line_length: ClassVar[int] = 64 * 1024
     run_in_task: ClassVar[bool] = False
+    lines_per_batch: ClassVar[int] = 64
+    """Lines handled before the connection lets other connections run (fairness)."""
     error_reply: ClassVar[str | None] = "error: {reason}"
     """Sent before closing a connection for a protocol error; ``None`` sends nothing."""
 

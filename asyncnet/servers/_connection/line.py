@@ -11,11 +11,13 @@ unprocessed bytes, so replies stay in order and memory stays bounded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from typing import TYPE_CHECKING, Any
 
 from ..._eager import PENDING, continue_in_task, step
 from ...errors import LineTooLong, PeerProtocolError, format_peer
+from ...protocols.lines import EOF, LineBuffer
 from .base import ConnectionBase, log_handler_error, logger
 
 if TYPE_CHECKING:
@@ -29,31 +31,31 @@ _LINGER_SECONDS = 2.0
 
 
 class LineConnection(ConnectionBase, asyncio.Protocol):
-    """Line splitting and in-order dispatch for a :class:`LineHandler`."""
+    """Line splitting (a :class:`LineBuffer`) and in-order dispatch for a :class:`LineHandler`.
+
+    Fairness: at most ``LineHandler.lines_per_batch`` lines are handled before the
+    connection yields to the event loop (reading paused meanwhile), so one client
+    pipelining thousands of lines per read cannot hold up everyone else.
+    """
 
     # Slots, not a __dict__: with this many attributes CPython 3.11 gives every
     # instance a full dict (~1.5 KiB), the largest part of an idle connection.
     __slots__ = (
+        "_batch",
         "_blocked",
-        "_buf",
         "_close_requested",
-        "_delim",
-        "_dlen",
         "_encoding",
-        "_eof",
         "_errors",
+        "_lines",
         "_linger",
-        "_max",
-        "_max_raw",
         "_out",
         "_reading_paused",
         "_reply_end",
         "_run_in_task",
-        "_scanned",
-        "_strip_cr",
         "_task",
         "_timed",
         "_write_paused",
+        "_yielding",
     )
 
     _handler: LineHandler
@@ -62,27 +64,25 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         self._init_connection(server, handler)
         handler._connection = self
         cls = type(handler)
-        self._delim = cls.delimiter
-        if not self._delim:
+        if not cls.delimiter:
             raise ValueError(f"{cls.__name__}.delimiter must not be empty")
-        self._dlen = len(self._delim)
-        self._max = cls.max_line_length
+        if cls.lines_per_batch < 1:
+            raise ValueError(f"{cls.__name__}.lines_per_batch must be >= 1")
+        self._lines = LineBuffer(
+            cls.max_line_length, delimiter=cls.delimiter, strip_cr=cls.strip_cr
+        )
+        self._batch = cls.lines_per_batch
         self._encoding = cls.encoding
         self._errors = cls.errors
-        self._strip_cr = cls.strip_cr and self._delim == b"\n"
-        # a line of exactly max_line_length may arrive with its \r: allow that byte
-        self._max_raw = self._max + 1 if self._strip_cr else self._max
-        self._reply_end = cls.reply_delimiter if cls.reply_delimiter is not None else self._delim
+        self._reply_end = cls.reply_delimiter if cls.reply_delimiter is not None else cls.delimiter
         self._run_in_task = cls.run_in_task
-        self._buf = bytearray()  # bytes not yet handled: a partial line, or lines held back
-        self._scanned = 0  # no delimiter starts before this offset of _buf
         self._out: list[bytes] = []  # replies produced by this read, written at once
         self._task: asyncio.Task[Any] | None = None
         self._blocked = False
         self._reading_paused = False
         self._write_paused = False
+        self._yielding = False  # a batch ended with lines left: the loop's turn
         self._close_requested = False
-        self._eof = False
         self._linger: asyncio.TimerHandle | None = None
         self._timed = server.idle_timeout is not None or server.line_timeout is not None
 
@@ -90,6 +90,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
 
     def _start(self, transport: asyncio.Transport) -> None:
         handler = self._handler
+        self._lines.peer = handler.peer
         try:
             handler.setup()
             greeting = handler.greeting()
@@ -101,26 +102,18 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._stats.bytes_in += len(data)
-        end = len(data) - self._dlen
-        if (
-            self._blocked
-            or self._close_requested
-            or self._buf
-            or end < 0
-            or end > self._max_raw
-            or data.find(self._delim) != end
-        ):
+        line = None if self._blocked or self._close_requested else self._lines.single_line(data)
+        if line is None:
             self._data_received(data)
             return
         # The request/reply case: exactly one complete line and nothing held back.
-        # The same steps as _feed(), without its loop and buffer bookkeeping.
-        reply = self._reply(data[:end])
+        # The same steps as _process(), without its loop and bookkeeping.
+        reply = self._reply(line)
         if reply is not None:
             if self._out or self._linger is not None or self._conn_closed:
                 self._out.append(reply)  # behind other output, or not to be sent
             else:
                 self._write(reply)
-        self._scanned = 0
         deadlines = self._deadlines
         if deadlines.partial_since is not None and not self._blocked:
             deadlines.partial_since = None
@@ -134,18 +127,26 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             self._deadlines.last_activity = self._loop.time()
         if self._close_requested:
             return  # after a protocol error nothing more is ever handled
+        try:
+            self._lines.feed(data)
+        except LineTooLong as exc:
+            if not self._blocked:
+                self._peer_error(exc)
+                return
+            # The buffer is poisoned: next_line() raises this again once the line
+            # in progress is done, so the error reply follows that line's reply.
         if self._blocked:
-            self._buf += data
             self._pause_reading()
             return
-        self._feed(data)
+        self._process()
 
     def eof_received(self) -> bool:
-        self._eof = True
         if self._linger is not None:
             return False  # the misbehaving peer has finished: close now
+        with contextlib.suppress(LineTooLong):  # reported by next_line() in its turn
+            self._lines.feed_eof()
         if not self._blocked:
-            self._feed(b"")
+            self._process()
         assert self._transport is not None
         return self._transport.get_extra_info("sslcontext") is None
 
@@ -169,73 +170,56 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             self._linger.cancel()
         if self._task is not None:
             self._task.cancel()
-        self._buf.clear()
         self._out.clear()
         self._maybe_unregister()
 
     # -- line processing --------------------------------------------------------
 
-    def _feed(self, data: bytes) -> None:
-        buf = self._buf
-        if buf:
-            buf += data
-            view: bytes | bytearray = buf
-            start = 0
-            scan = self._scanned
-        else:
-            view = data
-            start = scan = 0
-        delim, dlen, limit = self._delim, self._dlen, self._max_raw
-        find = view.find
-        while not self._blocked:
-            i = find(delim, scan if scan > start else start)
-            if i < 0:
-                break
-            if i - start > limit:
-                self._peer_error(LineTooLong(self._max, i - start, self._handler.peer))
-                return
-            line = view[start:i]
-            start = i + dlen
-            self._dispatch(line)
-        if view is buf:
-            del buf[:start]
-        elif start < len(view):
-            buf += view[start:]
-        if not self._blocked:
-            if len(buf) > limit + dlen - 1:
-                self._peer_error(LineTooLong(self._max, len(buf), self._handler.peer))
-                return
-            self._scanned = max(0, len(buf) - dlen + 1)
-            if self._eof:
-                self._end_of_input()
-            elif self._server.line_timeout is not None:
-                self._deadlines.partial_line(bool(buf))
-        else:
-            self._scanned = 0
+    def _process(self) -> None:
+        """Handle the buffered lines, up to a batch, then write the replies at once."""
+        lines = self._lines
+        out = self._out
+        left = self._batch
+        try:
+            while not self._blocked:
+                if not left:
+                    if lines.pending:
+                        self._yield_to_loop()
+                    break
+                line = lines.next_line()
+                if line.__class__ is not bytes:
+                    if line is EOF:
+                        self._end_of_input()
+                    break
+                left -= 1
+                reply = self._reply(line)
+                if reply is not None:
+                    out.append(reply)
+        except LineTooLong as exc:
+            self._peer_error(exc)
+            return
+        if not self._blocked and not lines.at_eof and self._server.line_timeout is not None:
+            self._deadlines.partial_line(lines.pending > 0)
         self._settle()
 
+    def _yield_to_loop(self) -> None:
+        self._yielding = True
+        self._update_blocked()
+        self._loop.call_soon(self._end_yield)
+
+    def _end_yield(self) -> None:
+        self._yielding = False
+        if not self._conn_closed:
+            self._resume()
+
     def _end_of_input(self) -> None:
-        if self._buf:
-            line = bytes(self._buf)
-            self._buf.clear()
-            self._dispatch(line)
         if self._task is None:
             self._close_requested = True
             self._blocked = True
 
-    def _dispatch(self, line: bytes | bytearray) -> None:
-        reply = self._reply(line)
-        if reply is not None:
-            self._out.append(reply)
-
-    def _reply(self, line: bytes | bytearray) -> bytes | None:
-        """Handle one line: its reply's bytes, or None (no reply, or not yet)."""
-        if self._strip_cr:
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            elif len(line) > self._max:  # the one byte of slack was not a \r
-                self._peer_error(LineTooLong(self._max, len(line), self._handler.peer))
-                return None
+    def _reply(self, line: bytes) -> bytes | None:
+        """Decode, handle and encode one line: the reply's bytes, or ``None`` (no reply,
+        or not yet: a coroutine suspended)."""
         try:
             text = line.decode(self._encoding, self._errors)
         except UnicodeDecodeError as exc:
@@ -297,6 +281,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         self._blocked = (
             self._task is not None
             or self._write_paused
+            or self._yielding
             or self._close_requested
             or self._conn_closed
         )
@@ -319,8 +304,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             assert self._transport is not None
             if not self._transport.is_closing():
                 self._transport.resume_reading()
-        if self._buf or self._eof:
-            self._feed(b"")
+        self._process()  # lines held back, an end of input, or an error waiting its turn
 
     def _settle(self) -> None:
         """Write what the handler produced; close if the session is over."""
@@ -405,7 +389,6 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
     def _peer_error(self, exc: PeerProtocolError) -> None:
         self._stats.protocol_errors += 1
         logger.warning("closing %s: %s", format_peer(self._handler.peer), exc)
-        self._buf.clear()
         if isinstance(exc, LineTooLong):
             try:
                 self._handler.line_too_long(exc)
