@@ -173,6 +173,11 @@ class LineBuffer:
         return self._max
 
     @property
+    def delimiter(self) -> bytes:
+        """What ends a line."""
+        return self._delim
+
+    @property
     def pending(self) -> int:
         """Bytes buffered and not yet returned."""
         return len(self._buf) - self._start
