@@ -52,7 +52,6 @@ import enum
 from typing import Final, NoReturn
 
 from ..errors import FrameTooLarge, IncompleteFrame, LineTooLong, LocalProtocolError
-from .framing import NEED_DATA, NeedData
 
 __all__ = [
     "END_OF_BODY",
@@ -67,6 +66,22 @@ __all__ = [
     "dot_unstuff",
     "ensure_final_newline",
 ]
+
+
+class NeedData(enum.Enum):
+    """Type of the :data:`NEED_DATA` sentinel (a one-member enum, so type checkers narrow it)."""
+
+    NEED_DATA = "NEED_DATA"
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+    __str__ = __repr__
+
+
+NEED_DATA: Final = NeedData.NEED_DATA
+"""Returned by :meth:`LineBuffer.next_line` (and ``Framer.next_frame``) when no complete
+line (frame) is buffered yet."""
 
 
 class EndOfInput(enum.Enum):
@@ -114,11 +129,13 @@ class LineBuffer:
         "_in_body",
         "_max",
         "_partial_from",
+        "_raw",
         "_raw_limit",
         "_scanned",
         "_start",
         "_strip_cr",
         "_tail_limit",
+        "_want_strip_cr",
         "last_line_unterminated",
         "peer",
     )
@@ -131,21 +148,12 @@ class LineBuffer:
         strip_cr: bool = True,
         peer: object = None,
     ) -> None:
-        if not delimiter:
-            raise ValueError("delimiter must not be empty")
         if max_line_length < 1:
             raise ValueError(f"max_line_length must be at least 1, not {max_line_length}")
-        self._delim = delimiter
-        self._dlen = len(delimiter)
         self._max = max_line_length
-        # \r stripping is the \n delimiter's business only: with b"\r\n" there is no \r left.
-        self._strip_cr = strip_cr and delimiter == b"\n"
-        # A line of exactly max_line_length may arrive with its \r: allow that one byte.
-        self._cr_slack = 1 if self._strip_cr else 0
-        self._raw_limit = self._max + self._cr_slack
-        # A partial line longer than this cannot end within the limit, even if the first
-        # bytes of a multi-byte delimiter are already there.
-        self._tail_limit = self._max + self._cr_slack + self._dlen - 1
+        self._want_strip_cr = strip_cr
+        self._raw = False
+        self._configure(delimiter)
         # The bytes of the last feed() while nothing else was buffered (lines are sliced
         # out of them with one copy), or a bytearray collecting several feeds.
         self._buf: bytes | bytearray = b""
@@ -164,6 +172,71 @@ class LineBuffer:
         """True if the last line :meth:`next_line` returned was ended by the input's end."""
         self.peer = peer
         """Named in the errors raised (``LineTooLong(... from peer)``)."""
+
+    def _configure(self, delimiter: bytes) -> None:
+        if not delimiter:
+            raise ValueError("delimiter must not be empty")
+        self._delim = delimiter
+        self._dlen = len(delimiter)
+        # \r stripping is the \n delimiter's business only: with b"\r\n" there is no \r left.
+        self._strip_cr = self._want_strip_cr and delimiter == b"\n"
+        # A line of exactly max_line_length may arrive with its \r: allow that one byte.
+        self._cr_slack = 1 if self._strip_cr else 0
+        self._raw_limit = self._max + self._cr_slack
+        # A partial line longer than this cannot end within the limit, even if the first
+        # bytes of a multi-byte delimiter are already there.
+        self._tail_limit = self._max + self._cr_slack + self._dlen - 1
+
+    def set_delimiter(self, delimiter: bytes | None) -> None:
+        """Split the bytes buffered and to come at ``delimiter`` from now on.
+
+        ``None`` stops splitting (raw mode, for a protocol that reads counted bytes
+        with :meth:`take_bytes` for a while): no line limit applies until a delimiter
+        is set again, and :meth:`next_line` refuses.
+        """
+        if self._error is not None:
+            raise self._error
+        if delimiter is None:
+            self._raw = True
+            return
+        self._raw = False
+        self._configure(delimiter)
+        self._scanned = self._start  # search the buffered bytes again, for the new delimiter
+        self._partial_from = self._start
+        last = self._buf.rfind(delimiter, self._start)
+        if last >= 0:
+            self._partial_from = last + self._dlen
+        if (
+            len(self._buf) - self._partial_from > self._tail_limit
+            and self._partial_from <= self._start
+        ):
+            self._poison(LineTooLong(self._max, len(self._buf) - self._partial_from, self.peer))
+
+    def check_next_line(self) -> None:
+        """Raise ``LineTooLong`` now if the next line is already complete and over the limit
+        (:meth:`feed` only checks the partial line at the end; a framer that refuses a
+        frame on the read that proves it too long calls this after each feed)."""
+        if self._error is not None:
+            raise self._error
+        if self._in_body or self._raw:
+            return
+        buf, start = self._buf, self._start
+        i = buf.find(self._delim, self._scanned)
+        if i < 0:
+            self._scanned = max(start, len(buf) - self._dlen + 1)
+            return
+        self._scanned = i  # no delimiter before it: next_line() resumes here
+        length = i - start
+        if self._strip_cr and i > start and buf[i - 1] == 13:
+            length -= 1
+        if length > self._max:
+            self._poison(LineTooLong(self._max, length, self.peer))
+
+    def peek(self, n: int) -> bytes:
+        """Up to ``n`` buffered bytes, left in the buffer."""
+        if self._error is not None:
+            raise self._error
+        return bytes(self._buf[self._start : self._start + n])
 
     # -- input -----------------------------------------------------------------
 
@@ -220,6 +293,7 @@ class LineBuffer:
             len(buf) - self._partial_from > self._tail_limit
             and self._partial_from <= self._start
             and not self._in_body
+            and not self._raw
         ):
             self._poison(LineTooLong(self._max, len(buf) - self._partial_from, self.peer))
 
@@ -247,7 +321,7 @@ class LineBuffer:
     def next_line(self) -> bytes | NeedData | EndOfInput:
         """Return the next line without its delimiter (and ``\\r``), ``NEED_DATA`` or ``EOF``."""
         # The hot path of every line protocol: few attribute loads, no calls but find().
-        if self._error is not None or self._in_body:
+        if self._error is not None or self._in_body or self._raw:
             self._not_in_lines()
         buf = self._buf
         start = self._start
@@ -274,6 +348,8 @@ class LineBuffer:
     def _not_in_lines(self) -> None:
         if self._error is not None:
             raise self._error
+        if self._raw:
+            raise RuntimeError("next_line() without a delimiter: use take_bytes()")
         raise RuntimeError("next_line() inside a dot-terminated body: use next_body()")
 
     def _no_line(self) -> bytes | NeedData | EndOfInput:
@@ -307,6 +383,7 @@ class LineBuffer:
             or data.find(self._delim) != end
             or self._error is not None
             or self._in_body
+            or self._raw
             or self._eof
         ):
             return None
