@@ -109,6 +109,7 @@ END_OF_BODY: Final = EndOfBody.END_OF_BODY
 """Returned by :meth:`LineBuffer.next_body_chunk` once the body's terminator was read."""
 
 _DOT_END = (b".\r\n", b".\n")
+_SMALL = 4096  # up to this size a buffer of several feeds stays bytes (copied on each feed)
 
 
 class LineBuffer:
@@ -256,6 +257,12 @@ class LineBuffer:
         return len(self._buf) - self._start
 
     @property
+    def idle(self) -> bool:
+        """True when nothing is buffered and input has not ended: no line can come
+        without more input (after an error it is False: the next call raises)."""
+        return not self._buf and not self._eof and self._error is None
+
+    @property
     def at_eof(self) -> bool:
         """True once :meth:`feed_eof` was called."""
         return self._eof
@@ -275,12 +282,19 @@ class LineBuffer:
         if not buf:
             self._buf = buf = bytes(data)
             old = 0
-        else:
-            if buf.__class__ is bytes:
-                self._compact(self._start)
-                self._buf = buf = bytearray(self._buf)
+        elif buf.__class__ is bytearray:
             old = len(buf)
-            buf += data  # a bytearray by now
+            buf += data
+        else:
+            if self._start:
+                self._compact(self._start)
+                buf = self._buf
+            old = len(buf)
+            if old + len(data) <= _SMALL:
+                self._buf = buf = buf + data  # bytes still: lines sliced out need no copy
+            else:  # growing: a bytearray, so a line dribbled byte by byte stays O(n)
+                self._buf = buf = bytearray(buf)
+                buf += data
         # Only the new bytes (and a delimiter split across reads) are searched: O(len(data)).
         last = buf.rfind(self._delim, max(self._start, old - self._dlen + 1))
         if last >= 0:
@@ -344,6 +358,54 @@ class LineBuffer:
             if end >= len(buf) - end and buf.__class__ is bytearray:
                 self._compact(end)  # O(n) overall: at most what was consumed is moved
         return line if line.__class__ is bytes else bytes(line)
+
+    def next_lines(self, limit: int) -> list[bytes]:
+        """Up to ``limit`` lines at once, exactly those :meth:`next_line` would return one
+        by one; ``[]`` when it would return ``NEED_DATA`` or ``EOF`` (tell them apart with
+        :attr:`at_eof` and :attr:`pending`).  One call for a whole read of pipelined lines.
+
+        An over-long line ends the list; the next call raises ``LineTooLong``.
+        """
+        if self._error is not None or self._in_body or self._raw:
+            self._not_in_lines()
+        buf = self._buf
+        pos = self._start
+        find, delim, dlen = buf.find, self._delim, self._dlen
+        raw_limit, limit_len, strip = self._raw_limit, self._max, self._strip_cr
+        lines: list[bytes] = []
+        i = find(delim, self._scanned)
+        scanned = pos  # where the next search may start
+        while i >= 0:
+            j = i
+            if strip and j > pos and buf[j - 1] == 13:  # b"\r"
+                j -= 1
+            if i - pos > raw_limit or j - pos > limit_len:
+                scanned = i  # over-long: next_line() reports it, after these lines
+                break
+            lines.append(buf[pos:j])  # type: ignore[arg-type]
+            pos = scanned = i + dlen
+            if len(lines) == limit:
+                break
+            i = find(delim, pos)
+        else:
+            scanned = max(pos, len(buf) - dlen + 1)
+        if not lines:
+            if i < 0 and not self._eof and len(buf) - pos <= self._tail_limit:
+                self._scanned = scanned  # NEED_DATA, the common way: no second search
+                return []
+            line = self.next_line()  # the end of input, or an over-long line
+            return [line] if line.__class__ is bytes else []
+        if pos == len(buf):
+            self._buf = b""
+            self._start = self._scanned = self._partial_from = self._body_scan = 0
+        else:
+            self._start = pos
+            self._scanned = scanned
+            if pos >= len(buf) - pos and buf.__class__ is bytearray:
+                self._compact(pos)
+        if buf.__class__ is bytearray:
+            return [bytes(line) for line in lines]
+        return lines
 
     def _not_in_lines(self) -> None:
         if self._error is not None:

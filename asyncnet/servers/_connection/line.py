@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._eager import PENDING, continue_in_task, step
 from ...errors import LineTooLong, PeerProtocolError, format_peer
-from ...protocols.lines import EOF, LineBuffer
+from ...protocols.lines import LineBuffer
 from .base import ConnectionBase, log_handler_error, logger
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         "_close_requested",
         "_encoding",
         "_errors",
+        "_held",
         "_lines",
         "_linger",
         "_out",
@@ -77,6 +78,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         self._reply_end = cls.reply_delimiter if cls.reply_delimiter is not None else cls.delimiter
         self._run_in_task = cls.run_in_task
         self._out: list[bytes] = []  # replies produced by this read, written at once
+        self._held: list[bytes] | None = None  # lines taken, not handled: a handler suspended
         self._task: asyncio.Task[Any] | None = None
         self._blocked = False
         self._reading_paused = False
@@ -171,6 +173,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         if self._task is not None:
             self._task.cancel()
         self._out.clear()
+        self._held = None
         self._maybe_unregister()
 
     # -- line processing --------------------------------------------------------
@@ -179,27 +182,42 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         """Handle the buffered lines, up to a batch, then write the replies at once."""
         lines = self._lines
         out = self._out
+        reply_to = self._reply
         left = self._batch
         try:
             while not self._blocked:
-                if not left:
-                    if lines.pending:
-                        self._yield_to_loop()
+                batch = self._held
+                if batch:
+                    self._held = None
+                elif left <= 0:
+                    if not lines.idle:
+                        self._yield_to_loop()  # more lines (or their end): after the others
                     break
-                line = lines.next_line()
-                if line.__class__ is not bytes:
-                    if line is EOF:
-                        self._end_of_input()
-                    break
-                left -= 1
-                reply = self._reply(line)
-                if reply is not None:
-                    out.append(reply)
+                else:
+                    batch = lines.next_lines(left)
+                    if not batch:
+                        if lines.at_eof and not lines.pending:
+                            self._end_of_input()
+                        break
+                left -= len(batch)
+                remaining = iter(batch)
+                for line in remaining:
+                    reply = reply_to(line)
+                    if reply is not None:
+                        out.append(reply)
+                    if self._blocked:  # a coroutine suspended: keep the rest for later
+                        self._held = list(remaining) or None
+                        break
+                else:
+                    if left > 0 and lines.idle:
+                        break  # a short batch and nothing buffered: done until more input
         except LineTooLong as exc:
             self._peer_error(exc)
             return
-        if not self._blocked and not lines.at_eof and self._server.line_timeout is not None:
-            self._deadlines.partial_line(lines.pending > 0)
+        if not self._blocked and self._server.line_timeout is not None:
+            partial = lines.pending > 0
+            if partial is (self._deadlines.partial_since is None):  # it changed
+                self._deadlines.partial_line(partial)
         self._settle()
 
     def _yield_to_loop(self) -> None:
