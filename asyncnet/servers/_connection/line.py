@@ -6,6 +6,9 @@ writes all the replies produced by one read in a single ``write()``.  While a
 coroutine is suspended, while the peer is not reading (``pause_writing``) or once
 the session is closing, the connection is *blocked*: it pauses reading and keeps
 unprocessed bytes, so replies stay in order and memory stays bounded.
+
+(Longer than asyncnet's ~400-line guide: one state machine -- callbacks, flow control,
+lingering after a protocol error -- whose parts all read and write the same flags.)
 """
 
 from __future__ import annotations
