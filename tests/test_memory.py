@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from asyncnet import CommandHandler, LineHandler
+import pytest
+
+from asyncnet import CommandHandler, ConfigurationError, LineHandler
 from asyncnet.demos.upper import Upper
 from asyncnet.memory import FakeTransport, drive
 from asyncnet.servers.framed import FramedHandler
@@ -144,3 +146,13 @@ async def test_fake_transport_records_and_reports() -> None:
     assert transport.aborted
     assert transport.is_closing()
     await asyncio.wait_for(lost.wait(), 5)
+
+
+async def test_a_nonsense_batch_size_is_a_configuration_error() -> None:
+    """lines_per_batch < 1 would never handle a line: refused, naming the setting."""
+
+    class Stuck(Upper):
+        lines_per_batch = 0
+
+    with pytest.raises(ConfigurationError, match="lines_per_batch"):
+        drive(Stuck)

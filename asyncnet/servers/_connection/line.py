@@ -19,7 +19,7 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from ..._eager import PENDING, continue_in_task, step
-from ...errors import LineTooLong, PeerProtocolError, format_peer
+from ...errors import ConfigurationError, LineTooLong, PeerProtocolError, format_peer
 from ...protocols.lines import LineBuffer
 from .base import ConnectionBase, log_handler_error, logger
 
@@ -69,9 +69,9 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         handler._connection = self
         cls = type(handler)
         if not cls.delimiter:
-            raise ValueError(f"{cls.__name__}.delimiter must not be empty")
+            raise ConfigurationError(f"{cls.__name__}.delimiter must not be empty")
         if cls.lines_per_batch < 1:
-            raise ValueError(f"{cls.__name__}.lines_per_batch must be >= 1")
+            raise ConfigurationError(f"{cls.__name__}.lines_per_batch must be >= 1")
         self._lines = LineBuffer(
             cls.max_line_length, delimiter=cls.delimiter, strip_cr=cls.strip_cr
         )
