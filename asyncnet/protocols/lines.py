@@ -85,6 +85,7 @@ class LineBuffer(DotBodyReader):
         "_want_strip_cr",
         "last_line_unterminated",
         "peer",
+        "shared",
     )
 
     def __init__(
@@ -119,6 +120,9 @@ class LineBuffer(DotBodyReader):
         """True if the last line :meth:`next_line` returned was ended by the input's end."""
         self.peer = peer
         """Named in the errors raised (``LineTooLong(... from peer)``)."""
+        self.shared = False
+        """Set by a user that shares this (empty, never fed) buffer for its
+        :meth:`single_line` checks; such a buffer must not be fed."""
 
     def _configure(self, delimiter: bytes) -> None:
         if not delimiter:

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 __all__ = ["LineConnection"]
 
+_EMPTY: dict[tuple[int, bytes, bool], LineBuffer] = {}
+"""Shared empty line buffers, by (max_line_length, delimiter, strip_cr)."""
+
 _LINGER_SECONDS = 2.0
 """After a protocol error, how long we keep draining the peer before aborting."""
 
@@ -72,9 +75,15 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             raise ConfigurationError(f"{cls.__name__}.delimiter must not be empty")
         if cls.lines_per_batch < 1:
             raise ConfigurationError(f"{cls.__name__}.lines_per_batch must be >= 1")
-        self._lines = LineBuffer(
-            cls.max_line_length, delimiter=cls.delimiter, strip_cr=cls.strip_cr
-        )
+        # Until a read is more than one whole line, the connection shares an empty
+        # buffer with every connection of its kind (single_line() only reads it):
+        # request/reply connections never pay for a buffer of their own.
+        key = (cls.max_line_length, cls.delimiter, cls.strip_cr)
+        lines = _EMPTY.get(key)
+        if lines is None:
+            lines = _EMPTY[key] = LineBuffer(key[0], delimiter=key[1], strip_cr=key[2])
+            lines.shared = True
+        self._lines = lines
         self._batch = cls.lines_per_batch
         self._encoding = cls.encoding
         self._errors = cls.errors
@@ -95,7 +104,6 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
 
     def _start(self, transport: asyncio.Transport) -> None:
         handler = self._handler
-        self._lines.peer = handler.peer
         try:
             handler.setup()
             greeting = handler.greeting()
@@ -133,7 +141,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         if self._close_requested:
             return  # after a protocol error nothing more is ever handled
         try:
-            self._lines.feed(data)
+            self._own_lines().feed(data)
         except LineTooLong as exc:
             if not self._blocked:
                 self._peer_error(exc)
@@ -149,7 +157,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         if self._linger is not None:
             return False  # the misbehaving peer has finished: close now
         with contextlib.suppress(LineTooLong):  # reported by next_line() in its turn
-            self._lines.feed_eof()
+            self._own_lines().feed_eof()
         if not self._blocked:
             self._process()
         assert self._transport is not None
@@ -181,9 +189,24 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
 
     # -- line processing --------------------------------------------------------
 
+    def _own_lines(self) -> LineBuffer:
+        lines = self._lines
+        if lines.shared:
+            cls = type(self._handler)
+            self._lines = lines = LineBuffer(
+                cls.max_line_length,
+                delimiter=cls.delimiter,
+                strip_cr=cls.strip_cr,
+                peer=self._handler.peer,
+            )
+        return lines
+
     def _process(self) -> None:
         """Handle the buffered lines, up to a batch, then write the replies at once."""
         lines = self._lines
+        if lines.shared:  # nothing was ever buffered: nothing to handle
+            self._settle()
+            return
         out = self._out
         reply_to = self._reply
         left = self._batch
