@@ -15,12 +15,12 @@ loop::
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
+from ._factories import tcp_server, udp_server, unix_server
 from .clients import DatagramClient, FramedClient, LineClient
 from .errors import (
+    AddressInUse,
     AsyncNetError,
+    BroadcastNotAllowed,
     ConfigurationError,
     FrameTimeout,
     FrameTooLarge,
@@ -32,9 +32,10 @@ from .errors import (
     OperationTimeout,
     PeerProtocolError,
     ProtocolError,
+    StateError,
     WriteTimeout,
 )
-from .runner import run, run_servers
+from .runner import Servable, run, run_servers
 from .servers import (
     BaseHandler,
     CommandHandler,
@@ -42,6 +43,7 @@ from .servers import (
     DatagramServer,
     FramedHandler,
     LineHandler,
+    ServerEvents,
     ServerStats,
     StreamHandler,
     StreamServer,
@@ -50,7 +52,9 @@ from .servers import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AddressInUse",
     "AsyncNetError",
+    "BroadcastNotAllowed",
     "BaseHandler",
     "CommandHandler",
     "ConfigurationError",
@@ -71,6 +75,9 @@ __all__ = [
     "OperationTimeout",
     "PeerProtocolError",
     "ProtocolError",
+    "StateError",
+    "Servable",
+    "ServerEvents",
     "ServerStats",
     "StreamHandler",
     "StreamServer",
@@ -81,20 +88,3 @@ __all__ = [
     "udp_server",
     "unix_server",
 ]
-
-
-def tcp_server(handler: Callable[[], BaseHandler], **options: Any) -> StreamServer:
-    """A TCP :class:`StreamServer` for ``handler`` (127.0.0.1, port 0 unless given)."""
-    return StreamServer(handler, **options)
-
-
-def unix_server(handler: Callable[[], BaseHandler], path: str, **options: Any) -> StreamServer:
-    """A :class:`StreamServer` on the Unix domain socket ``path``."""
-    return StreamServer(handler, path=path, **options)
-
-
-def udp_server(
-    handler: Callable[[], DatagramHandler] | DatagramHandler, **options: Any
-) -> DatagramServer:
-    """A UDP :class:`DatagramServer` for ``handler`` (127.0.0.1, port 0 unless given)."""
-    return DatagramServer(handler, **options)

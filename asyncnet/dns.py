@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeAlias, TypeVar
 
-from .clients._errors import network_errors
+from ._boundary import network_errors
 from .errors import AsyncNetError, ConfigurationError, NetworkError
 
 __all__ = [

@@ -7,6 +7,27 @@ frame over the limit, a truncated frame) and what *we* were asked to do wrong
 timeouts are also :class:`TimeoutError`, so callers' existing ``except`` clauses
 keep working.  Each error that concerns a peer names it, and the phase it was in,
 in its message.
+
+The tree (README, "Errors")::
+
+    AsyncNetError
+    +-- ConfigurationError (ValueError)      a bad argument or option, named
+    |   +-- BroadcastNotAllowed (PermissionError)
+    +-- StateError (RuntimeError)            started twice, used before start
+    +-- ProtocolError
+    |   +-- LocalProtocolError (ValueError)  we were asked to send something invalid
+    |   +-- PeerProtocolError                the peer sent something invalid
+    |       +-- FrameTooLarge                a frame over its limit ...
+    |       |   +-- LineTooLong              ... of which a line is one kind
+    |       +-- IncompleteFrame
+    |       +-- FrameTimeout (also an OperationTimeout)
+    +-- NetworkError (OSError)               the OS said no; ``errno`` is kept
+    |   +-- AddressInUse                     a server's address is taken
+    +-- OperationTimeout (TimeoutError)
+        +-- WriteTimeout, NoResponse, FrameTimeout
+
+``OSError``, ``ssl.SSLError`` and ``socket.gaierror`` become these in one place,
+``asyncnet._boundary``.
 """
 
 from __future__ import annotations
@@ -14,7 +35,9 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AddressInUse",
     "AsyncNetError",
+    "BroadcastNotAllowed",
     "ConfigurationError",
     "FrameTimeout",
     "FrameTooLarge",
@@ -26,6 +49,7 @@ __all__ = [
     "OperationTimeout",
     "PeerProtocolError",
     "ProtocolError",
+    "StateError",
     "WriteTimeout",
     "format_peer",
 ]
@@ -53,6 +77,14 @@ class ConfigurationError(AsyncNetError, ValueError):
     """An option or argument that asyncnet refuses before touching the network."""
 
 
+class BroadcastNotAllowed(ConfigurationError, PermissionError):
+    """A broadcast destination without ``broadcast=True`` (refused before sending)."""
+
+
+class StateError(AsyncNetError, RuntimeError):
+    """An endpoint used in the wrong state: started twice, used before start or after close."""
+
+
 class ProtocolError(AsyncNetError):
     """Bytes on the wire broke the rules of the protocol."""
 
@@ -65,19 +97,6 @@ class LocalProtocolError(ProtocolError, ValueError):
     """We were asked to send something the protocol does not allow."""
 
 
-class LineTooLong(PeerProtocolError):
-    """No delimiter arrived within the line length limit."""
-
-    def __init__(self, limit: int, received: int, peer: Any = None) -> None:
-        self.limit = limit
-        self.received = received
-        self.peer = peer
-        where = f" from {format_peer(peer)}" if peer is not None else ""
-        super().__init__(
-            f"line too long{where}: {received} bytes without a delimiter (limit {limit})"
-        )
-
-
 class FrameTooLarge(PeerProtocolError):
     """A frame (or a length prefix announcing one) exceeds the frame size limit."""
 
@@ -87,6 +106,23 @@ class FrameTooLarge(PeerProtocolError):
         self.peer = peer
         where = f" from {format_peer(peer)}" if peer is not None else ""
         super().__init__(f"frame too large{where}: {size} bytes (limit {limit})")
+
+
+class LineTooLong(FrameTooLarge):
+    """No delimiter arrived within the line length limit.
+
+    A line is a kind of frame, so ``except FrameTooLarge`` catches both; ``size``
+    (the bytes received so far) is also available as ``received``.
+    """
+
+    def __init__(self, limit: int, received: int, peer: Any = None) -> None:
+        self.size = self.received = received
+        self.limit = limit
+        self.peer = peer
+        where = f" from {format_peer(peer)}" if peer is not None else ""
+        PeerProtocolError.__init__(
+            self, f"line too long{where}: {received} bytes without a delimiter (limit {limit})"
+        )
 
 
 class IncompleteFrame(PeerProtocolError):
@@ -102,15 +138,33 @@ class IncompleteFrame(PeerProtocolError):
 
 
 class NetworkError(AsyncNetError, OSError):
-    """A connection or socket operation failed (refused, reset, unreachable...)."""
+    """A connection or socket operation failed (refused, reset, unreachable...).
 
-    def __init__(self, message: str, peer: Any = None, phase: str | None = None) -> None:
+    ``errno`` is the OS's error number when there was one (``None`` otherwise) and
+    ``reason`` the words for it, without the subject.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        peer: Any = None,
+        phase: str | None = None,
+        *,
+        errno: int | None = None,
+        reason: str | None = None,
+    ) -> None:
         self.peer = peer
         self.phase = phase
         super().__init__(message)
+        self.errno = errno
+        self.reason = reason if reason is not None else message
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else super().__str__()
+
+
+class AddressInUse(NetworkError):
+    """A server could not bind: another socket holds the address (``EADDRINUSE``)."""
 
 
 class OperationTimeout(AsyncNetError, TimeoutError):

@@ -13,11 +13,10 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
-from typing import Any, TypeVar
-
-from .servers._base import ServerBase
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
+    "Servable",
     "catch_signals",
     "configure_logging",
     "loop_factory",
@@ -27,6 +26,30 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+@runtime_checkable
+class Servable(Protocol):
+    """What :func:`run_servers` runs: anything with the endpoint lifecycle.
+
+    Servers, the creosote bucket and web view, and your own objects qualify
+    (duck-typed: nothing to inherit).
+    """
+
+    def start(self) -> Awaitable[Any]:
+        """Bind/connect and begin serving."""
+        ...
+
+    def serve_forever(self) -> Awaitable[Any]:
+        """Serve until stopped (returns when the endpoint has closed)."""
+        ...
+
+    def stop(self, grace: float | None = None) -> Awaitable[Any]:
+        """Close gracefully and wait until closed."""
+        ...
+
+
+S = TypeVar("S", bound=Servable)
 
 
 def loop_factory(use_uvloop: bool | None = None) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -95,34 +118,49 @@ async def wait_for_signal(signals: Sequence[int] = (signal.SIGINT, signal.SIGTER
 
 
 def run_servers(
-    *servers: ServerBase,
-    ready: Callable[[Sequence[ServerBase]], Any] | None = None,
+    *servers: S,
+    ready: Callable[[Sequence[S]], Any] | None = None,
     until: Callable[[], Awaitable[Any]] | None = None,
     use_uvloop: bool | None = None,
 ) -> int:
     """Start ``servers``, call ``ready(servers)``, serve until SIGINT/SIGTERM; return 0.
 
-    Shutdown is graceful (each server's ``grace``), so a demo stopped with Ctrl-C or
-    ``kill`` exits with status 0.  ``until`` ends the run early when it returns (a
-    scripted session, for instance); a signal still stops it first.
+    Each server is anything :class:`Servable` (``start``/``serve_forever``/``stop``).
+    Shutdown is graceful (each server's ``grace``), in reverse order of start, so a
+    demo stopped with Ctrl-C or ``kill`` exits with status 0.  ``until`` ends the
+    run early when it returns (a scripted session, for instance); a signal still
+    stops it first.  The run also ends when a server's ``serve_forever`` returns
+    (it closed itself) or fails (the error propagates, after the others stopped).
     """
 
     async def main() -> int:
         with catch_signals() as stopped:
-            async with contextlib.AsyncExitStack() as stack:
-                for server in servers:
-                    await stack.enter_async_context(server)
-                if ready is not None:
-                    ready(servers)
-                if until is None:
-                    await stopped
-                else:  # whichever comes first: the scripted end, or a signal
-                    scripted = asyncio.ensure_future(until())
-                    await asyncio.wait({scripted, stopped}, return_when=asyncio.FIRST_COMPLETED)
-                    if not scripted.done():
-                        scripted.cancel()
+            serving: list[asyncio.Future[Any]] = []
+            try:
+                async with contextlib.AsyncExitStack() as stack:
+                    for server in servers:
+                        await server.start()
+                        stack.push_async_callback(server.stop)
+                    serving = [asyncio.ensure_future(s.serve_forever()) for s in servers]
+                    if ready is not None:
+                        ready(servers)
+                    ends: set[asyncio.Future[Any]] = {stopped, *serving}
+                    scripted = asyncio.ensure_future(until()) if until is not None else None
+                    if scripted is not None:  # whichever comes first
+                        ends.add(scripted)
+                    try:
+                        await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        if scripted is not None and not scripted.done():
+                            scripted.cancel()
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await scripted
+            finally:
+                for task in serving:
+                    task.cancel()
+                for task in serving:  # a server that failed on its own: say so
                     with contextlib.suppress(asyncio.CancelledError):
-                        await scripted
+                        await task
         return 0
 
     try:

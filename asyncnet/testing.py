@@ -1,8 +1,9 @@
 """Test your handlers the way asyncnet tests its own: real sockets, loopback, port 0.
 
-* :func:`serve_tcp` / :func:`serve_udp` / :func:`serve_unix` start a server on an
-  ephemeral loopback port inside the running loop and yield it (``server.address``
-  is the real address); leaving the block shuts it down gracefully.
+* Servers are the test fixtures: ``tcp_server``/``udp_server``/``unix_server``
+  default to 127.0.0.1 port 0, ``async with`` starts and stops them, and
+  ``server.address`` is the real address.  ``server.events`` lets a test wait for
+  "connection opened/closed" or "datagram handled" instead of polling.
 * :func:`loopback_only` makes any connect or send to a non-loopback address fail at
   once with ``PermissionError``, so a test can never put traffic on a real network.
 * :class:`LoopExceptionCollector` records what the loop's exception handler
@@ -12,9 +13,10 @@
 Typical use with pytest-asyncio::
 
     async def test_upper():
-        async with serve_tcp(Upper) as server:
+        async with tcp_server(Upper) as server:
             async with await LineClient.connect(*server.address) as client:
                 assert await client.request("abc") == "ABC"
+            await server.events.wait_closed(1, timeout=5)
 """
 
 from __future__ import annotations
@@ -23,10 +25,8 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
-
-from .servers import BaseHandler, DatagramHandler, DatagramServer, StreamServer
 
 __all__ = [
     "LoopExceptionCollector",
@@ -34,42 +34,7 @@ __all__ = [
     "can_bind_ipv6",
     "is_loopback",
     "loopback_only",
-    "serve_tcp",
-    "serve_udp",
-    "serve_unix",
 ]
-
-
-@contextlib.asynccontextmanager
-async def serve_tcp(
-    handler: Callable[[], BaseHandler], *, host: str = "127.0.0.1", **options: Any
-) -> AsyncIterator[StreamServer]:
-    """Run a TCP server for ``handler`` on ``host``:0 for the duration of the block."""
-    options.setdefault("port", 0)
-    async with StreamServer(handler, host=host, **options) as server:
-        yield server
-
-
-@contextlib.asynccontextmanager
-async def serve_unix(
-    handler: Callable[[], BaseHandler], path: str, **options: Any
-) -> AsyncIterator[StreamServer]:
-    """Run a Unix-socket server for ``handler`` at ``path`` for the block."""
-    async with StreamServer(handler, path=path, **options) as server:
-        yield server
-
-
-@contextlib.asynccontextmanager
-async def serve_udp(
-    handler: Callable[[], DatagramHandler] | DatagramHandler,
-    *,
-    host: str = "127.0.0.1",
-    **options: Any,
-) -> AsyncIterator[DatagramServer]:
-    """Run a UDP server for ``handler`` on ``host``:0 for the duration of the block."""
-    options.setdefault("port", 0)
-    async with DatagramServer(handler, host=host, **options) as server:
-        yield server
 
 
 def can_bind_ipv6() -> bool:

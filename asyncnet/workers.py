@@ -138,7 +138,11 @@ def _worker_main(
             loop.remove_reader(control_fd)
             # Ctrl-C reaches the supervisor and every worker, and the supervisor then
             # sends SIGTERM: neither may cut the graceful shutdown that starts now
-            # (the supervisor escalates to SIGKILL after its stop_timeout).
+            # (the supervisor escalates to SIGKILL after its stop_timeout).  Ignoring
+            # them is not enough: leaving run_servers() removes the loop's handlers,
+            # which puts back SIG_DFL, and a SIGTERM arriving after that killed the
+            # worker (-15).  Blocked, they stay pending until os._exit() drops them.
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
 

@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from asyncnet import tcp_server
 from asyncnet.chat import ChatHandler, ChatRoom, chat_session, printable
 from asyncnet.demos.chat import Chat
 from asyncnet.servers import StreamServer
-from asyncnet.testing import serve_tcp
 
 from .helpers import ROOT, read_all, read_listening_line, spawn, wait_until
 
@@ -53,7 +53,7 @@ class Member:
 @pytest.fixture
 async def chat() -> AsyncIterator[tuple[ChatRoom, StreamServer]]:
     room = ChatRoom(handler_class=Chat)
-    async with serve_tcp(room.handler) as server:
+    async with tcp_server(room.handler) as server:
         yield room, server
 
 
@@ -86,7 +86,7 @@ async def test_lines_are_relayed_to_the_others_with_the_nickname(
     assert room.nicknames() == ["bob"]
     await alice.close()
     await bob.close()
-    await wait_until(lambda: not room.members)
+    await server.events.wait_for(lambda: not room.members, timeout=5)
 
 
 async def test_nickname_rules_and_unknown_commands(chat: tuple[ChatRoom, StreamServer]) -> None:
@@ -193,7 +193,7 @@ async def test_hundred_members_one_never_reads(caplog: pytest.LogCaptureFixture)
     """
     room = ChatRoom(max_backlog=16 * 1024, handler_class=SmallSendBuffer)
     loop = asyncio.get_running_loop()
-    async with serve_tcp(room.handler) as server:
+    async with tcp_server(room.handler) as server:
         silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         silent.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         silent.setblocking(False)
@@ -201,7 +201,8 @@ async def test_hundred_members_one_never_reads(caplog: pytest.LogCaptureFixture)
         sender = await Member.join(server)
         await sender.say("/nick sender")
         listeners = [await Member.join(server) for _ in range(98)]
-        await wait_until(lambda: len(room.members) == 100)
+        await server.events.wait_opened(100, timeout=5)  # each member joins in setup()
+        assert len(room.members) == 100
 
         payload = "x" * 1000
         arrived: dict[int, int] = {}
@@ -275,7 +276,7 @@ async def test_chat_session_prints_incoming_lines_while_waiting_for_input(
         "* bye",
     ]
     await other.close()
-    await wait_until(lambda: not room.members)
+    await server.events.wait_for(lambda: not room.members, timeout=5)
 
 
 async def test_chat_session_end_of_input_quits_and_refused_connect_is_status_1(

@@ -7,9 +7,8 @@ import sys
 
 import pytest
 
-from asyncnet import DatagramClient, LineClient
+from asyncnet import DatagramClient, LineClient, tcp_server, udp_server
 from asyncnet.demos.upper import Upper, UpperDatagram
-from asyncnet.testing import serve_tcp, serve_udp
 
 from .helpers import ROOT, read_listening_line, spawn
 
@@ -37,7 +36,7 @@ async def run_client(script: str, port: int, text: str) -> subprocess.CompletedP
 
 
 async def test_classic_tcp_client_against_asyncnet_server() -> None:
-    async with serve_tcp(Upper) as server:
+    async with tcp_server(Upper) as server:
         done = await run_client("tcpcli1.py", server.address[1], "spam\neggs\n\n")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["SPAM", "EGGS"]
@@ -45,7 +44,7 @@ async def test_classic_tcp_client_against_asyncnet_server() -> None:
 
 
 async def test_classic_udp_client_against_asyncnet_server() -> None:
-    async with serve_udp(UpperDatagram) as server:
+    async with udp_server(UpperDatagram) as server:
         done = await run_client("udpcli1.py", server.address[1], "MixedCaseString\nagain\n\n")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["MIXEDCASESTRING", "AGAIN"]

@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from asyncnet import CommandHandler
-from asyncnet.testing import serve_tcp
+from asyncnet import CommandHandler, tcp_server
 
 
 class Session(CommandHandler):
@@ -63,7 +62,7 @@ class Chatty(CommandHandler):
 
 @pytest.fixture
 async def session() -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    async with serve_tcp(Session) as server:
+    async with tcp_server(Session) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         assert await reader.readline() == b"+OK ready\r\n"
         yield reader, writer
@@ -114,7 +113,7 @@ async def test_pipelined_commands_are_answered_in_order(
 
 
 async def test_prefix_separates_commands_from_text():
-    async with serve_tcp(Chatty) as server:
+    async with tcp_server(Chatty) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         writer.write(b"hello\n/who\n/nope\n")
         async with asyncio.timeout(5):

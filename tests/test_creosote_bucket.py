@@ -220,7 +220,7 @@ async def test_broadcast_option_sets_so_broadcast() -> None:
 async def test_bucket_socket_has_no_reuseaddr() -> None:
     """C2: no SO_REUSEADDR on UDP (bpo-37228): a second bucket cannot share the port."""
     async with Bucket(port=0) as bucket:
-        sock = bucket.server._transport.get_extra_info("socket")  # type: ignore[union-attr]
+        sock = bucket.server.socket
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 0
 
 
@@ -441,7 +441,7 @@ async def test_callback_errors_are_counted_and_the_bucket_goes_on(
         async with Emitter(*bucket.address) as emitter:
             for text in ("one", "boom", "two"):
                 emitter.emit(text)
-            await wait_until(lambda: len(got) == 2)
+            await bucket.server.events.wait_for(lambda: len(got) == 2, timeout=5)
     assert got == [b"one", b"two"]
     assert bucket.stats.callback_errors == 1
     assert "callback bug" in caplog.text
@@ -473,7 +473,8 @@ async def test_partial_message_is_reported_when_it_expires_and_at_close() -> Non
             [expired] = await take(aiter(bucket), 1)
         async with Bucket(port=0, expiry=60) as bucket:
             raw.sendto(datagrams[0], bucket.address)
-            await wait_until(lambda: bucket.stats.partial_messages == 1)
+            await bucket.server.events.wait_datagrams(1, timeout=5)
+            assert bucket.stats.partial_messages == 1
         async with asyncio.timeout(5):
             [closed] = [m async for m in bucket]
     assert (expired.reason, expired.lost, expired.missing) == ("expired", 1, (2,))

@@ -258,15 +258,6 @@ async def test_malformed_names_are_configuration_errors() -> None:
         await dns.forward("localhost", family=socket.AF_UNIX)
 
 
-async def test_resolver_errors_become_one_line_network_errors() -> None:
-    """The translation itself, fed the error getaddrinfo raises for an unknown name."""
-    with pytest.raises(NetworkError) as info:
-        async with dns._errors("nosuch.example", "forward lookup", 1.0):
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-    assert str(info.value) == "forward lookup of nosuch.example failed: Name or service not known"
-    assert isinstance(info.value.__cause__, socket.gaierror)
-
-
 # Reverse lookups.
 
 

@@ -11,9 +11,8 @@ import sys
 
 import pytest
 
-from asyncnet import LineClient
+from asyncnet import LineClient, tcp_server
 from asyncnet.demos.echo import Echo, echo_client
-from asyncnet.testing import serve_tcp
 
 from .helpers import ROOT, read_all, read_listening_line, spawn
 
@@ -28,7 +27,7 @@ class RecordingEcho(Echo):
 
 
 async def test_one_message_one_reply_then_close() -> None:
-    async with serve_tcp(Echo) as server:
+    async with tcp_server(Echo) as server:
         async with await LineClient.connect(*server.address, timeout=5) as client:
             assert await client.request("Hello world") == "Hello world"
             assert await client.read_line() is None  # the server closed after one exchange
@@ -43,7 +42,7 @@ async def test_client_reports_the_address_the_server_saw(
 ) -> None:
     """The getsockname() slide: the client's own end is an ephemeral port the OS chose."""
     RecordingEcho.peers = []
-    async with serve_tcp(RecordingEcho) as server:
+    async with tcp_server(RecordingEcho) as server:
         host, server_port = server.address
         assert await echo_client(host, server_port, "Hello world", timeout=5) == 0
     out = capsys.readouterr().out.splitlines()
@@ -58,7 +57,7 @@ async def test_client_reports_the_address_the_server_saw(
 
 async def test_invalid_utf8_gets_an_error_reply_and_the_server_keeps_serving() -> None:
     """Echo keeps the core's strict decoding: a clear error reply, then the connection closes."""
-    async with serve_tcp(Echo) as server:
+    async with tcp_server(Echo) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         writer.write(b"caf\xe9\n")
         reply = await read_all(reader)
@@ -70,7 +69,7 @@ async def test_invalid_utf8_gets_an_error_reply_and_the_server_keeps_serving() -
 
 
 async def test_garbage_without_newline_is_refused() -> None:
-    async with serve_tcp(Echo) as server:
+    async with tcp_server(Echo) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         writer.write(bytes(range(1, 10)) * 10_000)  # 90 kB, no newline
         reply = await read_all(reader)

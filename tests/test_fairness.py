@@ -15,8 +15,7 @@ import socket
 
 import pytest
 
-from asyncnet import LineHandler, StreamHandler
-from asyncnet.testing import serve_tcp
+from asyncnet import LineHandler, StreamHandler, tcp_server
 
 FLOOD = 2000  # 8-byte lines: 16 KB, one recv() on loopback
 
@@ -73,7 +72,7 @@ async def test_line_handler_serves_a_probe_during_a_flood() -> None:
         def handle_line(self, line: str) -> str:
             return race.on_line(line)
 
-    async with serve_tcp(Echo) as server:
+    async with tcp_server(Echo, port=0) as server:
         await _flood_and_probe(race, server.address, Echo.lines_per_batch)
     assert race.flood_handled == FLOOD
 
@@ -89,6 +88,6 @@ async def test_stream_handler_serves_a_probe_during_a_flood() -> None:
                 self.writer.write(race.on_line(line.decode().rstrip("\n")).encode() + b"\n")
                 await self.writer.drain()
 
-    async with serve_tcp(Echo) as server:
+    async with tcp_server(Echo, port=0) as server:
         await _flood_and_probe(race, server.address, Echo.lines_per_batch)
     assert race.flood_handled == FLOOD

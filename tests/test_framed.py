@@ -8,6 +8,7 @@ import struct
 
 import pytest
 
+from asyncnet import tcp_server
 from asyncnet.clients.framed import FramedClient
 from asyncnet.errors import (
     FrameTooLarge,
@@ -19,7 +20,6 @@ from asyncnet.errors import (
 )
 from asyncnet.protocols.framing import ByteCount, Delimiter, LengthPrefix, encode_frame
 from asyncnet.servers.framed import FramedHandler, FrameTimeout
-from asyncnet.testing import serve_tcp
 
 from .helpers import read_all, wait_until
 
@@ -102,7 +102,7 @@ REQUEST = b"PUT /x\r\nContent-Length: 12\r\nX-Other: y\r\n\r\nhello\r\nworld"
 @pytest.mark.parametrize("chunk", [1, 3, 7, len(REQUEST)])
 async def test_headers_then_content_length_body_any_chunking(chunk: int) -> None:
     """Lines, then a byte count whose body contains CRLF, then lines again."""
-    async with serve_tcp(Upload) as server:
+    async with tcp_server(Upload) as server:
         reader, writer = await open_raw(server.address)
         for data in (REQUEST, b"Content-Length: 3\r\n\r\nabc"):
             for i in range(0, len(data), chunk):
@@ -117,14 +117,14 @@ async def test_headers_then_content_length_body_any_chunking(chunk: int) -> None
 
 
 async def test_body_in_same_packet_as_headers_is_reparsed_under_byte_count() -> None:
-    async with serve_tcp(Upload) as server:
+    async with tcp_server(Upload) as server:
         async with await FramedClient.connect(*server.address, timeout=5) as client:
             client.writer.write(b"Content-Length: 4\r\n\r\n\r\n\r\n")  # body is two CRLFs
             assert await client.read_frame() == b"200 4 bytes: <CRLF><CRLF>"
 
 
 async def test_length_prefixed_frames_round_trip() -> None:
-    async with serve_tcp(PrefixEcho) as server:
+    async with tcp_server(PrefixEcho) as server:
         async with await FramedClient.connect(
             *server.address, terminator=LengthPrefix("!H"), max_frame_size=100, timeout=5
         ) as client:
@@ -149,7 +149,7 @@ async def test_readline_goes_through_the_framer() -> None:
                 b"|".join([first or b"", line.hex().encode(), rest or b""]), b"\n"
             )
 
-    async with serve_tcp(Mixed) as server:
+    async with tcp_server(Mixed) as server:
         reader, writer = await open_raw(server.address)
         writer.write(b"abcline\nxyz")  # one packet: frame, line, frame
         writer.write_eof()
@@ -164,7 +164,7 @@ async def test_line_over_the_limit_closes_that_connection_only(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Frames over the limit: FrameTooLarge, logged with the peer, counted; server carries on."""
-    async with serve_tcp(Lines) as server:
+    async with tcp_server(Lines) as server:
         reader, writer = await open_raw(server.address)
         writer.write(b"ok\r\n" + b"x" * 40)
         await writer.drain()
@@ -181,7 +181,7 @@ async def test_line_over_the_limit_closes_that_connection_only(
 
 async def test_garbage_bytes() -> None:
     """Binary junk: delimited pieces are just frames; an over-long piece closes the connection."""
-    async with serve_tcp(Lines) as server:
+    async with tcp_server(Lines) as server:
         reader, writer = await open_raw(server.address)
         writer.write(GARBAGE)
         replies = await read_all(reader)
@@ -208,12 +208,12 @@ async def test_byte_count_over_the_limit_uncaught_is_a_peer_error(
             self.set_terminator(int(header or b"0"))
             await self.read_frame()
 
-    async with serve_tcp(Careless) as server:
+    async with tcp_server(Careless) as server:
         reader, writer = await open_raw(server.address)
         writer.write(b"11\r\n")
         assert await read_all(reader) == b""
         writer.close()
-        await wait_until(lambda: server.stats.protocol_errors == 1)
+        await server.events.wait_for(lambda: server.stats.protocol_errors == 1, timeout=5)
     assert server.stats.handler_errors == 0
     assert "frame too large from 127.0.0.1:" in caplog.text
     assert "11 bytes (limit 10)" in caplog.text
@@ -221,23 +221,23 @@ async def test_byte_count_over_the_limit_uncaught_is_a_peer_error(
 
 async def test_length_prefix_over_the_limit_is_refused_before_the_body() -> None:
     """A prefix announcing more than max_frame_size: closed at once, the body never sent."""
-    async with serve_tcp(PrefixEcho) as server:
+    async with tcp_server(PrefixEcho) as server:
         reader, writer = await open_raw(server.address)
         writer.write(struct.pack("!H", 60000))  # announces 60000 bytes, limit 100
         assert await read_all(reader) == b""
         writer.close()
-        await wait_until(lambda: server.stats.protocol_errors == 1)
+        await server.events.wait_for(lambda: server.stats.protocol_errors == 1, timeout=5)
 
 
 async def test_eof_mid_frame_reports_missing_bytes(caplog: pytest.LogCaptureFixture) -> None:
     """EOF in the middle of a body: IncompleteFrame saying 6 of 10 bytes are missing."""
-    async with serve_tcp(Upload) as server:
+    async with tcp_server(Upload) as server:
         reader, writer = await open_raw(server.address)
         writer.write(b"Content-Length: 10\r\n\r\nfour")
         writer.write_eof()
         assert await read_all(reader) == b""
         writer.close()
-        await wait_until(lambda: server.stats.protocol_errors == 1)
+        await server.events.wait_for(lambda: server.stats.protocol_errors == 1, timeout=5)
     (error,) = server.seen  # type: ignore[attr-defined]
     assert isinstance(error, IncompleteFrame)
     assert (error.received, error.missing) == (4, 6)
@@ -245,27 +245,27 @@ async def test_eof_mid_frame_reports_missing_bytes(caplog: pytest.LogCaptureFixt
 
 
 async def test_eof_mid_line_and_mid_prefix() -> None:
-    async with serve_tcp(Lines) as server:
+    async with tcp_server(Lines) as server:
         reader, writer = await open_raw(server.address)
         writer.write(b"no delimiter")
         writer.write_eof()
         assert await read_all(reader) == b""
         writer.close()
-        await wait_until(lambda: server.stats.protocol_errors == 1)
-    async with serve_tcp(PrefixEcho) as server:
+        await server.events.wait_for(lambda: server.stats.protocol_errors == 1, timeout=5)
+    async with tcp_server(PrefixEcho) as server:
         reader, writer = await open_raw(server.address)
         writer.write(b"\x00")  # half a "!H" prefix
         writer.write_eof()
         assert await read_all(reader) == b""
         writer.close()
-        await wait_until(lambda: server.stats.protocol_errors == 1)
+        await server.events.wait_for(lambda: server.stats.protocol_errors == 1, timeout=5)
 
 
 async def test_server_shutdown_mid_frame_is_not_a_peer_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """S6 for frames: a graceful stop cuts a partial frame short without blaming the peer."""
-    async with serve_tcp(Lines) as server:
+    async with tcp_server(Lines) as server:
         reader, writer = await open_raw(server.address)
         writer.write(b"ok\r\npartial")
         assert await asyncio.wait_for(reader.readline(), 5) == b"2\r\n"
@@ -279,7 +279,7 @@ async def test_server_shutdown_mid_frame_is_not_a_peer_error(
 
 async def test_body_larger_than_the_limit_gets_a_reply_from_the_handler() -> None:
     """A Content-Length over the limit: FrameTooLarge from set_terminator, caught to reply."""
-    async with serve_tcp(Upload) as server:
+    async with tcp_server(Upload) as server:
         async with await FramedClient.connect(*server.address, timeout=5) as client:
             client.writer.write(b"Content-Length: 5000\r\n\r\n")
             assert await client.read_frame() == b"413 body too large"
@@ -289,7 +289,7 @@ async def test_body_larger_than_the_limit_gets_a_reply_from_the_handler() -> Non
 async def test_slowloris_frame_timeout(caplog: pytest.LogCaptureFixture) -> None:
     """S9 for frames: a client dribbling a line is closed after frame_timeout."""
     caplog.set_level(logging.INFO, logger="asyncnet")
-    async with serve_tcp(Lines, idle_timeout=None) as server:
+    async with tcp_server(Lines, idle_timeout=None) as server:
         loop = asyncio.get_running_loop()
         reader, writer = await open_raw(server.address)
         start = loop.time()
@@ -307,7 +307,7 @@ async def test_slowloris_frame_timeout(caplog: pytest.LogCaptureFixture) -> None
         elapsed = loop.time() - start
         dribbler.cancel()
         writer.close()
-        await wait_until(lambda: server.stats.connections_timed_out == 1)
+        await server.events.wait_for(lambda: server.stats.connections_timed_out == 1, timeout=5)
     assert 0.25 < elapsed < 2.0
     assert "during frame" in caplog.text
 
@@ -330,11 +330,11 @@ async def test_send_frame_refuses_a_frame_containing_its_delimiter(
             await self.send_frame(b"two\r\nlines")
 
     caplog.set_level(logging.ERROR, "asyncnet")
-    async with serve_tcp(Careless) as server:
+    async with tcp_server(Careless) as server:
         reader, writer = await open_raw(server.address)
         assert await read_all(reader) == b""  # nothing half-written
         writer.close()
-        await wait_until(lambda: server.stats.handler_errors == 1)
+        await server.events.wait_for(lambda: server.stats.handler_errors == 1, timeout=5)
     assert "LocalProtocolError" in caplog.text
 
 
@@ -355,7 +355,7 @@ async def test_client_read_timeout_names_peer_and_phase() -> None:
         async def handle(self) -> None:
             await self.read_frame()
 
-    async with serve_tcp(Mute) as server:
+    async with tcp_server(Mute) as server:
         host, port = server.address
         async with await FramedClient.connect(host, port, timeout=0.2) as client:
             with pytest.raises(OperationTimeout) as info:
@@ -373,7 +373,7 @@ async def test_client_request_timeout_covers_send_and_reply_together() -> None:
                 self.writer.write(bytes([byte]))
                 await asyncio.sleep(0.05)
 
-    async with serve_tcp(Dribble) as server:
+    async with tcp_server(Dribble) as server:
         async with await FramedClient.connect(*server.address, timeout=5) as client:
             with pytest.raises(OperationTimeout, match="during request with"):
                 await client.request(b"hi", timeout=0.2)
@@ -386,7 +386,7 @@ async def test_client_deadline_bounds_several_operations() -> None:
                 await asyncio.sleep(0.1)  # a slow server on purpose, not a readiness wait
                 await self.send_frame(frame)
 
-    async with serve_tcp(Slow) as server:
+    async with tcp_server(Slow) as server:
         async with await FramedClient.connect(*server.address, timeout=1) as client:
             assert await client.request(b"one") == b"one"  # in time on its own
             with pytest.raises(OperationTimeout, match=r"after 0\.25 s during batch with"):
@@ -406,14 +406,14 @@ async def test_client_incomplete_frame_and_frame_too_large() -> None:
             await self.read_frame()
             self.writer.write(b"y" * 200 + b"\r\n")
 
-    async with serve_tcp(Truncating) as server:
+    async with tcp_server(Truncating) as server:
         async with await FramedClient.connect(
             *server.address, terminator=LengthPrefix("!H"), timeout=5
         ) as client:
             with pytest.raises(IncompleteFrame) as info:
                 await client.request(b"go", b"\r\n")
     assert (info.value.received, info.value.missing) == (6, 6)
-    async with serve_tcp(Huge) as server:
+    async with tcp_server(Huge) as server:
         async with await FramedClient.connect(
             *server.address, max_frame_size=100, timeout=5
         ) as client:
@@ -426,7 +426,7 @@ async def test_client_connect_refused_and_server_closing_instead_of_replying() -
         async def handle(self) -> None:
             await self.read_frame()
 
-    async with serve_tcp(Hangup) as server:
+    async with tcp_server(Hangup) as server:
         address = server.address
         async with await FramedClient.connect(*address, timeout=5) as client:
             with pytest.raises(NetworkError, match="closed the connection instead of replying"):

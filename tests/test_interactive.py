@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 
-from asyncnet import DatagramHandler
+from asyncnet import DatagramHandler, udp_server
 from asyncnet.clients.interactive import datagram_session, line_session
-from asyncnet.testing import serve_udp
 
 
 async def test_line_client_escapes_a_hostile_servers_control_characters() -> None:
@@ -38,7 +37,7 @@ async def test_datagram_client_escapes_too() -> None:
         def handle(self, data: bytes, addr: object) -> bytes:
             return b"\x1b[31mred\x1b[0m\x07"
 
-    async with serve_udp(Hostile) as server:
+    async with udp_server(Hostile, port=0) as server:
         out = io.StringIO()
         host, port = server.address
         status = await datagram_session(

@@ -11,9 +11,8 @@ import time
 
 import pytest
 
-from asyncnet import LineClient, LineHandler, StreamHandler
+from asyncnet import LineClient, LineHandler, StreamHandler, tcp_server
 from asyncnet.demos.upper import Upper
-from asyncnet.testing import serve_tcp
 
 from .helpers import read_all, wait_until
 
@@ -41,7 +40,7 @@ def recorder() -> type[Recorder]:
 
 async def test_overlong_line_closes_without_resync(recorder: type[Recorder]) -> None:
     """S1: 3000 bytes without a delimiter in two segments, then QUIT: QUIT is never handled."""
-    async with serve_tcp(recorder) as server:
+    async with tcp_server(recorder) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         writer.write(b"hello\n" + b"A" * 1500)
         await wait_until(lambda: server.stats.bytes_in >= 1506)
@@ -62,7 +61,7 @@ async def test_overlong_line_closes_without_resync(recorder: type[Recorder]) -> 
 
 async def test_one_mib_line_without_delimiter_is_refused_with_bounded_memory() -> None:
     """S1: a 1 MiB line (64 KiB limit) gets an error and a closed connection."""
-    async with serve_tcp(Upper) as server:
+    async with tcp_server(Upper) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         writer.write(b"x" * (1 << 20))
         with contextlib.suppress(ConnectionError):  # the server may have closed already
@@ -78,7 +77,7 @@ async def test_line_of_exactly_max_length_with_split_crlf_is_accepted(
     recorder: type[Recorder],
 ) -> None:
     """S1 (split-CRLF boundary, Twisted's test_maximumLineLengthPartialDelimiter)."""
-    async with serve_tcp(recorder) as server:
+    async with tcp_server(recorder) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         line = b"m" * 1024
         writer.write(line + b"\r")
@@ -104,24 +103,24 @@ async def test_non_reading_peer_is_bounded_then_aborted() -> None:
                 buffered.append(self.writer.transport.get_write_buffer_size())
                 await self.writer.drain()
 
-    async with serve_tcp(Firehose, write_timeout=0.3) as server:
+    async with tcp_server(Firehose, write_timeout=0.3) as server:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, server.address)
         await asyncio.get_running_loop().sock_sendall(sock, b"go\n")
         try:
-            await wait_until(lambda: server.stats.connections_timed_out == 1)
+            await server.events.wait_for(lambda: server.stats.connections_timed_out == 1, timeout=5)
             # bounded: never more than the high-water mark plus one chunk
             assert max(buffered) <= server.write_buffer_high + len(chunk)
-            await wait_until(lambda: server.stats.connections_active == 0)
+            await server.events.wait_idle(timeout=5)
         finally:
             sock.close()
 
 
 async def test_non_reading_peer_of_a_line_handler_stops_being_read() -> None:
     """S2 (line path): lines keep coming, replies are not read: reading pauses, then abort."""
-    async with serve_tcp(Upper, write_timeout=0.3, write_buffer_high=4096) as server:
+    async with tcp_server(Upper, write_timeout=0.3, write_buffer_high=4096) as server:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.setblocking(False)
@@ -133,7 +132,7 @@ async def test_non_reading_peer_of_a_line_handler_stops_being_read() -> None:
                 async with asyncio.timeout(3):
                     for _ in range(100_000):  # bounded
                         await loop.sock_sendall(sock, line)
-            await wait_until(lambda: server.stats.connections_timed_out == 1)
+            await server.events.wait_for(lambda: server.stats.connections_timed_out == 1, timeout=5)
             async with await LineClient.connect(*server.address) as other:
                 assert await other.request("still here") == "STILL HERE"
         finally:
@@ -152,7 +151,7 @@ async def test_peer_reset_mid_reply_is_cleaned_up_quietly() -> None:
                 self.writer.write(b"y" * 65536)
                 await self.writer.drain()
 
-    async with serve_tcp(Big) as server:
+    async with tcp_server(Big) as server:
         sock = socket.socket()
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
@@ -162,19 +161,19 @@ async def test_peer_reset_mid_reply_is_cleaned_up_quietly() -> None:
         await loop.sock_recv(sock, 1024)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()  # RST
-        await wait_until(lambda: server.stats.connections_active == 0)
+        await server.events.wait_idle(timeout=5)
     assert server.stats.handler_errors == 0
 
 
 async def test_half_close_returns_promptly_without_busy_loop() -> None:
     """S4: request then write_eof(): full response, handler done fast, CPU idle."""
-    async with serve_tcp(Upper) as server:
+    async with tcp_server(Upper) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         cpu = time.process_time()
         writer.write(b"a\nb\n")
         writer.write_eof()
         assert await read_all(reader) == b"A\nB\n"
-        await wait_until(lambda: server.stats.connections_active == 0, timeout=1)
+        await server.events.wait_idle(timeout=1)
         assert time.process_time() - cpu < 0.5
         writer.close()
 
@@ -191,7 +190,7 @@ async def test_handler_that_raises_is_logged_once_and_others_go_on(
             return line.upper()
 
     caplog.set_level(logging.ERROR, logger="asyncnet")
-    async with serve_tcp(Fragile) as server:
+    async with tcp_server(Fragile) as server:
         async with await LineClient.connect(*server.address) as bystander:
             reader, writer = await asyncio.open_connection(*server.address)
             local = writer.get_extra_info("sockname")
@@ -216,7 +215,7 @@ async def test_async_handler_that_raises_after_suspending() -> None:
             await asyncio.sleep(0)
             raise RuntimeError("late failure")
 
-    async with serve_tcp(Late) as server:
+    async with tcp_server(Late) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         writer.write(b"x\n")
         assert await read_all(reader) == b""
@@ -225,7 +224,7 @@ async def test_async_handler_that_raises_after_suspending() -> None:
 
 
 async def test_max_connections_refuses_cleanly() -> None:
-    async with serve_tcp(Upper, max_connections=2) as server:
+    async with tcp_server(Upper, max_connections=2) as server:
         a = await LineClient.connect(*server.address)
         b = await LineClient.connect(*server.address)
         assert await a.request("a") == "A"
@@ -234,15 +233,15 @@ async def test_max_connections_refuses_cleanly() -> None:
         assert await read_all(reader) == b"error: server busy, try again later\n"
         writer.close()
         assert server.stats.connections_refused == 1
-        await a.close()
-        await wait_until(lambda: server.stats.connections_active == 1)
+        await a.stop()
+        await server.events.wait_for(lambda: server.stats.connections_active == 1, timeout=5)
         async with await LineClient.connect(*server.address) as c:
             assert await c.request("c") == "C"
-        await b.close()
+        await b.stop()
 
 
 async def test_silent_client_is_closed_after_idle_timeout() -> None:
-    async with serve_tcp(Upper, idle_timeout=0.2) as server:
+    async with tcp_server(Upper, idle_timeout=0.2) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         started = time.monotonic()
         assert await read_all(reader, timeout=3) == b""
@@ -253,7 +252,7 @@ async def test_silent_client_is_closed_after_idle_timeout() -> None:
 
 async def test_slowloris_is_closed_after_line_timeout() -> None:
     """S9: one byte at a time, never a newline: closed after line_timeout; others unaffected."""
-    async with serve_tcp(Upper, line_timeout=0.3, idle_timeout=30) as server:
+    async with tcp_server(Upper, line_timeout=0.3, idle_timeout=30) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         started = time.monotonic()
 
@@ -282,10 +281,10 @@ async def test_handler_hooks_setup_and_finish_run_once_per_connection() -> None:
         def finish(self) -> None:
             events.append("finish")
 
-    async with serve_tcp(Hooked) as server:
+    async with tcp_server(Hooked) as server:
         async with await LineClient.connect(*server.address) as client:
             await client.request("x")
-        await wait_until(lambda: server.stats.connections_active == 0)
+        await server.events.wait_idle(timeout=5)
     assert events == ["setup 127.0.0.1", "finish"]
 
 
@@ -301,18 +300,18 @@ async def test_stream_handler_readline_refuses_overlong_line_without_resync() ->
                 lines.append(line)
                 self.writer.write(line.upper())
 
-    async with serve_tcp(Lines) as server:
+    async with tcp_server(Lines) as server:
         reader, writer = await asyncio.open_connection(*server.address)
         writer.write(b"ok\n" + b"A" * 3000 + b"\nQUIT\n")
         assert await read_all(reader) == b"OK\n"
         writer.close()
-        await wait_until(lambda: server.stats.protocol_errors == 1)
+        await server.events.wait_for(lambda: server.stats.protocol_errors == 1, timeout=5)
     assert lines == [b"ok\n"]
 
 
 async def test_line_client_reset_mid_reply_is_quiet() -> None:
     """S3 (line path): a pipelining client that RSTs while replies are being written."""
-    async with serve_tcp(Upper, write_buffer_high=1024) as server:
+    async with tcp_server(Upper, write_buffer_high=1024) as server:
         sock = socket.socket()
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
@@ -321,5 +320,5 @@ async def test_line_client_reset_mid_reply_is_quiet() -> None:
         await wait_until(lambda: server.stats.bytes_out > 0)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
-        await wait_until(lambda: server.stats.connections_active == 0)
+        await server.events.wait_idle(timeout=5)
     assert server.stats.handler_errors == 0

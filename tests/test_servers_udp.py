@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from typing import Any
 
 import pytest
 
-from asyncnet import DatagramClient, DatagramHandler, NoResponse
+from asyncnet import DatagramClient, DatagramHandler, NetworkError, NoResponse, udp_server
 from asyncnet.demos.upper import UpperDatagram
-from asyncnet.testing import can_bind_ipv6, serve_udp
-
-from .helpers import wait_until
+from asyncnet.testing import can_bind_ipv6
 
 pytestmark = pytest.mark.all_loops
 
@@ -26,7 +25,7 @@ class _Collect(asyncio.DatagramProtocol):
 
 
 async def test_upper_over_udp() -> None:
-    async with serve_udp(UpperDatagram) as server:
+    async with udp_server(UpperDatagram) as server:
         async with await DatagramClient.connect(*server.address) as client:
             for n in range(20):
                 assert await client.request(f"datagram {n}".encode()) == f"DATAGRAM {n}".encode()
@@ -35,7 +34,7 @@ async def test_upper_over_udp() -> None:
 
 
 async def test_many_udp_clients_concurrently() -> None:
-    async with serve_udp(UpperDatagram) as server:
+    async with udp_server(UpperDatagram) as server:
 
         async def one(n: int) -> None:
             async with await DatagramClient.connect(*server.address, timeout=2) as client:
@@ -50,7 +49,7 @@ async def test_many_udp_clients_concurrently() -> None:
 
 @pytest.mark.skipif(not can_bind_ipv6(), reason="this machine has no IPv6 loopback (::1)")
 async def test_upper_over_udp_ipv6() -> None:
-    async with serve_udp(UpperDatagram, host="::1") as server:
+    async with udp_server(UpperDatagram, host="::1") as server:
         async with await DatagramClient.connect("::1", server.address[1]) as client:
             assert await client.request(b"six") == b"SIX"
 
@@ -61,19 +60,29 @@ async def test_async_datagram_handler() -> None:
             await asyncio.sleep(0)
             return data[::-1]
 
-    async with serve_udp(Later) as server, await DatagramClient.connect(*server.address) as c:
+    async with udp_server(Later) as server, await DatagramClient.connect(*server.address) as c:
         assert await c.request(b"abc") == b"cba"
 
 
 async def test_no_server_gives_no_response_after_bounded_retries() -> None:
-    """The tutorial's UDP client hangs forever; ours gives up and says why."""
-    async with serve_udp(UpperDatagram) as server:
+    """The tutorial's UDP client hangs forever; ours gives up and says why.
+
+    The server swallows every datagram (a lost reply looks the same): no ICMP comes
+    back, so every attempt is waited out.
+    """
+
+    class Silent(DatagramHandler):
+        def handle(self, data: bytes, addr: Any) -> None:
+            return None
+
+    async with udp_server(Silent) as server:
         port = server.address[1]
-    async with await DatagramClient.connect(
-        "127.0.0.1", port, timeout=0.05, retries=2, backoff=2.0
-    ) as client:
-        with pytest.raises(NoResponse, match=f"3 attempts.*127.0.0.1:{port}") as info:
-            await client.request(b"anyone?")
+        async with await DatagramClient.connect(
+            "127.0.0.1", port, timeout=0.05, retries=2, backoff=2.0
+        ) as client:
+            with pytest.raises(NoResponse, match=f"3 attempts.*127.0.0.1:{port}") as info:
+                await client.request(b"anyone?")
+        assert server.stats.datagrams_in == 3
     assert isinstance(info.value, TimeoutError)
 
 
@@ -88,7 +97,7 @@ async def test_bad_datagrams_do_not_hurt_the_server() -> None:
             return str(len(text)).encode()
 
     loop = asyncio.get_running_loop()
-    async with serve_udp(Picky, receive_buffer=1 << 20) as server:
+    async with udp_server(Picky, receive_buffer=1 << 20) as server:
         transport, probe = await loop.create_datagram_endpoint(_Collect, remote_addr=server.address)
         try:
             # asyncio's transport silently skips empty datagrams: send this one raw
@@ -100,7 +109,7 @@ async def test_bad_datagrams_do_not_hurt_the_server() -> None:
             transport.sendto(b"x" * 65507)
             assert await asyncio.wait_for(probe.received.get(), 5) == b"65507"
             transport.sendto(b"\xff\xfe")
-            await wait_until(lambda: server.stats.handler_errors == 1)
+            await server.events.wait_for(lambda: server.stats.handler_errors == 1, timeout=5)
             for n in range(5000):
                 transport.sendto(b"burst %d" % n)
                 if n % 100 == 0:
@@ -123,13 +132,13 @@ async def test_reply_to_vanished_client_keeps_serving() -> None:
     unconnected socket just drops them; the connected client side is checked in
     the next test.)
     """
-    async with serve_udp(UpperDatagram) as server:
+    async with udp_server(UpperDatagram) as server:
         gone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         gone.bind(("127.0.0.1", 0))
         gone_addr = gone.getsockname()
         gone.sendto(b"reply to me", server.address)
         gone.close()  # vanishes before the reply arrives
-        await wait_until(lambda: server.stats.datagrams_out == 1)
+        await server.events.wait_for(lambda: server.stats.datagrams_out == 1, timeout=5)
         for n in range(3):
             server.sendto(b"more for the vanished client %d" % n, gone_addr)
         assert server.is_serving
@@ -139,15 +148,38 @@ async def test_reply_to_vanished_client_keeps_serving() -> None:
 
 
 async def test_connected_client_to_closed_port_sees_port_unreachable() -> None:
-    """U2 (connected side): error_received(ConnectionRefusedError) is absorbed and reported."""
+    """U2 (connected side), issue 9 item 7: "port unreachable" ends the request at once.
+
+    No retries are waited out: a NetworkError (ECONNREFUSED) comes long before
+    ``timeout * (1 + backoff)`` would have elapsed, and the endpoint stays usable.
+    """
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    closed_port = probe.getsockname()[1]
+    probe.close()
+    loop = asyncio.get_running_loop()
+    async with await DatagramClient.connect(
+        "127.0.0.1", closed_port, timeout=2.0, retries=3
+    ) as client:
+        started = loop.time()
+        with pytest.raises(NetworkError, match="port unreachable") as info:
+            await client.request(b"x")
+        assert loop.time() - started < 2.0  # the first attempt's wait was not waited out
+        assert info.value.errno == errno.ECONNREFUSED
+        assert f"127.0.0.1:{closed_port}" in str(info.value)
+        assert not client.transport.is_closing()
+
+
+async def test_retry_unreachable_keeps_trying_then_reports_it() -> None:
+    """Issue 9 item 7: with retry_unreachable=True every attempt is made, then NoResponse."""
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     probe.bind(("127.0.0.1", 0))
     closed_port = probe.getsockname()[1]
     probe.close()
     async with await DatagramClient.connect(
-        "127.0.0.1", closed_port, timeout=0.05, retries=1
+        "127.0.0.1", closed_port, timeout=0.05, retries=1, retry_unreachable=True
     ) as client:
         with pytest.raises(NoResponse) as info:
             await client.request(b"x")
+        assert info.value.attempts == 2
         assert "port unreachable" in " ".join(getattr(info.value, "__notes__", []))
-        assert not client.transport.is_closing()

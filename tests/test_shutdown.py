@@ -7,10 +7,9 @@ import logging
 
 import pytest
 
-from asyncnet import LineClient, LineHandler, StreamHandler
+from asyncnet import LineClient, LineHandler, StreamHandler, tcp_server, udp_server
 from asyncnet.demos.embedding import application
 from asyncnet.demos.upper import Upper, UpperDatagram
-from asyncnet.testing import serve_tcp, serve_udp
 
 from .helpers import read_all, wait_until
 
@@ -40,7 +39,7 @@ async def test_stop_lets_in_flight_request_finish_and_closes_idle_clients(
 
     sentinel = asyncio.create_task(user_task())
     caplog.set_level(logging.WARNING, logger="asyncnet")
-    server_cm = serve_tcp(Busy, grace=0.5)
+    server_cm = tcp_server(Busy, grace=0.5)
     server = await server_cm.__aenter__()
     try:
         idle = await LineClient.connect(*server.address)
@@ -61,7 +60,7 @@ async def test_stop_lets_in_flight_request_finish_and_closes_idle_clients(
         async with asyncio.timeout(1):
             await stop
         busy_writer.close()
-        await idle.close()
+        await idle.stop()
     finally:
         await server_cm.__aexit__(None, None, None)
     assert not sentinel.done()
@@ -92,7 +91,7 @@ async def test_grace_expiry_cancels_stuck_handlers() -> None:
 
     for handler in (Stuck, StuckLines):
         entered.clear()
-        async with serve_tcp(handler) as server:
+        async with tcp_server(handler) as server:
             reader, writer = await asyncio.open_connection(*server.address)
             writer.write(b"x\n")
             await entered.wait()
@@ -114,7 +113,7 @@ async def test_stream_handler_sees_eof_on_graceful_stop() -> None:
                 self.writer.write(b"ok\n")
             finished.set()
 
-    async with serve_tcp(Reader, grace=5) as server:
+    async with tcp_server(Reader, grace=5) as server:
         async with await LineClient.connect(*server.address) as client:
             assert await client.request("a") == "ok"
             async with asyncio.timeout(1):  # well under the 5 s grace
@@ -123,7 +122,7 @@ async def test_stream_handler_sees_eof_on_graceful_stop() -> None:
 
 
 async def test_serve_forever_ends_on_close() -> None:
-    async with serve_tcp(Upper) as server:
+    async with tcp_server(Upper) as server:
         forever = asyncio.create_task(server.serve_forever())
         await asyncio.sleep(0)
         assert not forever.done()
@@ -156,7 +155,7 @@ async def test_two_servers_and_a_user_task_in_one_loop() -> None:
             ticks.append(n)
             await asyncio.sleep(0)
 
-    async with serve_tcp(Upper) as tcp, serve_udp(UpperDatagram) as udp:
+    async with tcp_server(Upper) as tcp, udp_server(UpperDatagram) as udp:
         async with asyncio.TaskGroup() as group:
             group.create_task(app_task())
             async with await LineClient.connect(*tcp.address) as client:

@@ -11,11 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from asyncnet import DatagramClient, LineClient, NoResponse
+from asyncnet import DatagramClient, LineClient, NoResponse, tcp_server, udp_server
 from asyncnet.clients.framed import FramedClient
 from asyncnet.demos.timeouts import Deaf, Silent, Slow
 from asyncnet.errors import NetworkError, OperationTimeout
-from asyncnet.testing import serve_tcp, serve_udp
 
 from .helpers import ROOT
 
@@ -72,7 +71,7 @@ async def test_closed_port_is_refused_at_once_with_peer_and_phase() -> None:
 
 
 async def test_read_timeout_from_a_server_that_never_answers() -> None:
-    async with serve_tcp(Silent) as server:
+    async with tcp_server(Silent) as server:
         host, port = server.address
         async with await LineClient.connect(host, port, timeout=0.2) as client:
             with pytest.raises(OperationTimeout) as info:
@@ -84,7 +83,7 @@ async def test_read_timeout_from_a_server_that_never_answers() -> None:
 
 
 async def test_whole_session_deadline_with_replies_each_in_time() -> None:
-    async with serve_tcp(lambda: Slow(0.1)) as server:
+    async with tcp_server(lambda: Slow(0.1)) as server:
         host, port = server.address
         async with await FramedClient.connect(host, port, terminator=b"\n", timeout=0.5) as client:
             assert await client.request(b"one") == b"one"  # within the per-request limit
@@ -97,7 +96,7 @@ async def test_whole_session_deadline_with_replies_each_in_time() -> None:
 
 async def test_udp_retries_with_backoff_then_no_response() -> None:
     deaf = Deaf()
-    async with serve_udp(deaf) as server:
+    async with udp_server(deaf) as server:
         host, port = server.address
         async with await DatagramClient.connect(
             host, port, timeout=0.05, retries=2, backoff=2

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Final, Literal, Self, TypeAlias
 
-from ._errors import network_errors
+from .._boundary import network_errors
+from ..errors import ConfigurationError
 
 __all__ = ["DEFAULT", "StreamClient", "Timeout", "open_stream"]
 
@@ -43,7 +44,7 @@ async def open_stream(
             )
         else:
             if port is None:
-                raise ValueError("connect() needs a port (or a Unix socket path)")
+                raise ConfigurationError("connect() needs a port (or a Unix socket path)")
             reader, writer = await asyncio.open_connection(
                 host, port, ssl=ssl, server_hostname=server_hostname, limit=limit
             )
@@ -84,14 +85,33 @@ class StreamClient:
         async with network_errors(self.peer, phase, seconds):
             yield
 
-    async def close(self) -> None:
-        """Close the connection and wait until it is closed (errors are ignored)."""
+    # -- lifecycle (the one every endpoint has) ------------------------------------
+
+    async def start(self) -> Self:
+        """Nothing to do: ``connect()`` returns a connected client; return self."""
+        return self
+
+    def close(self) -> None:
+        """Begin closing the connection (returns at once; see :meth:`wait_closed`)."""
         self.writer.close()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed (errors while closing are ignored)."""
         with contextlib.suppress(OSError):
             await self.writer.wait_closed()
 
+    async def stop(self, grace: float | None = None) -> None:
+        """``close()`` then ``wait_closed()``, at most ``grace`` seconds (then abort)."""
+        self.close()
+        try:
+            async with asyncio.timeout(grace):
+                await self.wait_closed()
+        except TimeoutError:
+            transport = self.writer.transport
+            transport.abort()
+
     async def __aenter__(self) -> Self:
-        return self
+        return await self.start()
 
     async def __aexit__(
         self,
@@ -99,4 +119,4 @@ class StreamClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.close()
+        await self.stop()

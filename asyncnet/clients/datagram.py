@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import socket
 from types import TracebackType
 from typing import Any, Self
 
-from ..errors import NoResponse
-from ._errors import network_errors
+from .._boundary import network_errors, translate_os_error
+from ..errors import ConfigurationError, NoResponse, format_peer
 
 __all__ = ["DatagramClient"]
 
@@ -19,6 +20,7 @@ class _Inbox(asyncio.DatagramProtocol):
         self.datagrams: collections.deque[bytes] = collections.deque(maxlen=size)
         self.refused = 0
         self.waiter: asyncio.Future[None] | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def _wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -35,6 +37,11 @@ class _Inbox(asyncio.DatagramProtocol):
             self.refused += 1
         self._wake()
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+        self._wake()
+
 
 class DatagramClient:
     """Request/reply over UDP, bounded: ``timeout`` per attempt, ``retries`` more tries.
@@ -44,6 +51,11 @@ class DatagramClient:
     each time, and raises :class:`~asyncnet.errors.NoResponse` when no reply came.
     UDP has no request ids: a late reply to an earlier attempt is accepted as the
     reply, and stale datagrams are discarded before each new request.
+
+    An ICMP "port unreachable" (nothing listens at ``host:port``) ends the request
+    at once with :class:`~asyncnet.errors.NetworkError` (``errno.ECONNREFUSED``);
+    with ``retry_unreachable=True`` the client keeps trying instead (a server that
+    is about to start), and the refusal is noted on the final ``NoResponse``.
     """
 
     def __init__(
@@ -55,6 +67,7 @@ class DatagramClient:
         timeout: float,
         retries: int,
         backoff: float,
+        retry_unreachable: bool = False,
     ) -> None:
         self.transport = transport
         self._inbox = inbox
@@ -62,6 +75,7 @@ class DatagramClient:
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        self.retry_unreachable = retry_unreachable
 
     @classmethod
     async def connect(
@@ -74,10 +88,17 @@ class DatagramClient:
         backoff: float = 2.0,
         family: int = socket.AF_UNSPEC,
         allow_broadcast: bool = False,
+        retry_unreachable: bool = False,
     ) -> Self:
         """Create an endpoint bound to an ephemeral port and aimed at ``host:port``."""
-        if timeout <= 0 or retries < 0 or backoff < 1:
-            raise ValueError("need timeout > 0, retries >= 0 and backoff >= 1")
+        if not timeout > 0:
+            raise ConfigurationError(f"timeout must be > 0, not {timeout!r}")
+        if retries < 0:
+            raise ConfigurationError(f"retries must be >= 0, not {retries!r}")
+        if not backoff >= 1:
+            raise ConfigurationError(f"backoff must be >= 1, not {backoff!r}")
+        if not 0 <= port <= 65535:
+            raise ConfigurationError(f"port must be in 0..65535, not {port!r}")
         peer = (host, port)
         loop = asyncio.get_running_loop()
         async with network_errors(peer, "connect", timeout):
@@ -87,7 +108,15 @@ class DatagramClient:
                 family=family,
                 allow_broadcast=allow_broadcast or None,
             )
-        return cls(transport, inbox, peer, timeout=timeout, retries=retries, backoff=backoff)
+        return cls(
+            transport,
+            inbox,
+            peer,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            retry_unreachable=retry_unreachable,
+        )
 
     @property
     def local_address(self) -> Any:
@@ -117,6 +146,17 @@ class DatagramClient:
                     break
                 finally:
                     inbox.waiter = None
+                if inbox.refused and not inbox.datagrams and not self.retry_unreachable:
+                    raise translate_os_error(
+                        ConnectionRefusedError(errno.ECONNREFUSED, "port unreachable"),
+                        subject=f"request to {format_peer(self.peer)} failed",
+                        peer=self.peer,
+                        phase="request",
+                        reasons={
+                            errno.ECONNREFUSED: "port unreachable: nothing listens there "
+                            "(is the server running on that port?)"
+                        },
+                    )
             if inbox.datagrams:
                 return inbox.datagrams.popleft()
             if attempt + 1 < attempts:
@@ -126,12 +166,27 @@ class DatagramClient:
             error.add_note("the server's port answered 'port unreachable': nothing listens there")
         raise error
 
+    # -- lifecycle (the one every endpoint has) ------------------------------------
+
+    async def start(self) -> Self:
+        """Nothing to do: :meth:`connect` returns a client that is ready; return self."""
+        return self
+
     def close(self) -> None:
-        """Close the endpoint."""
+        """Begin closing the endpoint (returns at once)."""
         self.transport.close()
 
+    async def wait_closed(self) -> None:
+        """Wait until the endpoint has closed (the transport's connection_lost ran)."""
+        await self._inbox.closed
+
+    async def stop(self, grace: float | None = None) -> None:
+        """``close()`` and ``wait_closed()``; nothing is in flight to wait ``grace`` for."""
+        self.close()
+        await self.wait_closed()
+
     async def __aenter__(self) -> Self:
-        return self
+        return await self.start()
 
     async def __aexit__(
         self,
@@ -139,4 +194,4 @@ class DatagramClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        await self.stop()

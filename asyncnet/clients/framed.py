@@ -19,6 +19,7 @@ import asyncio
 import ssl as ssl_module
 from typing import Any, Self
 
+from .._boundary import network_errors
 from ..errors import NetworkError, format_peer
 from ..protocols.framing import (
     NEED_DATA,
@@ -28,7 +29,6 @@ from ..protocols.framing import (
     as_terminator,
     encode_frame,
 )
-from ._errors import network_errors
 from ._stream import DEFAULT, StreamClient, Timeout, open_stream
 
 __all__ = ["FramedClient"]

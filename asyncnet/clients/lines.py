@@ -16,9 +16,9 @@ import asyncio
 import ssl as ssl_module
 from typing import Any, Self
 
+from .._boundary import network_errors
 from ..errors import LocalProtocolError, NetworkError, format_peer
 from ..protocols.lines import EOF, NEED_DATA, LineBuffer
-from ._errors import network_errors
 from ._stream import DEFAULT, StreamClient, Timeout, open_stream
 
 __all__ = ["LineClient"]

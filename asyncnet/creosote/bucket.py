@@ -34,7 +34,8 @@ from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from ..errors import NetworkError, format_peer
+from .._boundary import translate_os_error
+from ..errors import format_peer
 from ..protocols.creosote import MAX_MESSAGE_SIZE, Message, Reassembler
 from ..servers import DatagramHandler, DatagramServer
 
@@ -264,18 +265,15 @@ class Bucket:
             await self.server.start()
         except OSError as exc:
             where = format_peer((self.host or "*", self.port))
-            code = exc.errno
-            if code == errno.EADDRINUSE:
-                reason = "the port is already in use (is another bucket listening?)"
-            else:
-                reason = exc.strerror or str(exc)
-            error = NetworkError(
-                f"creosote bucket cannot listen on udp port {self.port} ({where}): {reason}",
-                (self.host, self.port),
-                "bind",
-            )
-            error.errno = code
-            raise error from exc
+            raise translate_os_error(
+                exc,
+                subject=f"creosote bucket cannot listen on udp port {self.port} ({where})",
+                peer=(self.host, self.port),
+                phase="bind",
+                reasons={
+                    errno.EADDRINUSE: "the port is already in use (is another bucket listening?)"
+                },
+            ) from exc
         return self
 
     def close(self) -> None:

@@ -34,7 +34,8 @@ from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import Any, Self, cast
 
-from ..errors import ConfigurationError, NetworkError, format_peer
+from .._boundary import translate_os_error
+from ..errors import BroadcastNotAllowed, ConfigurationError, format_peer
 from ..protocols.creosote import (
     MAX_MESSAGE_SIZE,
     chunk_framed,
@@ -55,10 +56,6 @@ __all__ = [
 
 DEFAULT_MAX_BUFFER = 256 * 1024
 """Bytes the emitter's transport may buffer before new messages are dropped."""
-
-
-class BroadcastNotAllowed(ConfigurationError, PermissionError):
-    """A broadcast destination without ``broadcast=True`` (refused before sending)."""
 
 
 @dataclass(slots=True)
@@ -330,11 +327,11 @@ class Emitter(_Framer):
         except (BroadcastNotAllowed, ConfigurationError):
             raise
         except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise NetworkError(
-                f"creosote emitter cannot open a socket to {self.peer_text}: {reason}",
-                (self.host, self.port),
-                "open",
+            raise translate_os_error(
+                exc,
+                subject=f"creosote emitter cannot open a socket to {self.peer_text}",
+                peer=(self.host, self.port),
+                phase="open",
             ) from exc
         # Pause (and so make spew() wait) exactly when emit() would start dropping.
         set_limits = getattr(transport, "set_write_buffer_limits", None)
@@ -483,11 +480,11 @@ class SocketEmitter(_Framer):
         except (BroadcastNotAllowed, ConfigurationError):
             raise
         except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise NetworkError(
-                f"creosote emitter cannot open a socket to {self.peer_text}: {reason}",
-                (host, self.port),
-                "open",
+            raise translate_os_error(
+                exc,
+                subject=f"creosote emitter cannot open a socket to {self.peer_text}",
+                peer=(host, self.port),
+                phase="open",
             ) from exc
 
     @property

@@ -30,7 +30,8 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from ..errors import NetworkError, format_peer
+from .._boundary import translate_os_error
+from ..errors import format_peer
 from ..protocols.creosote import Message
 from ..servers._base import check_bind_host
 from .bucket import Bucket, format_time, notes
@@ -207,13 +208,12 @@ class WebView:
             await web.TCPSite(runner, self.host, self.port).start()
         except OSError as exc:
             await runner.cleanup()
-            error = NetworkError(
-                f"creosote web view cannot listen on tcp port {self.port}: {exc.strerror or exc}",
-                (self.host, self.port),
-                "bind",
-            )
-            error.errno = exc.errno
-            raise error from exc
+            raise translate_os_error(
+                exc,
+                subject=f"creosote web view cannot listen on tcp port {self.port}",
+                peer=(self.host, self.port),
+                phase="bind",
+            ) from exc
         self._runner = runner
         subscription = self.bucket.subscribe(self.max_queue)
         self._pump = asyncio.create_task(self._forward(subscription), name="creosote web pump")

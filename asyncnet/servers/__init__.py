@@ -2,6 +2,7 @@
 
 from .commands import CommandHandler
 from .datagram import DatagramServer
+from .events import ServerEvents
 from .framed import FramedHandler
 from .handlers import BaseHandler, DatagramHandler, LineHandler, StreamHandler
 from .stats import ServerStats
@@ -14,6 +15,7 @@ __all__ = [
     "DatagramServer",
     "FramedHandler",
     "LineHandler",
+    "ServerEvents",
     "ServerStats",
     "StreamHandler",
     "StreamServer",

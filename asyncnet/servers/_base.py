@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
 from types import TracebackType
 from typing import Any, Self
 
-from ..errors import ConfigurationError, format_peer
+from .._boundary import translate_os_error
+from ..errors import ConfigurationError, StateError, format_peer
+from ._validate import check_seconds
+from .events import ServerEvents
 from .stats import ServerStats
 
 logger = logging.getLogger("asyncnet.server")
@@ -23,6 +27,8 @@ def check_bind_host(host: str | None, all_interfaces: bool) -> str | None:
     ``None``, ``""``, ``0.0.0.0`` and ``::`` all mean "every interface" to the
     socket layer; asyncnet only binds that way when ``all_interfaces=True``.
     """
+    if host is not None and not isinstance(host, str):
+        raise ConfigurationError(f"host must be a str or None, not {host!r}")
     if all_interfaces:
         if host not in (None, "", DEFAULT_HOST) and not _is_unspecified(host):
             raise ConfigurationError(
@@ -53,11 +59,12 @@ class ServerBase:
     _loop: asyncio.AbstractEventLoop | None
 
     def __init__(self, *, grace: float, name: str | None) -> None:
-        if grace < 0:
-            raise ConfigurationError(f"grace must be >= 0, not {grace!r}")
+        check_seconds("grace", grace, optional=False, zero=True)
         self.grace = grace
         self.name = name or type(self).__name__
         self.stats = ServerStats()
+        self.events = ServerEvents(self.name)
+        """Connections opened/closed and datagrams handled, each awaitable (tests wait on it)."""
         self._loop = None
         self._started = False
         self._closing = False
@@ -72,6 +79,10 @@ class ServerBase:
     async def _shutdown(self, grace: float) -> None:
         raise NotImplementedError
 
+    def _bind_target(self) -> str:
+        """What the server binds, for messages: ``tcp 127.0.0.1:9999``, ``unix /path``."""
+        raise NotImplementedError
+
     @property
     def addresses(self) -> list[Any]:
         """Every address the server is bound to (one per listening socket)."""
@@ -83,7 +94,7 @@ class ServerBase:
     def loop(self) -> asyncio.AbstractEventLoop:
         """The event loop the server runs on (set by :meth:`start`)."""
         if self._loop is None:
-            raise RuntimeError(f"{self.name} is not started")
+            raise StateError(f"{self.name} is not started")
         return self._loop
 
     @property
@@ -91,7 +102,7 @@ class ServerBase:
         """The bound address: ``(host, port)`` (real port, even when asked for 0) or a path."""
         addresses = self.addresses
         if not addresses:
-            raise RuntimeError(f"{self.name} is not listening")
+            raise StateError(f"{self.name} is not listening")
         return addresses[0]
 
     @property
@@ -102,10 +113,22 @@ class ServerBase:
     async def start(self) -> Self:
         """Bind and start serving in the running loop; return self."""
         if self._started:
-            raise RuntimeError(f"{self.name} was already started")
+            raise StateError(f"{self.name} was already started")
         self._loop = asyncio.get_running_loop()
         self._closed_event = asyncio.Event()
-        await self._bind()
+        try:
+            await self._bind()
+        except OSError as exc:
+            # One line a CLI can print: AddressInUse (errno kept) or NetworkError.
+            raise translate_os_error(
+                exc,
+                subject=f"{self.name} cannot listen on {self._bind_target()}",
+                peer=self._bind_target(),
+                phase="bind",
+                reasons={
+                    errno.EADDRINUSE: "the address is already in use (is another server running?)"
+                },
+            ) from exc
         self._started = True
         logger.info("%s listening on %s", self.name, ", ".join(map(format_peer, self.addresses)))
         return self

@@ -12,8 +12,9 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any, cast
 
 from .._eager import PENDING, continue_in_task, step
-from ..errors import ConfigurationError, format_peer
+from ..errors import ConfigurationError, StateError, format_peer
 from ._base import DEFAULT_HOST, ServerBase, check_bind_host
+from ._validate import check_count, check_family, check_port
 from .handlers import DatagramHandler
 
 logger = logging.getLogger("asyncnet.server")
@@ -32,6 +33,7 @@ class _Endpoint(asyncio.DatagramProtocol):
     def __init__(self, server: DatagramServer) -> None:
         self._server = server
         self._stats = server.stats
+        self._events = server.events
         self._handler = server.handler
         self._handle = server.handler.handle
         self._run_in_task = type(server.handler).run_in_task
@@ -88,9 +90,11 @@ class _Endpoint(asyncio.DatagramProtocol):
                     return
         except Exception as exc:
             self._failed(exc, addr)
+            self._events.datagram_handled()
             return
         if reply is not None:
             self._reply(reply, addr)
+        self._events.datagram_handled()
 
     def _await(self, reply: Any, addr: Any) -> Any:
         if isinstance(reply, (bytearray, memoryview)):
@@ -118,13 +122,16 @@ class _Endpoint(asyncio.DatagramProtocol):
 
     def _task_done(self, task: asyncio.Future[Any], addr: Any) -> None:
         self._server._tasks.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            self._failed(exc, addr)
-        elif (reply := task.result()) is not None:
-            self._reply(reply, addr)
+        try:
+            if task.cancelled():
+                return
+            exc = task.exception()
+            if exc is not None:
+                self._failed(exc, addr)
+            elif (reply := task.result()) is not None:
+                self._reply(reply, addr)
+        finally:
+            self._events.datagram_handled()
 
     def _reply(self, reply: bytes, addr: Any) -> None:
         transport = self._transport
@@ -185,10 +192,10 @@ class DatagramServer(ServerBase):
             raise ConfigurationError(f"{instance!r} is not a DatagramHandler")
         super().__init__(grace=grace, name=name or type(instance).__name__)
         self._host = check_bind_host(host, all_interfaces)
-        if not 0 <= port <= 65535:
-            raise ConfigurationError(f"port must be in 0..65535, not {port!r}")
-        if max_pending < 1:
-            raise ConfigurationError(f"max_pending must be >= 1, not {max_pending!r}")
+        check_port(port)
+        check_family(family)
+        check_count("max_pending", max_pending)
+        check_count("receive_buffer", receive_buffer, optional=True)
         self.handler = instance
         self.port = port
         self.family = family
@@ -252,6 +259,9 @@ class DatagramServer(ServerBase):
             raise
         return sock
 
+    def _bind_target(self) -> str:
+        return f"udp {format_peer((self._host or '*', self.port))}"
+
     @property
     def addresses(self) -> list[Any]:
         """The bound ``(host, port)``, as a one-element list."""
@@ -259,10 +269,18 @@ class DatagramServer(ServerBase):
             return []
         return [self._transport.get_extra_info("sockname")[:2]]
 
+    @property
+    def socket(self) -> socket.socket:
+        """The bound socket (to read its options); do not read from or close it."""
+        if self._transport is None:
+            raise StateError(f"{self.name} is not started")
+        sock: socket.socket = self._transport.get_extra_info("socket")
+        return sock
+
     def sendto(self, data: bytes, addr: Any) -> None:
         """Send a datagram from the server's socket."""
         if self._transport is None or self._transport.is_closing():
-            raise RuntimeError(f"{self.name} is not serving")
+            raise StateError(f"{self.name} is not serving")
         self.stats.datagrams_out += 1
         self.stats.bytes_out += len(data)
         self._transport.sendto(data, addr)

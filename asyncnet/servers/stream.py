@@ -14,6 +14,7 @@ from ..errors import ConfigurationError, format_peer
 from . import _accept_errors
 from ._base import DEFAULT_HOST, ServerBase, check_bind_host
 from ._connection import DeadlineWheel, LineConnection, StreamConnection
+from ._validate import check_bytes, check_count, check_family, check_port, check_seconds
 from .handlers import BaseHandler, LineHandler, StreamHandler
 
 logger = logging.getLogger("asyncnet.server")
@@ -80,23 +81,34 @@ class StreamServer(ServerBase):
         super().__init__(grace=grace, name=name or f"{getattr(handler, '__name__', 'stream')}")
         if not callable(handler):
             raise ConfigurationError(f"handler must be a handler class or factory, not {handler!r}")
+        if isinstance(handler, type) and not issubclass(handler, LineHandler | StreamHandler):
+            raise ConfigurationError(
+                f"handler {handler.__name__} is not a LineHandler or StreamHandler; "
+                "stream servers need one of those"
+            )
         if path is None:
             self._host = check_bind_host(host, all_interfaces)
         elif all_interfaces:
             raise ConfigurationError("all_interfaces does not apply to a Unix socket path")
         else:
             self._host = None
-        if not 0 <= port <= 65535:
-            raise ConfigurationError(f"port must be in 0..65535, not {port!r}")
+        check_port(port)
+        check_family(family)
         for label, value in (
             ("idle_timeout", idle_timeout),
             ("line_timeout", line_timeout),
             ("write_timeout", write_timeout),
+            ("ssl_handshake_timeout", ssl_handshake_timeout),
         ):
-            if value is not None and value <= 0:
-                raise ConfigurationError(f"{label} must be > 0 or None, not {value!r}")
-        if max_connections is not None and max_connections < 1:
-            raise ConfigurationError(f"max_connections must be >= 1, not {max_connections!r}")
+            check_seconds(label, value)
+        check_count("max_connections", max_connections, optional=True)
+        check_count("backlog", backlog, minimum=0)
+        check_count("write_buffer_high", write_buffer_high)
+        check_bytes("busy_message", busy_message)
+        if path is not None and not isinstance(path, str):
+            raise ConfigurationError(f"path must be a str, not {path!r}")
+        if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
+            raise ConfigurationError(f"ssl must be an ssl.SSLContext or None, not {ssl!r}")
         self.handler_factory = handler
         self.port = port
         self.path = path
@@ -146,6 +158,11 @@ class StreamServer(ServerBase):
 
         self._watched = [sock.fileno() for sock in self._server.sockets]
         _accept_errors.watch(self.loop, self, self._watched)
+
+    def _bind_target(self) -> str:
+        if self.path is not None:
+            return f"unix {self.path}"
+        return f"tcp {format_peer((self._host or '*', self.port))}"
 
     @property
     def addresses(self) -> list[Any]:
@@ -211,13 +228,18 @@ class StreamServer(ServerBase):
         self._connections.add(conn)
         stats.connections_total += 1
         stats.connections_active += 1
+        self.events.connection_opened()
         return True
 
     def _unregister(self, conn: _Connection) -> None:
-        self._connections.discard(conn)
-        self.stats.connections_active = len(self._connections)
-        if not self._connections and self._all_gone is not None:
+        connections = self._connections
+        registered = conn in connections
+        connections.discard(conn)
+        self.stats.connections_active = len(connections)
+        if not connections and self._all_gone is not None:
             self._all_gone.set()
+        if registered:  # last: a waiter sees the stats already updated
+            self.events.connection_closed()
 
     # -- shutdown -----------------------------------------------------------------
 
