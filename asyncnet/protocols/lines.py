@@ -222,8 +222,12 @@ class LineBuffer(DotBodyReader):
         """True between :meth:`start_dot_body` and the body's end."""
         return self._in_body
 
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
-        """Add received bytes; raises ``LineTooLong`` if they prove a line over the limit."""
+    def feed(self, data: bytes | bytearray | memoryview) -> bool:
+        """Add received bytes; raises ``LineTooLong`` if they prove a line over the limit.
+
+        Returns whether the new bytes hold a delimiter: if not, no line was completed
+        (a caller that took every line before may skip asking for one).
+        """
         if self._error is not None:
             raise self._error
         if self._eof:
@@ -260,6 +264,7 @@ class LineBuffer(DotBodyReader):
             and not self._raw
         ):
             self._poison(LineTooLong(self._max, len(buf) - self._partial_from, self.peer))
+        return last >= 0
 
     def feed_eof(self) -> None:
         """Record the end of input (the peer closed or half-closed)."""

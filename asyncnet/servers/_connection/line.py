@@ -140,18 +140,24 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             self._deadlines.last_activity = self._loop.time()
         if self._close_requested:
             return  # after a protocol error nothing more is ever handled
+        lines = self._own_lines()
         try:
-            self._own_lines().feed(data)
+            completed = lines.feed(data)
         except LineTooLong as exc:
             if not self._blocked:
                 self._peer_error(exc)
                 return
             # The buffer is poisoned: next_line() raises this again once the line
             # in progress is done, so the error reply follows that line's reply.
+            completed = True
         if self._blocked:
             self._pause_reading()
             return
-        self._process()
+        if completed:
+            self._process()
+        elif self._server.line_timeout is not None and self._deadlines.partial_since is None:
+            # Part of a line, and every line before it was handled: only its clock starts.
+            self._deadlines.partial_line(True)
 
     def eof_received(self) -> bool:
         if self._linger is not None:
