@@ -320,13 +320,15 @@ class Framer:
             raise ConfigurationError("feed() called after feed_eof()")
         if not data:
             return
+        delimited = isinstance(self._terminator, Delimiter)
         try:
-            self._lines.feed(data)  # enforces the limit on a delimited frame being assembled
-            if isinstance(self._terminator, Delimiter):
-                self._lines.check_next_line()  # and on the current one, if complete
+            # feed() enforces the limit on a delimited frame being assembled; a frame
+            # completed by these bytes is checked too (earlier ones were, when completed)
+            if self._lines.feed(data) and delimited:
+                self._lines.check_next_line()
         except LineTooLong as exc:
             self._poison(exc.received)
-        if not isinstance(self._terminator, Delimiter):
+        if not delimited:
             self._locate()  # a length prefix over the limit is refused as soon as it is read
 
     def feed_eof(self) -> None:
