@@ -8,8 +8,16 @@ says to every other member, prefixed with the speaker's nickname.  Pass its
     room = ChatRoom()
     run_servers(tcp_server(room.handler, port=9998))
 
-Commands: ``/nick NAME``, ``/who``, ``/quit`` and ``/help``; a subclass of
-:class:`ChatHandler` adds ``/word`` by defining ``command_word(self, args)``.
+:class:`ChatHandler` is a :class:`~asyncnet.servers.commands.CommandHandler` with
+``command_prefix = "/"``: ``/nick NAME``, ``/who``, ``/quit`` and ``/help`` are its
+``do_NICK`` ... methods, and a subclass adds ``/word`` by defining ``do_WORD(self, args)``.
+
+**Who said what.**  The room's own notices start with ``* ``, its error replies with
+``! ``; what members produce cannot: speech is ``nick: text`` and an action
+(:meth:`ChatRoom.act`, the demo's ``/me``) is ``~ nick text``, and a nickname cannot
+start with ``/``, ``*``, ``!`` or ``~``.  Nicknames are NFKC-normalised, visible
+characters only, and refused when they look like a present member's
+(:func:`~asyncnet.text.nickname_problem`: ``alice`` spelt with a Cyrillic U+0430).
 
 **Slow consumers.**  Relayed lines are written at once (``send_line``), so one member
 that stops reading must not hold the room up or make the server buffer without
@@ -21,9 +29,10 @@ bytes behind is disconnected, with a logged reason and a notice to the others.
 somebody for one byte of Latin-1, so invalid UTF-8 becomes U+FFFD (the core's
 :class:`~asyncnet.servers.LineHandler` default, strict decoding with an error reply
 and a closed connection, is what the echo demo uses).  Control characters (ANSI
-escapes, NUL, bidi overrides) are shown escaped, ``\\x1b``, so nobody can clear or
-spoof other members' terminals.  A line longer than ``max_line_length`` (4 KiB) gets
-an error reply and a closed connection.
+escapes, NUL, bidi overrides, U+2028/U+2029) are shown escaped, ``\\x1b``, so nobody
+can clear or spoof other members' terminals (:func:`~asyncnet.text.printable`).  A
+line longer than ``max_line_length`` (4 KiB) gets an error reply and a closed
+connection.
 """
 
 from __future__ import annotations
@@ -34,41 +43,34 @@ import contextlib
 import itertools
 import logging
 import sys
-from collections.abc import Callable
 from typing import ClassVar, TextIO
 
 from .clients.framed import FramedClient
 from .console import stdin_lines
-from .errors import AsyncNetError, format_peer
-from .servers.handlers import LineHandler
+from .errors import AsyncNetError, ConfigurationError, format_peer
+from .servers.commands import CommandHandler, Reply
+from .text import nickname_problem, normalize_nickname, printable
 
 __all__ = ["ChatHandler", "ChatRoom", "chat_session", "printable"]
 
 logger = logging.getLogger("asyncnet.chat")
 
-_BIDI_CONTROLS = frozenset(
-    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-)
+NOTICE = "* "
+"""What starts the room's own notices (members' lines never do)."""
+ERROR = "! "
+"""What starts the room's error replies."""
+ACTION = "~ "
+"""What starts a member's action (``/me``)."""
+_RESERVED = "/*!~"  # a nickname starting with one of these could pass for the above
 
 
-def printable(text: str) -> str:
-    """``text`` with control characters (C0, DEL, C1, bidi controls) escaped as ``\\xNN``."""
-    if text.isprintable():
-        return text
-    return "".join(
-        ch.encode("unicode_escape").decode("ascii")
-        if (ch < " " or "\x7f" <= ch <= "\x9f" or ch in _BIDI_CONTROLS)
-        else ch
-        for ch in text
-    )
-
-
-class ChatHandler(LineHandler):
+class ChatHandler(CommandHandler):
     """One member of a :class:`ChatRoom`: lines are relayed, ``/commands`` are answered."""
 
     errors: ClassVar[str] = "replace"
     max_line_length: ClassVar[int] = 4096
     max_nick_length: ClassVar[int] = 24
+    command_prefix: ClassVar[str] = "/"
 
     def __init__(self, room: ChatRoom) -> None:
         self.room = room
@@ -82,46 +84,45 @@ class ChatHandler(LineHandler):
 
     def greeting(self) -> str:
         """Welcome the new member and tell it its guest nickname."""
-        return f"* welcome to {self.room.name}, {self.nick}; {self.room.usage}"
+        return f"{NOTICE}welcome to {self.room.name}, {self.nick}; {self.room.usage}"
 
-    def handle_line(self, line: str) -> str | None:
+    def handle_line(self, line: str) -> Reply:
         """Relay a message to the others, or run a ``/command`` and return its reply."""
-        text = printable(line.strip())
-        if not text:
-            return None
-        if text.startswith("/"):
-            word, _, args = text[1:].partition(" ")
-            command: Callable[[str], str | None] | None = getattr(
-                self, f"command_{word.lower()}", None
-            )
-            if command is None or not word.isidentifier():
-                return f"! unknown command /{word}; {self.room.usage}"
-            return command(args.strip())
-        self.room.broadcast(f"{self.nick}: {text}", exclude=self)
-        return None
+        # Escaping is the room's job when it shows text (say, act, replies): a nickname
+        # is checked raw, so an ESC in it is refused rather than shown as "\\x1b".
+        text = line.strip()
+        return super().handle_line(text) if text else None
 
-    def command_nick(self, args: str) -> str:
+    def handle_text(self, line: str) -> None:
+        """A line that is not a command: say it to the room."""
+        self.room.say(self, line)
+
+    def unknown_verb(self, verb: str, args: str) -> str:
+        """Name the unknown command as typed, and list the real ones."""
+        return f"{ERROR}unknown command /{printable(verb)}; {self.room.usage}"
+
+    def do_NICK(self, args: str) -> str:
         """/nick NAME: change your nickname."""
         old = self.nick
-        problem = self.room.rename(self, args)
+        problem = self.room.rename(self, args.strip())
         if problem:
-            return f"! {problem}"
-        self.room.broadcast(f"* {old} is now known as {self.nick}", exclude=self)
-        return f"* you are now {self.nick}"
+            return f"{ERROR}{problem}"
+        self.room.broadcast(f"{NOTICE}{old} is now known as {self.nick}", exclude=self)
+        return f"{NOTICE}you are now {self.nick}"
 
-    def command_who(self, args: str) -> str:
+    def do_WHO(self, args: str) -> str:
         """/who: list who is here."""
         names = self.room.nicknames()
-        return f"* {len(names)} here: {', '.join(names)}"
+        return f"{NOTICE}{len(names)} here: {', '.join(names)}"
 
-    def command_quit(self, args: str) -> str:
+    def do_QUIT(self, args: str) -> str:
         """/quit: leave the room."""
         self.close()
-        return "* bye"
+        return f"{NOTICE}bye"
 
-    def command_help(self, args: str) -> str:
+    def do_HELP(self, args: str) -> str:
         """/help: list the commands."""
-        return f"* {self.room.usage}"
+        return f"{NOTICE}{self.room.usage}"
 
 
 class ChatRoom:
@@ -140,7 +141,7 @@ class ChatRoom:
         handler_class: type[ChatHandler] = ChatHandler,
     ) -> None:
         if max_backlog < 1:
-            raise ValueError(f"max_backlog must be >= 1, not {max_backlog!r}")
+            raise ConfigurationError(f"max_backlog must be >= 1, not {max_backlog!r}")
         self.name = name
         self.max_backlog = max_backlog
         self.handler_class = handler_class
@@ -159,8 +160,7 @@ class ChatRoom:
     @property
     def usage(self) -> str:
         """One line listing the commands members can use."""
-        words = sorted(n[8:] for n in dir(self.handler_class) if n.startswith("command_"))
-        return "commands: " + ", ".join(f"/{w}" for w in words)
+        return "commands: " + ", ".join(f"/{v.lower()}" for v in self.handler_class.verbs())
 
     def nicknames(self) -> list[str]:
         """The members' nicknames, sorted."""
@@ -173,24 +173,31 @@ class ChatRoom:
         member.nick = nick
         self.members[nick.casefold()] = member
         logger.info("%s joined as %s", format_peer(member.peer), nick)
-        self.broadcast(f"* {nick} has joined", exclude=member)
+        self.broadcast(f"{NOTICE}{nick} has joined", exclude=member)
 
     def leave(self, member: ChatHandler, why: str) -> None:
         """Remove ``member`` (if still present) and tell the others ``why``."""
         if self.members.get(member.nick.casefold()) is member:
             del self.members[member.nick.casefold()]
-            self.broadcast(f"* {member.nick} {why}")
+            self.broadcast(f"{NOTICE}{member.nick} {why}")
+
+    def say(self, member: ChatHandler, text: str) -> None:
+        """Relay what ``member`` said to the others: ``nick: text``."""
+        self.broadcast(f"{member.nick}: {printable(text)}", exclude=member)
+
+    def act(self, member: ChatHandler, action: str) -> None:
+        """Tell everyone what ``member`` does (``/me``): ``~ nick action``."""
+        self.broadcast(f"{ACTION}{member.nick} {printable(action)}")
 
     def rename(self, member: ChatHandler, nick: str) -> str | None:
         """Change ``member``'s nickname; return what is wrong with ``nick``, or ``None``."""
-        limit = member.max_nick_length
-        if not nick or len(nick) > limit or not nick.isprintable() or " " in nick:
-            return f"a nickname is 1 to {limit} printable characters without spaces"
-        if nick[0] in "/*!":
-            return "a nickname cannot start with /, * or !"
-        holder = self.members.get(nick.casefold())
-        if holder is not None and holder is not member:
-            return f"{nick} is taken"
+        nick = normalize_nickname(nick)
+        others = (m.nick for m in self.members.values() if m is not member)
+        problem = nickname_problem(
+            nick, others, max_length=member.max_nick_length, reserved=_RESERVED
+        )
+        if problem:
+            return problem
         del self.members[member.nick.casefold()]
         member.nick = nick
         self.members[nick.casefold()] = member
@@ -229,7 +236,7 @@ class ChatRoom:
             f"slow consumer {member.nick!r}, {backlog} bytes unread (max_backlog "
             f"{self.max_backlog})"
         )
-        self._outbox.append((f"* {member.nick} was disconnected (not reading)", None))
+        self._outbox.append((f"{NOTICE}{member.nick} was disconnected (not reading)", None))
 
 
 async def chat_session(
@@ -254,7 +261,7 @@ async def chat_session(
 
     async def incoming() -> None:
         while (frame := await client.read_frame(timeout=None)) is not None:
-            line = printable(frame.decode("utf-8", "replace").removesuffix("\r"))
+            line = printable(frame.decode("utf-8", "replace").removesuffix("\r"))  # U+2028 too
             print(line, file=out, flush=True)
 
     async def outgoing() -> None:

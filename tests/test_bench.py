@@ -277,10 +277,17 @@ def test_bench_cli_smoke(tmp_path: Path) -> None:
         memory = impl["memory"]["20"]
         assert memory["connected"] == 20
         assert memory["loaded_kib"] > 0
+        fairness = impl["fairness"]  # issue 10 item 3: the quiet client during a flood
+        assert fairness["rps"] > 0
+        assert fairness["p99_us"] > 0
+        assert fairness["flood_lines_per_s"] > 0
     assert results["generator_ceiling"]["rps"] > 0
     for target in results["targets"]:  # the issue's points (100, 1000) were not run
         assert set(target) == {"target", "op", "goal", "value", "met"}
-        assert target["value"] is None
+        if "during a flood" in target["target"] and "asyncio" in target["target"]:
+            assert target["value"] > 0
+        else:
+            assert target["value"] is None
     assert f"json: {out}" in done.stdout
     pytest.importorskip("matplotlib")
     from asyncnet.bench.report import write_plot

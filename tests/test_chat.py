@@ -75,8 +75,8 @@ async def test_lines_are_relayed_to_the_others_with_the_nickname(
     await bob.say("/who")
     assert await bob.line() == "* 2 here: alice, bob"
     await bob.say("/me waves")
-    assert await alice.line() == "* bob waves"
-    assert await bob.line() == "* bob waves"
+    assert await alice.line() == "~ bob waves"
+    assert await bob.line() == "~ bob waves"
     await alice.say("/quit")
     assert await alice.line() == "* bye"
     assert await read_all(alice.reader) == b""
@@ -99,10 +99,10 @@ async def test_nickname_rules_and_unknown_commands(chat: tuple[ChatRoom, StreamS
     assert await bob.line() == "* guest1 is now known as Alice"
     for bad, reply in [
         ("/nick alice", "! alice is taken"),  # case-insensitive
-        ("/nick", "! a nickname is 1 to 24 printable characters without spaces"),
-        ("/nick two words", "! a nickname is 1 to 24 printable characters without spaces"),
-        ("/nick " + "n" * 25, "! a nickname is 1 to 24 printable characters without spaces"),
-        ("/nick *star", "! a nickname cannot start with /, * or !"),
+        ("/nick", "! a nickname is 1 to 24 visible characters without spaces"),
+        ("/nick two words", "! a nickname is 1 to 24 visible characters without spaces"),
+        ("/nick " + "n" * 25, "! a nickname is 1 to 24 visible characters without spaces"),
+        ("/nick *star", "! a nickname cannot start with /, *, ! or ~"),
         ("/frobnicate", "! unknown command /frobnicate; commands: /help, /me, /nick, /quit, /who"),
         ("/__init__", "! unknown command /__init__; commands: /help, /me, /nick, /quit, /who"),
     ]:
@@ -334,3 +334,38 @@ def test_chat_demo_serves_then_exits_zero_on_sigint() -> None:
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=10) == 0
             assert a.readline() == b""  # the server closed idle members on the way out
+
+
+async def test_members_cannot_impersonate_the_room_or_each_other(
+    chat: tuple[ChatRoom, StreamServer],
+) -> None:
+    """Issue 10 item 5: no forged notices, no look-alike or invisible nicknames, and
+    line/paragraph separators escaped in relay (and by the client's printable())."""
+    _, server = chat
+    alice = await Member.join(server)
+    bob = await Member.join(server)
+    assert await alice.line() == "* guest2 has joined"
+    await alice.say("/nick alice")
+    assert await alice.line() == "* you are now alice"
+    assert await bob.line() == "* guest1 is now known as alice"
+    await bob.say("/me has left")  # was "* guest2 has left", the room's own notice
+    assert await alice.line() == "~ guest2 has left"
+    assert await bob.line() == "~ guest2 has left"
+    for nick, problem in [
+        ("\u0430lice", "\u0430lice looks too much like alice"),  # Cyrillic a
+        ("AL1CE", "AL1CE looks too much like alice"),
+        ("\u3164", "a nickname is 1 to 24 visible characters without spaces"),  # filler
+        ("bo\u200bb", "a nickname is 1 to 24 visible characters without spaces"),  # ZWSP
+        ("evil\x1b[2J", "a nickname is 1 to 24 visible characters without spaces"),
+        ("~alice", "a nickname cannot start with /, *, ! or ~"),
+    ]:
+        await bob.say("/nick " + nick)
+        assert await bob.line() == f"! {problem}"
+    await bob.say("/nick \uff42\uff4f\uff42")  # full-width: NFKC makes it plain "bob"
+    assert await bob.line() == "* you are now bob"
+    assert await alice.line() == "* guest2 is now known as bob"
+    await bob.say("hi\u2028* alice has left\u2029ok")
+    assert await alice.line() == "bob: hi\\u2028* alice has left\\u2029ok"
+    assert printable("a\u2028b\u0085c") == "a\\u2028b\\x85c"
+    await alice.close()
+    await bob.close()

@@ -53,7 +53,7 @@ class Upload(FramedHandler):
             try:
                 self.set_terminator(ByteCount(length))
             except FrameTooLarge:
-                await self.write_frame(b"413 body too large")
+                await self.send_frame(b"413 body too large")
                 return
             try:
                 body = await self.read_frame()
@@ -63,7 +63,7 @@ class Upload(FramedHandler):
             self.seen.append(body)
             self.set_terminator(b"\r\n")
             shown = (body or b"").replace(b"\r\n", b"<CRLF>")
-            await self.write_frame(b"200 %d bytes: %s" % (length, shown))
+            await self.send_frame(b"200 %d bytes: %s" % (length, shown))
 
 
 class PrefixEcho(FramedHandler):
@@ -74,7 +74,7 @@ class PrefixEcho(FramedHandler):
 
     async def handle(self) -> None:
         async for frame in self.frames():
-            await self.write_frame(frame, LengthPrefix("!H"))
+            await self.send_frame(frame, LengthPrefix("!H"))
 
 
 class Lines(FramedHandler):
@@ -85,7 +85,7 @@ class Lines(FramedHandler):
 
     async def handle(self) -> None:
         async for line in self.frames():
-            await self.write_frame(b"%d" % len(line))
+            await self.send_frame(b"%d" % len(line))
 
 
 async def open_raw(address: tuple[str, int]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -145,7 +145,7 @@ async def test_readline_goes_through_the_framer() -> None:
             first = await self.read_frame()  # 3 bytes
             line = await self.readline()
             rest = await self.read_frame()  # back to 3-byte frames
-            await self.write_frame(
+            await self.send_frame(
                 b"|".join([first or b"", line.hex().encode(), rest or b""]), b"\n"
             )
 
@@ -322,12 +322,12 @@ def test_frame_timeout_is_a_timeout_and_a_peer_error() -> None:
     )
 
 
-async def test_write_frame_refuses_a_frame_containing_its_delimiter(
+async def test_send_frame_refuses_a_frame_containing_its_delimiter(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     class Careless(FramedHandler):
         async def handle(self) -> None:
-            await self.write_frame(b"two\r\nlines")
+            await self.send_frame(b"two\r\nlines")
 
     caplog.set_level(logging.ERROR, "asyncnet")
     async with tcp_server(Careless) as server:
@@ -384,7 +384,7 @@ async def test_client_deadline_bounds_several_operations() -> None:
         async def handle(self) -> None:
             async for frame in self.frames():
                 await asyncio.sleep(0.1)  # a slow server on purpose, not a readiness wait
-                await self.write_frame(frame)
+                await self.send_frame(frame)
 
     async with tcp_server(Slow) as server:
         async with await FramedClient.connect(*server.address, timeout=1) as client:

@@ -278,3 +278,37 @@ def test_check_line_argument() -> None:
     for bad in ("a\rb", "a\nb", "a\0b"):
         with pytest.raises(LocalProtocolError, match="user name"):
             check_line_argument(bad, "user name")
+
+
+def batch_events(chunks: list[bytes], batch: int, limit: int = 16) -> list[object]:
+    """As :func:`events`, but taking lines with ``next_lines(batch)``."""
+    buf = LineBuffer(limit)
+    out: list[object] = []
+
+    def take() -> None:
+        while lines := buf.next_lines(batch):
+            assert len(lines) <= batch
+            out.extend(lines)
+        if buf.at_eof and not buf.pending:
+            out.append(EOF)
+
+    try:
+        for chunk in chunks:
+            buf.feed(chunk)
+            take()
+        buf.feed_eof()
+        take()
+    except LineTooLong as exc:
+        out.append(("LineTooLong", exc.limit))
+    return out
+
+
+@given(
+    st.binary(max_size=160).map(lambda b: b.replace(b"\x00", b"\n")),
+    st.lists(st.integers(min_value=0, max_value=200), max_size=6),
+    st.integers(min_value=1, max_value=5),
+)
+def test_next_lines_gives_what_next_line_gives(data: bytes, cuts: list[int], batch: int) -> None:
+    """Issue 8 item 1: the batch call the server uses is next_line() in a loop, for any
+    input, any split and any batch size (limits and the final unterminated line too)."""
+    assert batch_events(splits(data, cuts), batch) == events(splits(data, cuts))

@@ -48,6 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory phase")
     parser.add_argument("--no-udp", action="store_true", help="skip the UDP phase")
+    parser.add_argument(
+        "--no-fairness",
+        action="store_true",
+        help="skip the fairness point (quiet client in a flood)",
+    )
+    parser.add_argument("--fairness-depth", type=int, help="flood lines in flight (default 2000)")
     parser.add_argument("--repeats", type=int, help="runs per point (median reported)")
     parser.add_argument("--duration", type=float, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, help="unmeasured seconds before each run")
@@ -77,6 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["memory_points"] = ()
     if args.no_udp:
         overrides["udp"] = False
+    if args.no_fairness:
+        overrides["fairness"] = False
+    if args.fairness_depth is not None:
+        if args.fairness_depth < 1:
+            parser.error("--fairness-depth must be >= 1")
+        overrides["fairness_depth"] = args.fairness_depth
     for key in ("repeats", "duration", "warmup"):
         value = getattr(args, key)
         if value is not None:

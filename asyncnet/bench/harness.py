@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .fairness import FAIRNESS_IMPLEMENTATIONS, summarize_fairness
 from .procstat import raise_nofile_limit, usable_cores
 
 __all__ = ["IMPLEMENTATIONS", "BenchConfig", "Implementation", "run_bench"]
@@ -155,6 +156,10 @@ class BenchConfig:
     python: str = sys.executable
     trees: Sequence[tuple[str, Path]] = ()
     """(tag, source tree): also run the asyncnet implementations from each tree."""
+    fairness: bool = True
+    """Measure the fairness point (a quiet client during a flood) where it applies."""
+    fairness_depth: int = 2000
+    """Flood lines in flight at the fairness point."""
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchConfig:
@@ -502,6 +507,46 @@ class Harness:
                 f"{result['kib_per_conn']:6.2f} KiB/conn"
             )
 
+    def run_fairness(self, impls: Sequence[Implementation], out: dict[str, Any]) -> None:
+        """The quiet client's latency while one client floods (see :mod:`.fairness`)."""
+        cfg = self.config
+        for impl in impls:
+            if impl.name.partition("@")[0] not in FAIRNESS_IMPLEMENTATIONS:
+                continue
+            runs = []
+            for rep in range(cfg.repeats):
+                try:
+                    server, ports = self._start(impl, impl.tcp)
+                except BenchError as exc:
+                    self._fail(impl.name, exc)
+                    break
+                try:
+                    port = ports.get("tcp", ports.get("any"))
+                    result = self._generate(
+                        [
+                            "fairness",
+                            f"--port={port}",
+                            f"--duration={cfg.duration}",
+                            f"--warmup={cfg.warmup}",
+                            f"--server-pid={server.pid}",
+                            f"--depth={cfg.fairness_depth}",
+                        ],
+                        timeout=cfg.warmup + cfg.duration + 60,
+                    )
+                except BenchError as exc:
+                    self._fail(impl.name, exc)
+                    break
+                finally:
+                    server.stop()
+                runs.append(result)
+                self.progress(
+                    f"{impl.name:17} fairness run {rep + 1}/{cfg.repeats}: quiet client p50 "
+                    f"{result['p50_us'] / 1000:.2f} ms p99 {result['p99_us'] / 1000:.2f} ms "
+                    f"during a flood of {result['flood_lines_per_s']:,.0f} lines/s"
+                )
+            if runs:
+                out[impl.name]["fairness"] = summarize_fairness(runs)
+
     def meta(self) -> dict[str, Any]:
         """When, where and how the run was made."""
         cfg = self.config
@@ -525,6 +570,7 @@ class Harness:
                 "duration_s": cfg.duration,
                 "warmup_s": cfg.warmup,
                 "udp_inflight": cfg.udp_inflight,
+                "fairness_depth": cfg.fairness_depth if cfg.fairness else None,
                 "line_bytes": 64,
             },
         }
@@ -551,10 +597,13 @@ class Harness:
                 "tcp": {},
                 "udp": None,
                 "memory": {},
+                "fairness": None,
             }
             for impl in impls
         }
         self.run_load(impls, out)
+        if self.config.fairness:
+            self.run_fairness(impls, out)
         for impl in impls:
             if impl.memory:
                 self.run_memory(impl, out)
@@ -665,6 +714,11 @@ def _memory(impls: dict[str, Any], name: str, wanted: int) -> float | None:
         return None
 
 
+def _fair(impls: dict[str, Any], name: str) -> float | None:
+    point = (impls.get(name) or {}).get("fairness")
+    return float(point["p99_us"]) if point else None
+
+
 def evaluate_targets(impls: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets, as ratios measured in this run (None: not measured)."""
 
@@ -735,6 +789,18 @@ def evaluate_targets(impls: dict[str, Any]) -> list[dict[str, Any]]:
             ">=",
             1.0,
             cpu_ratio("asyncnet-asyncio", "bare-asyncio", 1000),
+        ),
+        (
+            "asyncnet-uvloop vs bare uvloop Protocol, quiet client's p99 during a flood",
+            "<=",
+            1.0,
+            ratio(_fair(impls, "asyncnet-uvloop"), _fair(impls, "bare-uvloop")),
+        ),
+        (
+            "asyncnet-asyncio vs bare asyncio Protocol, quiet client's p99 during a flood",
+            "<=",
+            1.0,
+            ratio(_fair(impls, "asyncnet-asyncio"), _fair(impls, "bare-asyncio")),
         ),
         (
             "asyncnet-uvloop KiB per idle connection @10000",

@@ -390,7 +390,7 @@ def _loop_name() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one load phase and print its result as JSON."""
     parser = argparse.ArgumentParser(prog="python -m asyncnet.bench.loadgen")
-    parser.add_argument("mode", choices=["tcp", "udp", "hold"])
+    parser.add_argument("mode", choices=["tcp", "udp", "hold", "fairness"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--connections", type=int, default=100)
@@ -399,6 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--server-pid", type=int)
     parser.add_argument("--max-requests", type=int, default=50_000_000)
+    parser.add_argument("--depth", type=int, default=2000, help="fairness: flood lines in flight")
     parser.add_argument("--no-uvloop", action="store_true", help="use the stdlib loop")
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "::1", "localhost"):
@@ -427,6 +428,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.warmup,
                 args.server_pid,
                 max_requests=args.max_requests,
+            )
+        elif args.mode == "fairness":
+            from .fairness import flood_and_probe
+
+            result = await flood_and_probe(
+                args.host, args.port, args.duration, args.warmup, args.server_pid, args.depth
             )
         else:
             result = await hold_idle(args.host, args.port, args.connections, args.server_pid)

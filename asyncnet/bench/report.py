@@ -161,6 +161,24 @@ def print_report(results: dict[str, Any], *, details: bool = True) -> None:
                     f"{p.get('served', '-')}/{p.get('connected', '-')}" if "served" in p else "-",
                 )
         console.print(detail)
+    fair = [(name, impl.get("fairness")) for name, impl in results["implementations"].items()]
+    if any(point for _, point in fair):
+        table = Table(
+            title="fairness: a quiet client's latency while another client floods",
+            title_justify="left",
+        )
+        for name in ("server", "quiet p50 ms", "quiet p99 ms", "quiet max ms", "flood lines/s"):
+            table.add_column(name, justify="left" if name == "server" else "right")
+        for name, point in fair:
+            if point:
+                table.add_row(
+                    name,
+                    _ms(point["p50_us"]),
+                    _ms(point["p99_us"]),
+                    _ms(point["max_us"]),
+                    f"{point['flood_lines_per_s']:,.0f}",
+                )
+        console.print(table)
     ceiling = results.get("generator_ceiling") or {}
     if ceiling:
         console.print(

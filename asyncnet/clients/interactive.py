@@ -1,18 +1,32 @@
-"""Interactive sessions: lines typed on stdin go to a server, replies are printed."""
+"""Interactive sessions: lines typed on stdin go to a server, replies are printed.
+
+Replies are printed through :func:`~asyncnet.text.printable`: a hostile server must
+not be able to send ESC sequences, BEL or CR to the user's terminal.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import TextIO
 
 from ..console import stdin_lines
 from ..errors import AsyncNetError, format_peer
+from ..text import printable
 from .datagram import DatagramClient
 from .lines import LineClient
 
 __all__ = ["datagram_session", "line_session"]
 
 
-async def line_session(host: str, port: int, *, timeout: float = 10.0, retries: int = 0) -> int:
+async def line_session(
+    host: str,
+    port: int,
+    *,
+    timeout: float = 10.0,
+    retries: int = 0,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+) -> int:
     """The tutorial's TCP client: send each typed line, print the reply; a blank line ends.
 
     Returns an exit status: 0 after a normal end, 1 when the server could not be
@@ -24,25 +38,33 @@ async def line_session(host: str, port: int, *, timeout: float = 10.0, retries: 
                 f"connected to {format_peer(client.peer)} from {format_peer(client.local_address)}",
                 file=sys.stderr,
             )
-            async for line in stdin_lines(prompt="> "):
+            async for line in stdin_lines(stdin, prompt="> "):
                 if not line:
                     await client.send_line("")
                     break
-                print(await client.request(line), flush=True)
+                print(printable(await client.request(line)), file=stdout or sys.stdout, flush=True)
     except AsyncNetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-async def datagram_session(host: str, port: int, *, timeout: float = 2.0, retries: int = 2) -> int:
+async def datagram_session(
+    host: str,
+    port: int,
+    *,
+    timeout: float = 2.0,
+    retries: int = 2,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+) -> int:
     """The tutorial's UDP client, bounded: each line is a datagram, each reply is printed.
 
     Gives up on a line after ``retries`` extra attempts and says so (exit status 1)
     instead of hanging forever as the original did.
     """
     async with await DatagramClient.connect(host, port, timeout=timeout, retries=retries) as client:
-        async for line in stdin_lines(prompt="> "):
+        async for line in stdin_lines(stdin, prompt="> "):
             if not line:
                 break
             try:
@@ -52,5 +74,6 @@ async def datagram_session(host: str, port: int, *, timeout: float = 2.0, retrie
                 for note in getattr(exc, "__notes__", ()):
                     print(f"  ({note})", file=sys.stderr)
                 return 1
-            print(reply.decode(errors="replace"), flush=True)
+            text = printable(reply.decode(errors="replace"))
+            print(text, file=stdout or sys.stdout, flush=True)
     return 0

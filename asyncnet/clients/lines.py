@@ -17,10 +17,13 @@ import ssl as ssl_module
 from typing import Any, Self
 
 from .._boundary import network_errors
-from ..errors import LineTooLong, LocalProtocolError, NetworkError, format_peer
+from ..errors import LocalProtocolError, NetworkError, format_peer
+from ..protocols.lines import EOF, NEED_DATA, LineBuffer
 from ._stream import DEFAULT, StreamClient, Timeout, open_stream
 
 __all__ = ["LineClient"]
+
+_READ_SIZE = 64 * 1024
 
 
 class LineClient(StreamClient):
@@ -45,6 +48,7 @@ class LineClient(StreamClient):
         self.encoding = encoding
         self.delimiter = delimiter
         self.max_line_length = max_line_length
+        self._lines = LineBuffer(max_line_length, delimiter=delimiter, peer=peer)
 
     @classmethod
     async def connect(
@@ -85,24 +89,30 @@ class LineClient(StreamClient):
         """Send one line (the delimiter is added); waits while the server is not reading."""
         data = line.encode(self.encoding)
         if self.delimiter in data:
-            raise LocalProtocolError(f"line contains the delimiter {self.delimiter!r}")
+            raise LocalProtocolError(f"line contains the delimiter {self.delimiter!r}: {line!r}")
         async with network_errors(self.peer, "send", self._limit(timeout)):
             self.writer.write(data + self.delimiter)
             await self.writer.drain()
 
     async def read_line(self, *, timeout: Timeout = DEFAULT) -> str | None:
-        """Read one line without its delimiter; ``None`` when the server closed."""
+        """Read one line without its delimiter (nor a ``\\r`` before ``\\n``); ``None``
+        when the server closed.
+
+        Raises :class:`~asyncnet.errors.LineTooLong` for a line over
+        ``max_line_length`` (and on every later read: its tail is never a line).
+        """
+        lines = self._lines
         async with network_errors(self.peer, "read", self._limit(timeout)):
-            try:
-                raw = await self.reader.readuntil(self.delimiter)
-            except asyncio.IncompleteReadError as exc:
-                if not exc.partial:
-                    return None
-                raw = exc.partial
-            except asyncio.LimitOverrunError as exc:
-                raise LineTooLong(self.max_line_length, exc.consumed, self.peer) from None
-        raw = raw.removesuffix(self.delimiter)
-        return raw.decode(self.encoding, "replace").removesuffix("\r")
+            while (line := lines.next_line()) is NEED_DATA:
+                data = await self.reader.read(_READ_SIZE)
+                if data:
+                    lines.feed(data)
+                else:
+                    lines.feed_eof()
+        if line is EOF:
+            return None
+        assert isinstance(line, bytes)
+        return line.decode(self.encoding, "replace")
 
     async def request(self, line: str, *, timeout: Timeout = DEFAULT) -> str:
         """Send a line and return the reply line; ``timeout`` bounds both together."""

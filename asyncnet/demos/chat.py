@@ -21,11 +21,11 @@ PORT = 9998
 
 
 class Chat(ChatHandler):
-    """A chat member; the room relays its lines and answers /nick, /who, /quit."""
+    """A chat member: what it says goes to everyone else; /nick, /who, /quit, /help."""
 
-    def command_me(self, args: str) -> None:
+    def do_ME(self, args: str) -> None:
         """/me ACTION: tell the room what you are doing."""
-        self.room.broadcast(f"* {self.nick} {args}")
+        self.room.act(self, args)
 
 
 def main(argv: list[str] | None = None) -> int:

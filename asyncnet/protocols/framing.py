@@ -85,7 +85,6 @@ Example::
 
 from __future__ import annotations
 
-import enum
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,8 +94,11 @@ from asyncnet.errors import (
     ConfigurationError,
     FrameTooLarge,
     IncompleteFrame,
+    LineTooLong,
     LocalProtocolError,
 )
+
+from .lines import NEED_DATA, LineBuffer, NeedData
 
 __all__ = [
     "NEED_DATA",
@@ -117,25 +119,6 @@ _BytesLike: TypeAlias = bytes | bytearray | memoryview
 _PREFIX_FORMATS: Final[dict[str, struct.Struct]] = {
     fmt: struct.Struct(fmt) for fmt in ("!B", "!H", "!I", "!Q")
 }
-
-# Compact the buffer only once at least this many bytes have been consumed (and
-# the consumed part is at least as large as the unconsumed rest).
-_COMPACT_MIN: Final = 4096
-
-
-class NeedData(enum.Enum):
-    """Type of the :data:`NEED_DATA` sentinel (a one-member enum, so type checkers narrow it)."""
-
-    NEED_DATA = "NEED_DATA"
-
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-    __str__ = __repr__
-
-
-NEED_DATA: Final = NeedData.NEED_DATA
-"""Returned by :meth:`Framer.next_frame` when no complete frame is buffered yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,14 +238,12 @@ class Framer:
     """Split a byte stream into frames; feed it bytes, ask it for frames."""
 
     __slots__ = (
-        "_buf",
         "_eof",
         "_error",
         "_generation",
         "_keep",
+        "_lines",
         "_max",
-        "_pos",
-        "_scan",
         "_terminator",
         "peer",
     )
@@ -287,9 +268,9 @@ class Framer:
         self._keep = bool(keep_delimiter)
         self.peer = peer
         """The peer's address, named in the errors this framer raises."""
-        self._buf = bytearray()
-        self._pos = 0  # start of the unconsumed data in _buf
-        self._scan = 0  # no delimiter starts in _buf[_pos:_scan]
+        # The bytes, for every terminator; delimited frames are its lines (same limits,
+        # same no-resync rule as every line protocol in asyncnet).
+        self._lines = LineBuffer(max_frame_size, delimiter=b"\n", strip_cr=False, peer=peer)
         self._eof = False
         self._error: FrameTooLarge | None = None
         self._generation = 0  # bumped by set_terminator (see frames())
@@ -309,7 +290,10 @@ class Framer:
         if isinstance(new, ByteCount) and new.size > self._max:
             raise ConfigurationError(f"byte count {new.size} exceeds max_frame_size {self._max}")
         self._terminator = new
-        self._scan = self._pos
+        try:
+            self._lines.set_delimiter(new.delimiter if isinstance(new, Delimiter) else None)
+        except LineTooLong as exc:
+            self._poison(exc.received)
         self._generation += 1
 
     @property
@@ -325,7 +309,7 @@ class Framer:
     @property
     def buffered(self) -> int:
         """Number of bytes fed but not yet returned as (part of) a frame."""
-        return len(self._buf) - self._pos
+        return self._lines.pending
 
     # -- input -------------------------------------------------------------------
 
@@ -336,20 +320,21 @@ class Framer:
             raise ConfigurationError("feed() called after feed_eof()")
         if not data:
             return
-        pos = self._pos
-        if pos >= _COMPACT_MIN and 2 * pos >= len(self._buf):
-            # Moving the unconsumed rest costs no more than what was consumed
-            # since the last compaction, so the total stays linear.
-            del self._buf[:pos]
-            self._scan -= pos
-            self._pos = 0
-        self._buf += data
-        self._locate()  # enforce the limits on the frame being assembled
+        delimited = isinstance(self._terminator, Delimiter)
+        try:
+            # feed() enforces the limit on a delimited frame being assembled; a frame
+            # completed by these bytes is checked too (earlier ones were, when completed)
+            if self._lines.feed(data) and delimited:
+                self._lines.check_next_line()
+        except LineTooLong as exc:
+            self._poison(exc.received)
+        if not delimited:
+            self._locate()  # a length prefix over the limit is refused as soon as it is read
 
     def feed_eof(self) -> None:
         """Signal end of stream; raise :class:`IncompleteFrame` if a partial frame is buffered."""
         self._raise_if_poisoned()
-        self._eof = True
+        self._eof = True  # not the LineBuffer's: a final frame without delimiter is incomplete
         if self.buffered and self._locate() is None:
             raise self._incomplete()
 
@@ -358,18 +343,28 @@ class Framer:
     def next_frame(self) -> bytes | NeedData:
         """Return the next complete frame, or :data:`NEED_DATA` if none is buffered."""
         self._raise_if_poisoned()
+        terminator = self._terminator
+        if isinstance(terminator, Delimiter):
+            try:
+                line = self._lines.next_line()
+            except LineTooLong as exc:
+                self._poison(exc.received)
+            if line is NEED_DATA:
+                if self._eof and self.buffered:
+                    raise self._incomplete()
+                return NEED_DATA
+            assert isinstance(line, bytes)
+            return line + terminator.delimiter if self._keep else line
         span = self._locate()
         if span is None:
             if self._eof and self.buffered:
                 raise self._incomplete()
             return NEED_DATA
-        start, stop, end = span
-        frame = bytes(self._buf[start:stop])
-        if end == len(self._buf):
-            self._buf.clear()
-            end = 0
-        self._pos = self._scan = end
-        return frame
+        skip, size = span
+        lines = self._lines
+        if skip:
+            lines.take_bytes(skip)
+        return lines.take_bytes(size)
 
     def frames(self) -> Iterator[bytes]:
         """Yield every complete frame buffered now (lazily, via :meth:`next_frame`)."""
@@ -398,47 +393,30 @@ class Framer:
 
     # -- internals ---------------------------------------------------------------
 
-    def _locate(self) -> tuple[int, int, int] | None:
-        """Find the current frame: ``(start, stop, end)`` indexes into the buffer, or None.
-
-        ``buf[start:stop]`` is the frame to return and ``end`` is where the next
-        frame begins.  Raises (and poisons) on a frame over the limit.
-        """
-        buf = self._buf
-        pos = self._pos
+    def _locate(self) -> tuple[int, int] | None:
+        """For a counted frame: ``(prefix bytes to skip, frame size)`` once it is all
+        buffered, else None.  Raises (and poisons) on a length prefix over the limit.
+        (Delimited frames are the line buffer's business.)"""
         terminator = self._terminator
+        buffered = self._lines.pending
         if isinstance(terminator, Delimiter):
+            # Only feed_eof() asks: is a complete frame buffered?
             delim = terminator.delimiter
-            idx = buf.find(delim, self._scan)
-            if idx < 0:
-                received = len(buf) - pos
-                if received > self._max + len(delim) - 1:
-                    self._poison(received)
-                self._scan = max(pos, len(buf) - len(delim) + 1)
-                return None
-            self._scan = idx
-            if idx - pos > self._max:
-                self._poison(idx - pos)
-            end = idx + len(delim)
-            return pos, (end if self._keep else idx), end
+            return (0, 0) if delim in self._lines.peek(buffered) else None
         if isinstance(terminator, ByteCount):
-            end = pos + terminator.size
-            return (pos, end, end) if end <= len(buf) else None
+            return (0, terminator.size) if terminator.size <= buffered else None
         prefix = _PREFIX_FORMATS[terminator.format]
-        if len(buf) - pos < prefix.size:
+        if buffered < prefix.size:
             return None
-        (length,) = prefix.unpack_from(buf, pos)
+        (length,) = prefix.unpack(self._lines.peek(prefix.size))
         if length > self._max:
             self._poison(length)
-        start = pos + prefix.size
-        end = start + length
-        return (start, end, end) if end <= len(buf) else None
+        return (prefix.size, length) if prefix.size + length <= buffered else None
 
     def _poison(self, size: int) -> NoReturn:
         """Record a FrameTooLarge, drop the buffer, and raise."""
         self._error = FrameTooLarge(size, self._max, self.peer)
-        self._buf = bytearray()
-        self._pos = self._scan = 0
+        self._lines = LineBuffer(self._max, strip_cr=False, peer=self.peer)  # the bytes go
         raise self._error
 
     def _raise_if_poisoned(self) -> None:
@@ -461,6 +439,6 @@ class Framer:
             if received < prefix.size:
                 missing = prefix.size - received
             else:
-                (length,) = prefix.unpack_from(self._buf, self._pos)
+                (length,) = prefix.unpack(self._lines.peek(prefix.size))
                 missing = prefix.size + length - received
         return IncompleteFrame(received, missing, self.peer)

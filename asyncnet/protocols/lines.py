@@ -30,29 +30,21 @@ Rules every user of it gets for free:
 * **End of input.**  After :meth:`feed_eof` a final line without delimiter is still
   returned (:attr:`LineBuffer.last_line_unterminated` tells it apart), then :data:`EOF`.
 
-Dot-terminated bodies (RFC 1939 section 3, RFC 5321 section 4.5.2)
-----------------------------------------------------------------
-POP3 multi-line replies and SMTP ``DATA`` end with a line holding a single ``.``;
-a body line that starts with ``.`` gets one more ``.`` in front on the wire.
-:meth:`LineBuffer.start_dot_body` switches the buffer to that mode until the
-terminator; :meth:`LineBuffer.next_body` returns the whole body unstuffed, and
-:meth:`LineBuffer.next_body_chunk` streams it (for messages too big to hold).
-:func:`dot_stuff` is the writer's side.  Bodies are byte-exact: each line keeps its
-own ending (``\\r\\n`` as sent, or a bare ``\\n`` from a lax peer), and
-``dot_unstuff(dot_stuff(body)) == ensure_final_newline(body)`` for every body:
-:func:`dot_stuff` writes CRLF line endings (RFC 5321 allows no other), and a body
-without a final line ending gets one, since the terminator must start a line and the
-two cannot be told apart on the wire.  A CRLF body that ends with CRLF round-trips
-unchanged.
+(Longer than asyncnet's ~400-line guide: one class whose hot paths -- ``next_line``,
+``next_lines``, ``single_line`` -- are written out rather than factored, for speed.)
+
+Dot-terminated bodies (POP3, SMTP) are the buffer's second mode:
+:meth:`LineBuffer.start_dot_body`, :meth:`LineBuffer.next_body`,
+:meth:`LineBuffer.next_body_chunk` (see :mod:`asyncnet.protocols.dotbody`).
 """
 
 from __future__ import annotations
 
-import enum
-from typing import Final, NoReturn
+from typing import NoReturn
 
-from ..errors import FrameTooLarge, IncompleteFrame, LineTooLong, LocalProtocolError
-from .framing import NEED_DATA, NeedData
+from ..errors import FrameTooLarge, LineTooLong, LocalProtocolError
+from .dotbody import DotBodyReader, dot_stuff, ensure_final_newline
+from .sentinels import END_OF_BODY, EOF, NEED_DATA, EndOfBody, EndOfInput, NeedData
 
 __all__ = [
     "END_OF_BODY",
@@ -69,57 +61,31 @@ __all__ = [
 ]
 
 
-class EndOfInput(enum.Enum):
-    """Type of the :data:`EOF` sentinel."""
-
-    EOF = "EOF"
-
-    def __repr__(self) -> str:
-        return "EOF"
+_SMALL = 4096  # up to this size a buffer of several feeds stays bytes (copied on each feed)
 
 
-class EndOfBody(enum.Enum):
-    """Type of the :data:`END_OF_BODY` sentinel."""
-
-    END_OF_BODY = "END_OF_BODY"
-
-    def __repr__(self) -> str:
-        return "END_OF_BODY"
-
-
-EOF: Final = EndOfInput.EOF
-"""Returned by :meth:`LineBuffer.next_line` once input has ended and every line was taken."""
-
-END_OF_BODY: Final = EndOfBody.END_OF_BODY
-"""Returned by :meth:`LineBuffer.next_body_chunk` once the body's terminator was read."""
-
-_DOT_END = (b".\r\n", b".\n")
-
-
-class LineBuffer:
+class LineBuffer(DotBodyReader):
     """Split a byte stream into lines, bounded, and read dot-terminated bodies."""
 
     __slots__ = (
-        "_body_done",
-        "_body_dots",
-        "_body_limit",
-        "_body_scan",
-        "_body_size",
         "_buf",
         "_cr_slack",
         "_delim",
         "_dlen",
         "_eof",
         "_error",
-        "_in_body",
         "_max",
         "_partial_from",
+        "_raw",
+        "_raw_limit",
         "_scanned",
         "_start",
         "_strip_cr",
         "_tail_limit",
+        "_want_strip_cr",
         "last_line_unterminated",
         "peer",
+        "shared",
     )
 
     def __init__(
@@ -130,21 +96,15 @@ class LineBuffer:
         strip_cr: bool = True,
         peer: object = None,
     ) -> None:
-        if not delimiter:
-            raise ValueError("delimiter must not be empty")
         if max_line_length < 1:
             raise ValueError(f"max_line_length must be at least 1, not {max_line_length}")
-        self._delim = delimiter
-        self._dlen = len(delimiter)
         self._max = max_line_length
-        # \r stripping is the \n delimiter's business only: with b"\r\n" there is no \r left.
-        self._strip_cr = strip_cr and delimiter == b"\n"
-        # A line of exactly max_line_length may arrive with its \r: allow that one byte.
-        self._cr_slack = 1 if self._strip_cr else 0
-        # A partial line longer than this cannot end within the limit, even if the first
-        # bytes of a multi-byte delimiter are already there.
-        self._tail_limit = self._max + self._cr_slack + self._dlen - 1
-        self._buf = bytearray()
+        self._want_strip_cr = strip_cr
+        self._raw = False
+        self._configure(delimiter)
+        # The bytes of the last feed() while nothing else was buffered (lines are sliced
+        # out of them with one copy), or a bytearray collecting several feeds.
+        self._buf: bytes | bytearray = b""
         self._start = 0  # bytes of _buf before this offset are consumed
         self._scanned = 0  # next_line(): no delimiter starts before this offset
         self._partial_from = 0  # feed(): the trailing partial line starts here
@@ -160,6 +120,74 @@ class LineBuffer:
         """True if the last line :meth:`next_line` returned was ended by the input's end."""
         self.peer = peer
         """Named in the errors raised (``LineTooLong(... from peer)``)."""
+        self.shared = False
+        """Set by a user that shares this (empty, never fed) buffer for its
+        :meth:`single_line` checks; such a buffer must not be fed."""
+
+    def _configure(self, delimiter: bytes) -> None:
+        if not delimiter:
+            raise ValueError("delimiter must not be empty")
+        self._delim = delimiter
+        self._dlen = len(delimiter)
+        # \r stripping is the \n delimiter's business only: with b"\r\n" there is no \r left.
+        self._strip_cr = self._want_strip_cr and delimiter == b"\n"
+        # A line of exactly max_line_length may arrive with its \r: allow that one byte.
+        self._cr_slack = 1 if self._strip_cr else 0
+        self._raw_limit = self._max + self._cr_slack
+        # A partial line longer than this cannot end within the limit, even if the first
+        # bytes of a multi-byte delimiter are already there.
+        self._tail_limit = self._max + self._cr_slack + self._dlen - 1
+
+    def set_delimiter(self, delimiter: bytes | None) -> None:
+        """Split the bytes buffered and to come at ``delimiter`` from now on.
+
+        ``None`` stops splitting (raw mode, for a protocol that reads counted bytes
+        with :meth:`take_bytes` for a while): no line limit applies until a delimiter
+        is set again, and :meth:`next_line` refuses.
+        """
+        if self._error is not None:
+            raise self._error
+        if delimiter is None:
+            self._raw = True
+            return
+        self._raw = False
+        self._configure(delimiter)
+        self._scanned = self._start  # search the buffered bytes again, for the new delimiter
+        self._partial_from = self._start
+        last = self._buf.rfind(delimiter, self._start)
+        if last >= 0:
+            self._partial_from = last + self._dlen
+        if (
+            len(self._buf) - self._partial_from > self._tail_limit
+            and self._partial_from <= self._start
+        ):
+            self._poison(LineTooLong(self._max, len(self._buf) - self._partial_from, self.peer))
+
+    def check_next_line(self) -> None:
+        """Raise ``LineTooLong`` now if the next line is already complete and over the limit
+        (:meth:`feed` only checks the partial line at the end; a framer that refuses a
+        frame on the read that proves it too long calls this after each feed)."""
+        if self._error is not None:
+            raise self._error
+        if self._in_body or self._raw:
+            return
+        buf, start = self._buf, self._start
+        i = buf.find(self._delim, self._scanned)
+        if i < 0:
+            self._scanned = max(start, len(buf) - self._dlen + 1)
+            return
+        self._scanned = i  # no delimiter before it: next_line() resumes here
+        length = i - start
+        if self._strip_cr and i > start and buf[i - 1] == 13:
+            length -= 1
+        if length > self._max:
+            self._poison(LineTooLong(self._max, length, self.peer))
+
+    def peek(self, n: int) -> bytes:
+        """Up to ``n`` buffered bytes, left in the buffer."""
+        if self._error is not None:
+            raise self._error
+        return bytes(self._buf[self._start : self._start + n])
 
     # -- input -----------------------------------------------------------------
 
@@ -169,9 +197,20 @@ class LineBuffer:
         return self._max
 
     @property
+    def delimiter(self) -> bytes:
+        """What ends a line."""
+        return self._delim
+
+    @property
     def pending(self) -> int:
         """Bytes buffered and not yet returned."""
         return len(self._buf) - self._start
+
+    @property
+    def idle(self) -> bool:
+        """True when nothing is buffered and input has not ended: no line can come
+        without more input (after an error it is False: the next call raises)."""
+        return not self._buf and not self._eof and self._error is None
 
     @property
     def at_eof(self) -> bool:
@@ -183,15 +222,33 @@ class LineBuffer:
         """True between :meth:`start_dot_body` and the body's end."""
         return self._in_body
 
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
-        """Add received bytes; raises ``LineTooLong`` if they prove a line over the limit."""
+    def feed(self, data: bytes | bytearray | memoryview) -> bool:
+        """Add received bytes; raises ``LineTooLong`` if they prove a line over the limit.
+
+        Returns whether the new bytes hold a delimiter: if not, no line was completed
+        (a caller that took every line before may skip asking for one).
+        """
         if self._error is not None:
             raise self._error
         if self._eof:
             raise RuntimeError("feed() after feed_eof()")
         buf = self._buf
-        old = len(buf)
-        buf += data
+        if not buf:
+            self._buf = buf = bytes(data)
+            old = 0
+        elif buf.__class__ is bytearray:
+            old = len(buf)
+            buf += data
+        else:
+            if self._start:
+                self._compact(self._start)
+                buf = self._buf
+            old = len(buf)
+            if old + len(data) <= _SMALL:
+                self._buf = buf = buf + data  # bytes still: lines sliced out need no copy
+            else:  # growing: a bytearray, so a line dribbled byte by byte stays O(n)
+                self._buf = buf = bytearray(buf)
+                buf += data
         # Only the new bytes (and a delimiter split across reads) are searched: O(len(data)).
         last = buf.rfind(self._delim, max(self._start, old - self._dlen + 1))
         if last >= 0:
@@ -204,8 +261,10 @@ class LineBuffer:
             len(buf) - self._partial_from > self._tail_limit
             and self._partial_from <= self._start
             and not self._in_body
+            and not self._raw
         ):
             self._poison(LineTooLong(self._max, len(buf) - self._partial_from, self.peer))
+        return last >= 0
 
     def feed_eof(self) -> None:
         """Record the end of input (the peer closed or half-closed)."""
@@ -221,7 +280,7 @@ class LineBuffer:
         if self._error is not None:
             raise self._error
         end = len(self._buf) if n is None else min(len(self._buf), self._start + n)
-        data = bytes(self._buf[self._start : end])
+        data = bytes(self._buf[self._start : end])  # bytes(bytes) is no copy
         self._consume(end)
         self._scanned = self._start
         return data
@@ -230,177 +289,163 @@ class LineBuffer:
 
     def next_line(self) -> bytes | NeedData | EndOfInput:
         """Return the next line without its delimiter (and ``\\r``), ``NEED_DATA`` or ``EOF``."""
+        # The hot path of every line protocol: few attribute loads, no calls but find().
+        if self._error is not None or self._in_body or self._raw:
+            self._not_in_lines()
+        buf = self._buf
+        start = self._start
+        i = buf.find(self._delim, self._scanned)
+        if i < 0:
+            return self._no_line()
+        if i - start > self._raw_limit:
+            self._poison(LineTooLong(self._max, i - start, self.peer))
+        end = i + self._dlen
+        if self._strip_cr and i > start and buf[i - 1] == 13:  # b"\r"
+            i -= 1
+        elif i - start > self._max:  # the byte of slack was not a \r
+            self._poison(LineTooLong(self._max, i - start, self.peer))
+        line = buf[start:i]
+        if end == len(buf):
+            self._buf = b""  # all taken: the common case, nothing to move
+            self._start = self._scanned = self._partial_from = self._body_scan = 0
+        else:
+            self._start = self._scanned = end
+            if end >= len(buf) - end and buf.__class__ is bytearray:
+                self._compact(end)  # O(n) overall: at most what was consumed is moved
+        return line if line.__class__ is bytes else bytes(line)
+
+    def next_lines(self, limit: int) -> list[bytes]:
+        """Up to ``limit`` lines at once, exactly those :meth:`next_line` would return one
+        by one; ``[]`` when it would return ``NEED_DATA`` or ``EOF`` (tell them apart with
+        :attr:`at_eof` and :attr:`pending`).  One call for a whole read of pipelined lines.
+
+        An over-long line ends the list; the next call raises ``LineTooLong``.
+        """
+        if self._error is not None or self._in_body or self._raw:
+            self._not_in_lines()
+        buf = self._buf
+        pos = self._start
+        find, delim, dlen = buf.find, self._delim, self._dlen
+        raw_limit, limit_len, strip = self._raw_limit, self._max, self._strip_cr
+        lines: list[bytes] = []
+        i = find(delim, self._scanned)
+        scanned = pos  # where the next search may start
+        while i >= 0:
+            j = i
+            if strip and j > pos and buf[j - 1] == 13:  # b"\r"
+                j -= 1
+            if i - pos > raw_limit or j - pos > limit_len:
+                scanned = i  # over-long: next_line() reports it, after these lines
+                break
+            lines.append(buf[pos:j])  # type: ignore[arg-type]
+            pos = scanned = i + dlen
+            if len(lines) == limit:
+                break
+            i = find(delim, pos)
+        else:
+            scanned = max(pos, len(buf) - dlen + 1)
+        if not lines:
+            if i < 0 and not self._eof and len(buf) - pos <= self._tail_limit:
+                self._scanned = scanned  # NEED_DATA, the common way: no second search
+                return []
+            line = self.next_line()  # the end of input, or an over-long line
+            return [line] if line.__class__ is bytes else []
+        if pos == len(buf):
+            self._buf = b""
+            self._start = self._scanned = self._partial_from = self._body_scan = 0
+        else:
+            self._start = pos
+            self._scanned = scanned
+            if pos >= len(buf) - pos and buf.__class__ is bytearray:
+                self._compact(pos)
+        if buf.__class__ is bytearray:
+            return [bytes(line) for line in lines]
+        return lines
+
+    def _not_in_lines(self) -> None:
         if self._error is not None:
             raise self._error
-        if self._in_body:
-            raise RuntimeError("next_line() inside a dot-terminated body: use next_body()")
+        if self._raw:
+            raise RuntimeError("next_line() without a delimiter: use take_bytes()")
+        raise RuntimeError("next_line() inside a dot-terminated body: use next_body()")
+
+    def _no_line(self) -> bytes | NeedData | EndOfInput:
         buf, start = self._buf, self._start
-        i = buf.find(self._delim, max(self._scanned, start))
-        if i < 0:
-            if len(buf) - start > self._tail_limit:
-                self._poison(LineTooLong(self._max, len(buf) - start, self.peer))
-            self._scanned = max(start, len(buf) - self._dlen + 1)
-            if not self._eof:
-                return NEED_DATA
-            if start == len(buf):
-                return EOF
-            line = bytes(buf[start:])
-            self._consume(len(buf))
-            self.last_line_unterminated = True
-            return self._strip(line)
-        if i - start > self._max + self._cr_slack:
-            self._poison(LineTooLong(self._max, i - start, self.peer))
-        line = bytes(buf[start:i])
-        self._consume(i + self._dlen)
-        self.last_line_unterminated = False
-        line = self._strip(line)
-        if len(line) > self._max:  # the byte of slack was not a \r
-            self._poison(LineTooLong(self._max, len(line), self.peer))
-        return line
+        if len(buf) - start > self._tail_limit:
+            self._poison(LineTooLong(self._max, len(buf) - start, self.peer))
+        self._scanned = max(start, len(buf) - self._dlen + 1)
+        if not self._eof:
+            return NEED_DATA
+        if start == len(buf):
+            return EOF
+        line = bytes(buf[start:])
+        self._consume(len(buf))
+        self.last_line_unterminated = True
+        return self._strip(line)
+
+    def single_line(self, data: bytes) -> bytes | None:
+        """The request/reply shortcut: if nothing is buffered and ``data`` is exactly one
+        complete line within the limit, return that line (as :meth:`next_line` would)
+        without buffering anything; otherwise return ``None`` and change nothing
+        (then :meth:`feed` ``data`` as usual).
+
+        A server reading one request per ``recv()`` saves the buffer's copy and
+        bookkeeping this way; the rules are the same as for :meth:`next_line`.
+        """
+        end = len(data) - self._dlen
+        if (
+            self._buf
+            or end < 0
+            or end > self._max + self._cr_slack
+            or data.find(self._delim) != end
+            or self._error is not None
+            or self._in_body
+            or self._raw
+            or self._eof
+        ):
+            return None
+        if self._strip_cr and data[end - 1 : end] == b"\r":
+            return data[: end - 1]
+        if end > self._max:
+            return None  # the byte of slack was not a \r: next_line() refuses it
+        return data[:end]
 
     def _strip(self, line: bytes) -> bytes:
         if self._strip_cr and line.endswith(b"\r"):
             return line[:-1]
         return line
 
-    # -- dot-terminated bodies ---------------------------------------------------
-
-    def start_dot_body(self, max_body_size: int | None = None) -> None:
-        """Read a dot-terminated body next (bytes already buffered count as its start).
-
-        ``max_body_size`` bounds the unstuffed body; a larger one raises
-        :class:`~asyncnet.errors.FrameTooLarge` and poisons the buffer.
-        """
-        if self._error is not None:
-            raise self._error
-        if self._delim != b"\n":
-            raise ValueError("dot-terminated bodies need the b'\\n' delimiter")
-        self._in_body = True
-        self._body_done = False
-        self._body_limit = max_body_size
-        self._body_size = 0
-        self._body_scan = self._start
-        self._body_dots = 0
-
-    def next_body(self) -> bytes | NeedData:
-        """Return the whole unstuffed body once its terminator arrived, else ``NEED_DATA``.
-
-        Raises :class:`~asyncnet.errors.IncompleteFrame` if input ended first.
-        """
-        if not self._in_body:
-            raise RuntimeError("next_body() without start_dot_body()")
-        found, end = self._find_terminator()
-        self._check_body_size(self._body_scan - self._start - self._body_dots)
-        if found < 0:
-            return NEED_DATA
-        body = self._unstuff(self._start, found)
-        self._consume(end)
-        self._in_body = False
-        return body
-
-    def next_body_chunk(self) -> bytes | NeedData | EndOfBody:
-        """Return the body lines complete so far (unstuffed), ``NEED_DATA`` or ``END_OF_BODY``.
-
-        For bodies too big to hold in memory at once: call it after every :meth:`feed`
-        and write each chunk out.  ``max_body_size`` counts every chunk handed out.
-        """
-        if not self._in_body:
-            raise RuntimeError("next_body_chunk() without start_dot_body()")
-        if self._body_done:
-            self._in_body = self._body_done = False
-            return END_OF_BODY
-        found, end = self._find_terminator()
-        stop = found if found >= 0 else self._body_scan
-        chunk = self._unstuff(self._start, stop)
-        self._body_size += len(chunk)
-        self._check_body_size(self._body_size)
-        self._consume(end if found >= 0 else stop)
-        self._body_scan = self._start
-        self._body_dots = 0
-        if found >= 0:
-            if chunk:
-                self._body_done = True  # END_OF_BODY on the next call
-                return chunk
-            self._in_body = False
-            return END_OF_BODY
-        return chunk if chunk else NEED_DATA
-
-    def _find_terminator(self) -> tuple[int, int]:
-        """(offset of the terminator line or -1, offset just past it or -1)."""
-        if self._error is not None:
-            raise self._error
-        buf, pos = self._buf, self._body_scan
-        limit = self._max + 1  # a body line may carry its \r too
-        find = buf.find
-        while True:
-            i = find(b"\n", pos)
-            if i < 0:
-                self._body_scan = pos
-                if len(buf) - pos > limit:
-                    self._poison(LineTooLong(self._max, len(buf) - pos, self.peer))
-                if self._eof:
-                    raise IncompleteFrame(len(buf) - self._start, None, self.peer)
-                return -1, -1
-            if i - pos > limit:
-                self._poison(LineTooLong(self._max, i - pos, self.peer))
-            if buf[pos] == 0x2E:  # "."
-                if i - pos <= 2 and buf[pos : i + 1] in _DOT_END:
-                    self._body_scan = pos
-                    return pos, i + 1
-                self._body_dots += 1
-            pos = i + 1
-
-    def _unstuff(self, start: int, stop: int) -> bytes:
-        view = bytes(self._buf[start:stop])
-        if b"\n." not in view and not view.startswith(b"."):
-            return view
-        # Split on \n only: a stray \r inside a line is data, not a line break.
-        lines = view.split(b"\n")
-        body = b"\n".join(line[1:] if line.startswith(b".") else line for line in lines)
-        return body
-
-    def _check_body_size(self, size: int) -> None:
-        if self._body_limit is not None and size > self._body_limit:
-            self._poison(FrameTooLarge(size, self._body_limit, self.peer))
-
     # -- bookkeeping -------------------------------------------------------------
 
     def _consume(self, end: int) -> None:
         self._start = end
-        # Compact only once the consumed part is at least half the buffer: O(n) overall.
-        if end and end >= len(self._buf) - end:
-            del self._buf[:end]
-            self._start = 0
-            self._scanned = max(0, self._scanned - end)
-            self._partial_from = max(0, self._partial_from - end)
-            self._body_scan = max(0, self._body_scan - end)
+        self._scanned = max(self._scanned, end)
+        if end == len(self._buf):
+            self._compact(end)
+        elif end >= len(self._buf) - end and self._buf.__class__ is bytearray:
+            # Only once the consumed part is at least half the buffer: O(n) overall.
+            # (Bytes from one feed() are left alone: feed() copies their tail if needed.)
+            self._compact(end)
+
+    def _compact(self, end: int) -> None:
+        """Drop the first ``end`` (consumed) bytes of the buffer."""
+        buf = self._buf
+        if end == len(buf):
+            self._buf = b""
+        elif buf.__class__ is bytearray:
+            del buf[:end]
+        else:
+            self._buf = buf[end:]
+        self._start = 0
+        self._scanned = max(0, self._scanned - end)
+        self._partial_from = max(0, self._partial_from - end)
+        self._body_scan = max(0, self._body_scan - end)
 
     def _poison(self, error: LineTooLong | FrameTooLarge) -> NoReturn:
         self._error = error
-        self._buf = bytearray()
+        self._buf = b""
         self._start = self._scanned = self._partial_from = self._body_scan = 0
         raise error
-
-
-def dot_stuff(body: bytes) -> bytes:
-    """Return ``body`` as it goes on the wire: CRLF line endings, leading dots doubled,
-    and the ``.\\r\\n`` terminator (a body without a final line ending gets one)."""
-    out = bytearray()
-    for line in _lines(body):
-        if line.startswith(b"."):
-            out += b"."
-        out += line
-        out += b"\r\n"
-    out += b".\r\n"
-    return bytes(out)
-
-
-def _lines(body: bytes) -> list[bytes]:
-    """The lines of ``body`` without their ``\\r\\n`` or ``\\n`` (a bare ``\\r`` is data)."""
-    lines = body.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()  # the body ended with a line ending
-    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
 
 
 def dot_unstuff(data: bytes, *, max_line_length: int = 64 * 1024) -> bytes:
@@ -413,11 +458,6 @@ def dot_unstuff(data: bytes, *, max_line_length: int = 64 * 1024) -> bytes:
     body = buf.next_body()
     assert not isinstance(body, NeedData)  # input ended: a body or IncompleteFrame
     return body
-
-
-def ensure_final_newline(body: bytes) -> bytes:
-    """``body`` with CRLF line endings and a final CRLF: what :func:`dot_stuff` sends."""
-    return b"".join(line + b"\r\n" for line in _lines(body))
 
 
 def check_line_argument(value: str, what: str) -> str:

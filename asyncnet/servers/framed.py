@@ -188,8 +188,8 @@ class FramedHandler(StreamHandler):
             return b""
         return line if framer.keep_delimiter else line + delimiter
 
-    async def write_frame(self, frame: bytes, terminator: TerminatorLike | None = None) -> None:
-        """Write ``frame`` framed by ``terminator`` (default: the class's ``terminator``).
+    async def send_frame(self, frame: bytes, terminator: TerminatorLike | None = None) -> None:
+        """Send ``frame`` framed by ``terminator`` (default: the class's ``terminator``).
 
         A delimited frame that contains its delimiter, or a frame a length prefix
         cannot express, raises :class:`~asyncnet.errors.LocalProtocolError` before
@@ -199,6 +199,10 @@ class FramedHandler(StreamHandler):
         encoded = encode_frame(type(self).terminator if terminator is None else terminator, frame)
         self.writer.write(encoded)
         await self.writer.drain()
+
+    async def write_frame(self, frame: bytes, terminator: TerminatorLike | None = None) -> None:
+        """The former name of :meth:`send_frame` (asyncnet's sending verbs are ``send_*``)."""
+        await self.send_frame(frame, terminator)
 
     def _server_closing(self) -> bool:
         # The server's graceful shutdown feeds EOF to the reader; a frame cut short

@@ -22,6 +22,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import LineTooLong
+from ..protocols.lines import EOF, NEED_DATA, LineBuffer
 
 if TYPE_CHECKING:
     from ._connection import LineConnection, StreamConnection
@@ -84,6 +85,8 @@ class LineHandler(BaseHandler):
     strip_cr: ClassVar[bool] = True
     max_line_length: ClassVar[int] = 64 * 1024
     run_in_task: ClassVar[bool] = False
+    lines_per_batch: ClassVar[int] = 64
+    """Lines handled before the connection lets other connections run (fairness)."""
     error_reply: ClassVar[str | None] = "error: {reason}"
     """Sent before closing a connection for a protocol error; ``None`` sends nothing."""
 
@@ -135,15 +138,24 @@ class StreamHandler(BaseHandler):
     :meth:`readline` rather than ``reader.readline()``: after an over-long line the
     standard ``readline()`` drops the buffer and returns the line's *tail* as the next
     line, whereas :meth:`readline` raises :class:`~asyncnet.errors.LineTooLong` and the
-    connection is closed.
+    connection is closed.  :meth:`readline` splits with a
+    :class:`~asyncnet.protocols.lines.LineBuffer`, which may hold bytes after the
+    line: once you use it, read raw bytes with :meth:`readexactly`, not ``self.reader``.
     """
 
     max_line_length: ClassVar[int] = 64 * 1024
     """Stream buffer limit, and the longest line :meth:`readline` accepts."""
+    lines_per_batch: ClassVar[int] = 64
+    """Lines :meth:`readline` returns from buffered input before it lets other
+    connections run (a client pipelining thousands of lines must not hold up the rest)."""
+    read_size: ClassVar[int] = 64 * 1024
+    """Bytes :meth:`readline` asks of the stream per read."""
 
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     _connection: StreamConnection
+    _lines: LineBuffer | None = None
+    _lines_in_turn: int = 0
 
     @property
     def closing(self) -> bool:
@@ -158,14 +170,59 @@ class StreamHandler(BaseHandler):
         """Read one line including its delimiter; ``b""`` at EOF.
 
         Raises :class:`~asyncnet.errors.LineTooLong` when no delimiter arrives within
-        ``max_line_length`` bytes; a final line without delimiter is returned as is.
+        ``max_line_length`` bytes (and again on every later call: the rest of an
+        over-long line is never returned as a line); a final line without delimiter
+        is returned as is.
         """
+        lines = self._line_buffer(delimiter)
+        while True:
+            line = lines.next_line()
+            if line is NEED_DATA:
+                self._lines_in_turn = 0  # reading may wait: other connections get a turn
+                await self._fill(lines)
+                continue
+            if line is EOF:
+                return b""
+            assert isinstance(line, bytes)
+            self._lines_in_turn += 1
+            if self._lines_in_turn >= self.lines_per_batch:
+                self._lines_in_turn = 0
+                await asyncio.sleep(0)  # a batch from buffered input: the loop's turn
+            return line if lines.last_line_unterminated else line + delimiter
+
+    async def readexactly(self, n: int) -> bytes:
+        """Read exactly ``n`` bytes (after lines read with :meth:`readline`).
+
+        Raises :class:`asyncio.IncompleteReadError` if the input ends first.
+        """
+        head = self._lines.take_bytes(n) if self._lines is not None else b""
+        if len(head) == n:
+            return head
         try:
-            return await self.reader.readuntil(delimiter)
+            return head + await self.reader.readexactly(n - len(head))
         except asyncio.IncompleteReadError as exc:
-            return exc.partial
-        except asyncio.LimitOverrunError as exc:
-            raise LineTooLong(self.max_line_length, exc.consumed, self.peer) from None
+            raise asyncio.IncompleteReadError(head + exc.partial, n) from None
+
+    def _line_buffer(self, delimiter: bytes) -> LineBuffer:
+        lines = self._lines
+        if lines is not None and lines.delimiter == delimiter:
+            return lines
+        new = LineBuffer(self.max_line_length, delimiter=delimiter, strip_cr=False, peer=self.peer)
+        if lines is not None:  # another delimiter: carry the unread bytes over
+            if lines.at_eof:
+                new.feed(lines.take_bytes())
+                new.feed_eof()
+            else:
+                new.feed(lines.take_bytes())
+        self._lines = new
+        return new
+
+    async def _fill(self, lines: LineBuffer) -> None:
+        data = await self.reader.read(self.read_size)
+        if data:
+            lines.feed(data)
+        else:
+            lines.feed_eof()
 
 
 class DatagramHandler:

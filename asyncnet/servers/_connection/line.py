@@ -1,0 +1,478 @@
+"""The line connection: line splitting and in-order dispatch for a ``LineHandler``.
+
+``LineConnection`` is an :class:`asyncio.Protocol` that splits lines in
+``data_received``, calls ``handle_line`` directly, drives coroutines eagerly and
+writes all the replies produced by one read in a single ``write()``.  While a
+coroutine is suspended, while the peer is not reading (``pause_writing``) or once
+the session is closing, the connection is *blocked*: it pauses reading and keeps
+unprocessed bytes, so replies stay in order and memory stays bounded.
+
+(Longer than asyncnet's ~400-line guide: one state machine -- callbacks, flow control,
+lingering after a protocol error -- whose parts all read and write the same flags.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from ..._eager import PENDING, continue_in_task, step
+from ...errors import ConfigurationError, LineTooLong, PeerProtocolError, format_peer
+from ...protocols.lines import LineBuffer
+from .base import ConnectionBase, log_handler_error, logger
+
+if TYPE_CHECKING:
+    from ..handlers import LineHandler
+    from ..stream import StreamServer
+
+__all__ = ["LineConnection"]
+
+_EMPTY: dict[tuple[int, bytes, bool], LineBuffer] = {}
+"""Shared empty line buffers, by (max_line_length, delimiter, strip_cr)."""
+
+_LINGER_SECONDS = 2.0
+"""After a protocol error, how long we keep draining the peer before aborting."""
+
+
+class LineConnection(ConnectionBase, asyncio.Protocol):
+    """Line splitting (a :class:`LineBuffer`) and in-order dispatch for a :class:`LineHandler`.
+
+    Fairness: at most ``LineHandler.lines_per_batch`` lines are handled before the
+    connection yields to the event loop (reading paused meanwhile), so one client
+    pipelining thousands of lines per read cannot hold up everyone else.
+    """
+
+    # Slots, not a __dict__: with this many attributes CPython 3.11 gives every
+    # instance a full dict (~1.5 KiB), the largest part of an idle connection.
+    __slots__ = (
+        "_batch",
+        "_blocked",
+        "_close_requested",
+        "_encoding",
+        "_errors",
+        "_held",
+        "_lines",
+        "_linger",
+        "_out",
+        "_reading_paused",
+        "_reply_end",
+        "_run_in_task",
+        "_task",
+        "_timed",
+        "_write_paused",
+        "_yielding",
+    )
+
+    _handler: LineHandler
+
+    def __init__(self, server: StreamServer, handler: LineHandler) -> None:
+        self._init_connection(server, handler)
+        handler._connection = self
+        cls = type(handler)
+        if not cls.delimiter:
+            raise ConfigurationError(f"{cls.__name__}.delimiter must not be empty")
+        if cls.lines_per_batch < 1:
+            raise ConfigurationError(f"{cls.__name__}.lines_per_batch must be >= 1")
+        # Until a read is more than one whole line, the connection shares an empty
+        # buffer with every connection of its kind (single_line() only reads it):
+        # request/reply connections never pay for a buffer of their own.
+        key = (cls.max_line_length, cls.delimiter, cls.strip_cr)
+        lines = _EMPTY.get(key)
+        if lines is None:
+            lines = _EMPTY[key] = LineBuffer(key[0], delimiter=key[1], strip_cr=key[2])
+            lines.shared = True
+        self._lines = lines
+        self._batch = cls.lines_per_batch
+        self._encoding = cls.encoding
+        self._errors = cls.errors
+        self._reply_end = cls.reply_delimiter if cls.reply_delimiter is not None else cls.delimiter
+        self._run_in_task = cls.run_in_task
+        self._out: list[bytes] = []  # replies produced by this read, written at once
+        self._held: list[bytes] | None = None  # lines taken, not handled: a handler suspended
+        self._task: asyncio.Task[Any] | None = None
+        self._blocked = False
+        self._reading_paused = False
+        self._write_paused = False
+        self._yielding = False  # a batch ended with lines left: the loop's turn
+        self._close_requested = False
+        self._linger: asyncio.TimerHandle | None = None
+        self._timed = server.idle_timeout is not None or server.line_timeout is not None
+
+    # -- asyncio.Protocol -------------------------------------------------------
+
+    def _start(self, transport: asyncio.Transport) -> None:
+        handler = self._handler
+        try:
+            handler.setup()
+            greeting = handler.greeting()
+            if greeting is not None:
+                self._out.append(greeting.encode(self._encoding) + self._reply_end)
+        except Exception as exc:
+            self._handler_failed(exc)
+        self._settle()
+
+    def data_received(self, data: bytes) -> None:
+        self._stats.bytes_in += len(data)
+        line = None if self._blocked or self._close_requested else self._lines.single_line(data)
+        if line is None:
+            self._data_received(data)
+            return
+        # The request/reply case: exactly one complete line and nothing held back.
+        # The same steps as _process(), without its loop and bookkeeping.
+        reply = self._reply(line)
+        if reply is not None:
+            if self._out or self._linger is not None or self._conn_closed:
+                self._out.append(reply)  # behind other output, or not to be sent
+            else:
+                self._write(reply)
+        deadlines = self._deadlines
+        if deadlines.partial_since is not None and not self._blocked:
+            deadlines.partial_since = None
+        if self._out or self._close_requested:
+            self._settle()
+        elif self._timed and reply is None:
+            deadlines.last_activity = self._loop.time()  # _write() notes it otherwise
+
+    def _data_received(self, data: bytes) -> None:
+        if self._timed:
+            self._deadlines.last_activity = self._loop.time()
+        if self._close_requested:
+            return  # after a protocol error nothing more is ever handled
+        lines = self._own_lines()
+        try:
+            completed = lines.feed(data)
+        except LineTooLong as exc:
+            if not self._blocked:
+                self._peer_error(exc)
+                return
+            # The buffer is poisoned: next_line() raises this again once the line
+            # in progress is done, so the error reply follows that line's reply.
+            completed = True
+        if self._blocked:
+            self._pause_reading()
+            return
+        if completed:
+            self._process()
+        elif self._server.line_timeout is not None and self._deadlines.partial_since is None:
+            # Part of a line, and every line before it was handled: only its clock starts.
+            self._deadlines.partial_line(True)
+
+    def eof_received(self) -> bool:
+        if self._linger is not None:
+            return False  # the misbehaving peer has finished: close now
+        with contextlib.suppress(LineTooLong):  # reported by next_line() in its turn
+            self._own_lines().feed_eof()
+        if not self._blocked:
+            self._process()
+        assert self._transport is not None
+        return self._transport.get_extra_info("sslcontext") is None
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_blocked()
+        self._deadlines.write_blocked()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._deadlines.write_unblocked()
+        self._resume()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._conn_closed and not self._registered:
+            return
+        self._conn_closed = True
+        self._blocked = True
+        self._deadlines.cancel()
+        if self._linger is not None:
+            self._linger.cancel()
+        if self._task is not None:
+            self._task.cancel()
+        self._out.clear()
+        self._held = None
+        self._maybe_unregister()
+
+    # -- line processing --------------------------------------------------------
+
+    def _own_lines(self) -> LineBuffer:
+        lines = self._lines
+        if lines.shared:
+            cls = type(self._handler)
+            self._lines = lines = LineBuffer(
+                cls.max_line_length,
+                delimiter=cls.delimiter,
+                strip_cr=cls.strip_cr,
+                peer=self._handler.peer,
+            )
+        return lines
+
+    def _process(self) -> None:
+        """Handle the buffered lines, up to a batch, then write the replies at once."""
+        lines = self._lines
+        if lines.shared:  # nothing was ever buffered: nothing to handle
+            self._settle()
+            return
+        out = self._out
+        reply_to = self._reply
+        left = self._batch
+        try:
+            while not self._blocked:
+                batch = self._held
+                if batch:
+                    self._held = None
+                elif left <= 0:
+                    if not lines.idle:
+                        self._yield_to_loop()  # more lines (or their end): after the others
+                    break
+                else:
+                    batch = lines.next_lines(left)
+                    if not batch:
+                        if lines.at_eof and not lines.pending:
+                            self._end_of_input()
+                        break
+                left -= len(batch)
+                remaining = iter(batch)
+                for line in remaining:
+                    reply = reply_to(line)
+                    if reply is not None:
+                        out.append(reply)
+                    if self._blocked:  # a coroutine suspended: keep the rest for later
+                        self._held = list(remaining) or None
+                        break
+                else:
+                    if left > 0 and lines.idle:
+                        break  # a short batch and nothing buffered: done until more input
+        except LineTooLong as exc:
+            self._peer_error(exc)
+            return
+        if not self._blocked and self._server.line_timeout is not None:
+            partial = lines.pending > 0
+            if partial is (self._deadlines.partial_since is None):  # it changed
+                self._deadlines.partial_line(partial)
+        self._settle()
+
+    def _yield_to_loop(self) -> None:
+        self._yielding = True
+        self._update_blocked()
+        self._loop.call_soon(self._end_yield)
+
+    def _end_yield(self) -> None:
+        self._yielding = False
+        if not self._conn_closed:
+            self._resume()
+
+    def _end_of_input(self) -> None:
+        if self._task is None:
+            self._close_requested = True
+            self._blocked = True
+
+    def _reply(self, line: bytes) -> bytes | None:
+        """Decode, handle and encode one line: the reply's bytes, or ``None`` (no reply,
+        or not yet: a coroutine suspended)."""
+        try:
+            text = line.decode(self._encoding, self._errors)
+        except UnicodeDecodeError as exc:
+            self._peer_error(PeerProtocolError(f"invalid {self._encoding} in line: {exc.reason}"))
+            return None
+        try:
+            result = self._handler.handle_line(text)
+            if result is not None and result.__class__ is not str:
+                result = self._await(result)
+                if result is PENDING:
+                    return None
+            if result is not None:
+                return result.encode(self._encoding, self._errors) + self._reply_end
+        except Exception as exc:
+            self._handler_failed(exc)
+        return None
+
+    def _await(self, result: Any) -> Any:
+        if inspect.iscoroutine(result) and not self._run_in_task:
+            value, yielded = step(result)
+            if value is not PENDING:
+                return value
+            task = continue_in_task(result, yielded)
+        elif inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+        else:
+            raise TypeError(
+                f"handle_line() must return str, None or an awaitable, not {type(result).__name__}"
+            )
+        self._task = task
+        self._update_blocked()
+        task.add_done_callback(self._task_done)
+        return PENDING
+
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
+        self._task = None
+        if self._conn_closed:
+            if not task.cancelled():
+                task.exception()  # retrieved: the peer is gone, nobody to tell
+            self._maybe_unregister()
+            return
+        if task.cancelled():
+            self._handler_failed(asyncio.CancelledError("handle_line() was cancelled"))
+        elif (exc := task.exception()) is not None:
+            self._handler_failed(exc)
+        else:
+            result = task.result()
+            if result is not None:
+                try:
+                    self._out.append(result.encode(self._encoding, self._errors) + self._reply_end)
+                except Exception as encode_exc:
+                    self._handler_failed(encode_exc)
+        self._settle()
+        self._resume()
+
+    # -- flow control -----------------------------------------------------------
+
+    def _update_blocked(self) -> None:
+        self._blocked = (
+            self._task is not None
+            or self._write_paused
+            or self._yielding
+            or self._close_requested
+            or self._conn_closed
+        )
+        if self._blocked:
+            self._pause_reading()
+
+    def _pause_reading(self) -> None:
+        if self._linger is not None:
+            return  # lingering after an error: keep draining the peer
+        if not self._reading_paused and self._transport is not None and not self._conn_closed:
+            self._reading_paused = True
+            self._transport.pause_reading()
+
+    def _resume(self) -> None:
+        self._update_blocked()
+        if self._blocked:
+            return
+        if self._reading_paused:
+            self._reading_paused = False
+            assert self._transport is not None
+            if not self._transport.is_closing():
+                self._transport.resume_reading()
+        self._process()  # lines held back, an end of input, or an error waiting its turn
+
+    def _settle(self) -> None:
+        """Write what the handler produced; close if the session is over."""
+        if self._linger is not None:
+            return
+        out = self._out
+        transport = self._transport
+        if out and transport is not None and not self._conn_closed:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            self._write(data)
+        if self._close_requested and self._task is None and not self._conn_closed:
+            assert transport is not None
+            transport.close()
+
+    def _write(self, data: bytes) -> None:
+        """Write ``data`` now, counted (the caller checked the connection is open)."""
+        self._stats.bytes_out += len(data)
+        if self._timed:
+            self._deadlines.last_activity = self._loop.time()
+        self._transport.write(data)  # type: ignore[union-attr]
+
+    def _busy(self) -> bool:
+        return self._task is not None
+
+    def _gone(self) -> bool:
+        return self._conn_closed and self._task is None
+
+    # -- called by the handler and the server -----------------------------------
+
+    def send_line(self, line: str) -> None:
+        if self._conn_closed:
+            return
+        self._out.append(line.encode(self._encoding, self._errors) + self._reply_end)
+        if self._close_requested and self._task is None:
+            # let the line out before the close that _settle() would do
+            self._close_requested = False
+            self._settle()
+            self._close_requested = True
+        else:
+            self._settle()
+
+    def request_close(self) -> None:
+        """End the session after the reply in progress, if any."""
+        if self._conn_closed:
+            return
+        self._close_requested = True
+        self._update_blocked()
+
+    def shutdown(self) -> None:
+        """Graceful stop: close now if idle, else after the line being handled."""
+        if self._conn_closed:
+            return
+        if self._linger is not None:
+            self.abort()  # it was only waiting for a misbehaving peer
+            return
+        self.request_close()
+        self._settle()
+
+    def abort(self) -> None:
+        """Hard stop after the grace period."""
+        if self._task is not None:
+            self._task.cancel()
+        if self._transport is not None:
+            self._transport.abort()
+
+    def abort_with_reason(self, reason: str) -> None:
+        """Drop the connection at the handler's request (a slow consumer...)."""
+        if self._conn_closed:
+            return
+        logger.warning("dropping %s: %s", format_peer(self._handler.peer), reason)
+        self._out.clear()
+        self.request_close()
+        self.abort()
+
+    @property
+    def write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() if self._transport else 0
+
+    # -- failures ---------------------------------------------------------------
+
+    def _peer_error(self, exc: PeerProtocolError) -> None:
+        self._stats.protocol_errors += 1
+        logger.warning("closing %s: %s", format_peer(self._handler.peer), exc)
+        if isinstance(exc, LineTooLong):
+            try:
+                self._handler.line_too_long(exc)
+            except Exception as hook_exc:
+                log_handler_error(self._handler, self._handler.peer, hook_exc)
+        reply = type(self._handler).error_reply
+        if reply is not None:
+            text = reply.format(reason=str(exc))
+            self._out.append(text.encode(self._encoding, "replace") + self._reply_end)
+        self.request_close()
+        self._settle_with_linger()
+
+    def _settle_with_linger(self) -> None:
+        """Close after an error reply so that the reply survives unread input.
+
+        Closing a socket whose receive buffer still holds data makes the kernel
+        send RST, and the peer may then lose the error reply we just wrote.  So
+        shut down our side, keep reading (and discarding) until the peer closes,
+        and abort after a short linger if it never does.
+        """
+        transport = self._transport
+        if transport is None or self._conn_closed or not transport.can_write_eof():
+            self._settle()
+            return
+        self._close_requested = False  # _settle() must not close yet
+        self._settle()
+        self._close_requested = True
+        transport.write_eof()
+        self._linger = self._loop.call_later(_LINGER_SECONDS, transport.abort)
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+
+    def _handler_failed(self, exc: BaseException) -> None:
+        self._stats.handler_errors += 1
+        log_handler_error(self._handler, self._handler.peer, exc)
+        self.request_close()

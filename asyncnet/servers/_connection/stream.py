@@ -1,0 +1,160 @@
+"""The stream connection: one ``StreamHandler.handle()`` task over asyncio streams."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from ...errors import OperationTimeout, PeerProtocolError, WriteTimeout, format_peer
+from .base import ConnectionBase, log_handler_error, logger
+
+if TYPE_CHECKING:
+    from ..handlers import StreamHandler
+    from ..stream import StreamServer
+
+__all__ = ["StreamConnection"]
+
+
+class _ServerStreamWriter(asyncio.StreamWriter):
+    """A StreamWriter that counts bytes out and turns a write timeout into
+    :class:`~asyncnet.errors.WriteTimeout` from ``drain()``."""
+
+    _connection: StreamConnection
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._connection._count_out(len(data))
+        super().write(data)
+
+    def writelines(self, data: Any) -> None:
+        chunks = list(data)
+        self._connection._count_out(sum(len(c) for c in chunks))
+        super().writelines(chunks)
+
+    async def drain(self) -> None:
+        # The write timeout itself is the connection's deadline (one timer for both
+        # connection kinds); it aborts the transport, which wakes this drain().
+        conn = self._connection
+        try:
+            await super().drain()
+        except ConnectionError:
+            if conn._write_timed_out:
+                raise conn._write_timeout_error() from None
+            raise
+        if conn._write_timed_out:
+            raise conn._write_timeout_error()
+
+
+class StreamConnection(ConnectionBase, asyncio.StreamReaderProtocol):
+    """Runs one :class:`StreamHandler` task per connection over asyncio streams."""
+
+    _handler: StreamHandler
+
+    def __init__(self, server: StreamServer, handler: StreamHandler) -> None:
+        self._init_connection(server, handler)
+        handler._connection = self
+        self._reader = asyncio.StreamReader(limit=type(handler).max_line_length)
+        asyncio.StreamReaderProtocol.__init__(self, self._reader)
+        self._handler_task: asyncio.Task[None] | None = None
+        self._lost = False
+        self._write_timed_out = False
+        self._shutting_down = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        asyncio.StreamReaderProtocol.connection_made(self, transport)
+        ConnectionBase.connection_made(self, transport)
+
+    def _start(self, transport: asyncio.Transport) -> None:
+        writer = _ServerStreamWriter(transport, self, self._reader, self._loop)
+        writer._connection = self
+        handler = self._handler
+        handler.reader = self._reader
+        handler.writer = writer
+        self._handler_task = task = self._loop.create_task(self._run(writer))
+        task.add_done_callback(lambda _task: self._maybe_unregister())
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._deadlines.write_blocked()
+
+    def resume_writing(self) -> None:
+        self._deadlines.write_unblocked()
+        super().resume_writing()
+
+    def data_received(self, data: bytes) -> None:
+        self._stats.bytes_in += len(data)
+        self._deadlines.last_activity = self._loop.time()
+        if self._shutting_down:
+            return  # the reader already saw EOF; feeding it more would be an error
+        super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        asyncio.StreamReaderProtocol.connection_lost(self, exc)
+        self._lost = True
+        self._deadlines.cancel()
+        self._maybe_unregister()
+
+    def _gone(self) -> bool:
+        task = self._handler_task
+        return self._lost and (task is None or task.done())
+
+    def _count_out(self, n: int) -> None:
+        self._stats.bytes_out += n
+        self._deadlines.last_activity = self._loop.time()
+
+    def _timed_out(self, which: str, seconds: float, *, abort: bool = False) -> None:
+        if which == "write":
+            self._write_timed_out = True  # drain() raises WriteTimeout, not a reset
+        super()._timed_out(which, seconds, abort=abort)
+
+    def _write_timeout_error(self) -> WriteTimeout:
+        timeout = self._server.write_timeout
+        assert timeout is not None
+        return WriteTimeout(self._handler.peer, "write", timeout)
+
+    async def _run(self, writer: asyncio.StreamWriter) -> None:
+        handler = self._handler
+        try:
+            handler.setup()
+            await handler.handle()
+        except WriteTimeout:
+            pass  # already counted and logged by the deadline
+        except OperationTimeout as exc:  # a frame timeout and the like: the peer was slow
+            self._stats.connections_timed_out += 1
+            logger.info("closing %s: %s", format_peer(handler.peer), exc)
+        except PeerProtocolError as exc:
+            self._stats.protocol_errors += 1
+            logger.warning("closing %s: %s", format_peer(handler.peer), exc)
+        except (ConnectionError, BrokenPipeError) as exc:
+            logger.debug("%s went away: %r", format_peer(handler.peer), exc)
+        except asyncio.CancelledError:
+            if not self._shutting_down and not self._lost:
+                raise
+        except Exception as exc:
+            self._stats.handler_errors += 1
+            log_handler_error(handler, handler.peer, exc)
+        finally:
+            self._conn_closed = True
+            writer.close()
+
+    @property
+    def shutting_down(self) -> bool:
+        """True once the server has asked this connection to stop."""
+        return self._shutting_down
+
+    def shutdown(self) -> None:
+        """Graceful stop: the handler's reader sees end of input."""
+        if self._shutting_down or self._handler_task is None:
+            return
+        self._shutting_down = True
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+        self._reader.feed_eof()
+
+    def abort(self) -> None:
+        """Hard stop after the grace period."""
+        self._shutting_down = True
+        if self._handler_task is not None:
+            self._handler_task.cancel()
+        if self._transport is not None:
+            self._transport.abort()
