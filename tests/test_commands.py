@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 from collections.abc import AsyncIterator
+from typing import ClassVar
 
 import pytest
+import trustme
 
 from asyncnet import CommandHandler, tcp_server
 
@@ -125,3 +129,43 @@ async def test_prefix_separates_commands_from_text():
 
 def test_verbs_lists_the_do_methods():
     assert Session.verbs() == ["ECHO", "NOOP", "PASS", "QUIT", "USER"]
+
+
+class Upgradable(CommandHandler):
+    """STARTTLS on a CommandHandler (the shape of SMTP's STARTTLS and POP3's STLS)."""
+
+    context: ssl.SSLContext
+    seen: ClassVar[list[str]] = []
+
+    async def do_STARTTLS(self, args: str) -> None:
+        self.send_line("ready")
+        await self.start_tls(self.context, handshake_timeout=5)
+
+    def do_SAY(self, args: str) -> str:
+        self.seen.append(args)
+        tls = self.transport.get_extra_info("sslcontext") is not None
+        return f"{args} over {'TLS' if tls else 'plaintext'}"
+
+
+async def test_start_tls_discards_plaintext_pipelined_behind_the_command(tmp_path) -> None:
+    """P5 (server side): bytes sent before the handshake are never handled as commands."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    Upgradable.context = server_context
+    Upgradable.seen = []
+    async with tcp_server(Upgradable) as server:
+        reader, writer = await asyncio.open_connection(*server.address)
+        writer.write(b"SAY before\nSTARTTLS\nSAY injected\n")
+        async with asyncio.timeout(5):
+            assert await reader.readline() == b"before over plaintext\n"
+            assert await reader.readline() == b"ready\n"
+            await writer.start_tls(client_context, server_hostname="127.0.0.1")
+            writer.write(b"SAY after\n")
+            assert await reader.readline() == b"after over TLS\n"
+        writer.close()
+        with contextlib.suppress(ssl.SSLError, ConnectionError):
+            await writer.wait_closed()
+    assert Upgradable.seen == ["before", "after"]

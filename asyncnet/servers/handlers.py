@@ -18,6 +18,7 @@ SocketServer.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -124,6 +125,22 @@ class LineHandler(BaseHandler):
     def write_buffer_size(self) -> int:
         """Bytes written to this client that the kernel has not taken yet."""
         return self._connection.write_buffer_size
+
+    async def start_tls(
+        self,
+        context: ssl.SSLContext,
+        *,
+        handshake_timeout: float | None = None,
+    ) -> None:
+        """Switch this connection to TLS (STARTTLS, STLS) after the reply that agreed to it.
+
+        Send that reply with :meth:`send_line` first.  Input that arrived before the
+        handshake (plaintext a client pipelined behind the command, or a man in the
+        middle injected) is discarded, never handled.  Raises ``ssl.SSLError``,
+        ``OSError`` or ``TimeoutError`` if the handshake fails; :attr:`transport` is
+        the TLS transport afterwards.
+        """
+        await self._connection.start_tls(context, handshake_timeout=handshake_timeout)
 
     def line_too_long(self, error: LineTooLong) -> None:
         """Called before an over-long line closes the connection (hook; default: nothing)."""

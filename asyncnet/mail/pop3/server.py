@@ -192,27 +192,11 @@ class POP3Session(CommandHandler):
         if context is None or self.tls_active:
             return "-ERR STLS not available"
         self.send_line("+OK begin TLS negotiation")
-        connection = self._connection
-        # Whatever the client sent after STLS came before the handshake, in plaintext,
-        # possibly from a man in the middle: it must never be taken as a command.
-        _discard_pending_input(connection)
-        loop = asyncio.get_running_loop()
         try:
-            transport = await loop.start_tls(
-                self.transport,
-                connection,
-                context,
-                server_side=True,
-                ssl_handshake_timeout=self.pop3.handshake_timeout,
-            )
+            await self.start_tls(context, handshake_timeout=self.pop3.handshake_timeout)
         except (OSError, ssl_module.SSLError, TimeoutError) as exc:
             self.abort(f"STLS handshake failed: {exc}")
             return None
-        if transport is None:  # the connection was lost during the handshake
-            return None
-        # The connection keeps writing to (and pausing) the transport it was given.
-        connection._transport = transport
-        self.transport = transport
         self.tls_active = True
         return None
 
@@ -327,22 +311,6 @@ class POP3Session(CommandHandler):
         finally:
             self._unlock()
         return f"+OK bye ({len(keys)} message(s) deleted)"
-
-
-def _discard_pending_input(connection: object) -> None:
-    """Drop the bytes a line connection holds unread.
-
-    STLS needs two things the line connection does not offer yet (upgrading its
-    transport, dropping its input); until it does, they are done here, for the
-    connection as it is today (a ``_buf`` bytearray) and on a LineBuffer (``_lines``).
-    ``tests/test_pop3_server.py::test_stls_discards_pipelined_plaintext`` guards it.
-    """
-    lines = getattr(connection, "_lines", None)
-    if lines is not None and hasattr(lines, "take_bytes"):
-        lines.take_bytes()
-    buffer = getattr(connection, "_buf", None)
-    if isinstance(buffer, bytearray):
-        buffer.clear()
 
 
 class POP3Server(StreamServer):

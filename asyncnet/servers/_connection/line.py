@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import ssl
 from typing import TYPE_CHECKING, Any
 
 from ..._eager import PENDING, continue_in_task, step
@@ -50,6 +51,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         "_batch",
         "_blocked",
         "_close_requested",
+        "_discard_held",
         "_encoding",
         "_errors",
         "_held",
@@ -91,6 +93,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         self._run_in_task = cls.run_in_task
         self._out: list[bytes] = []  # replies produced by this read, written at once
         self._held: list[bytes] | None = None  # lines taken, not handled: a handler suspended
+        self._discard_held = False  # start_tls(): lines behind the STARTTLS are dropped
         self._task: asyncio.Task[Any] | None = None
         self._blocked = False
         self._reading_paused = False
@@ -238,7 +241,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
                     if reply is not None:
                         out.append(reply)
                     if self._blocked:  # a coroutine suspended: keep the rest for later
-                        self._held = list(remaining) or None
+                        self._held = None if self._discard_held else list(remaining) or None
                         break
                 else:
                     if left > 0 and lines.idle:
@@ -420,6 +423,39 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             self._task.cancel()
         if self._transport is not None:
             self._transport.abort()
+
+    async def start_tls(
+        self,
+        context: ssl.SSLContext,
+        *,
+        server_side: bool = True,
+        handshake_timeout: float | None = None,
+    ) -> asyncio.Transport:
+        """Upgrade to TLS; every byte that arrived before the handshake is discarded."""
+        # Whatever the client sent after STARTTLS/STLS came in plaintext, maybe from a
+        # man in the middle (the CVE-2011-0411 family): it must never be handled as if
+        # it had come over TLS.  Lines of this batch not yet handled are dropped when
+        # the handler suspends (_process), the bytes still buffered here.
+        self._held = None
+        self._discard_held = True
+        if not self._lines.shared:
+            self._lines.take_bytes()
+        assert self._transport is not None
+        try:
+            transport = await self._loop.start_tls(
+                self._transport,
+                self,
+                context,
+                server_side=server_side,
+                ssl_handshake_timeout=handshake_timeout,
+            )
+        finally:
+            self._discard_held = False
+        if transport is None:
+            raise ConnectionResetError("the connection was lost during the TLS handshake")
+        self._transport = transport
+        self._handler.transport = transport
+        return transport
 
     def abort_with_reason(self, reason: str) -> None:
         """Drop the connection at the handler's request (a slow consumer...)."""
