@@ -1,8 +1,7 @@
 """Log lines name the peer once (issue 9 item 2: "closing A: stream ended mid-frame from A").
 
-The messages live in asyncnet/servers/_connection.py, which another branch is
-splitting; these tests record the duplication until the merge fixes it there
-(strict xfail: they fail loudly once it is fixed, so the marker gets removed).
+The errors a connection closes for (LineTooLong, FrameTooLarge, IncompleteFrame,
+OperationTimeout) already name the peer; the closing line must not repeat it.
 """
 
 from __future__ import annotations
@@ -47,7 +46,6 @@ async def closing_lines(handler: type, data: bytes, caplog: pytest.LogCaptureFix
     return [line.replace(peer, "PEER") for line in lines]
 
 
-@pytest.mark.xfail(strict=True, reason="peer named twice in servers/_connection.py (lead)")
 @pytest.mark.parametrize(
     ("handler", "data"),
     [(Frames, b"no newline"), (Frames, b"x" * 70_000), (Lines, b"y" * 2048 + b"\n")],

@@ -99,6 +99,13 @@ class ConnectionBase:
                 log_handler_error(self._handler, self._handler.peer, exc)
             self._server._unregister(self)  # type: ignore[arg-type]
 
+    def _log_closing(self, level: int, exc: BaseException) -> None:
+        """Log why the connection closes, naming the peer once (most errors name it)."""
+        if getattr(exc, "peer", None) is not None:
+            logger.log(level, "closing the connection: %s", exc)
+        else:
+            logger.log(level, "closing %s: %s", format_peer(self._handler.peer), exc)
+
     def _timed_out(self, which: str, seconds: float, *, abort: bool = False) -> None:
         """Count, log and close: deadline ``which`` of ``seconds`` has passed."""
         transport = self._transport

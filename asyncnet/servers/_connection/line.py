@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import ssl
 from typing import TYPE_CHECKING, Any
 
@@ -474,7 +475,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
 
     def _peer_error(self, exc: PeerProtocolError) -> None:
         self._stats.protocol_errors += 1
-        logger.warning("closing %s: %s", format_peer(self._handler.peer), exc)
+        self._log_closing(logging.WARNING, exc)
         if isinstance(exc, LineTooLong):
             try:
                 self._handler.line_too_long(exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ...errors import OperationTimeout, PeerProtocolError, WriteTimeout, format_peer
@@ -120,10 +121,10 @@ class StreamConnection(ConnectionBase, asyncio.StreamReaderProtocol):
             pass  # already counted and logged by the deadline
         except OperationTimeout as exc:  # a frame timeout and the like: the peer was slow
             self._stats.connections_timed_out += 1
-            logger.info("closing %s: %s", format_peer(handler.peer), exc)
+            self._log_closing(logging.INFO, exc)
         except PeerProtocolError as exc:
             self._stats.protocol_errors += 1
-            logger.warning("closing %s: %s", format_peer(handler.peer), exc)
+            self._log_closing(logging.WARNING, exc)
         except (ConnectionError, BrokenPipeError) as exc:
             logger.debug("%s went away: %r", format_peer(handler.peer), exc)
         except asyncio.CancelledError:
