@@ -17,6 +17,10 @@ Fixtures:
 
 * ``asyncnet_server``: a :class:`ServerFactory`; each server it starts listens on
   127.0.0.1 port 0 inside the running test's loop and is stopped at teardown.
+* ``asyncnet_drive``: :func:`asyncnet.memory.drive` for this test -- a handler on a
+  fake transport, no sockets (``conn = asyncnet_drive(Upper)``, ``conn.feed(...)``,
+  ``await conn.replies()``); connections still open at teardown are ended and
+  their handlers' ``finish()`` has run.
 * ``loopback_only``: while the test runs, any connect or send to a non-loopback
   address fails at once (:func:`asyncnet.testing.loopback_only`), and the test
   fails even if the code under test swallowed that error.  The ini option
@@ -39,11 +43,12 @@ except ImportError:  # pytest runs every installed plugin: never break a project
     pytest_asyncio = None  # type: ignore[assignment]
 
 from . import tcp_server, udp_server
+from .memory import DrivenConnection, drive
 from .servers import BaseHandler, DatagramHandler, DatagramServer, StreamServer
 from .servers._base import ServerBase
 from .testing import loopback_only as _loopback_only
 
-__all__ = ["ServerFactory"]
+__all__ = ["DriveFactory", "ServerFactory"]
 
 _LOOPBACK_INI = "asyncnet_loopback_only"
 
@@ -117,6 +122,45 @@ else:
         pytest.fail(
             "the asyncnet_server fixture needs pytest-asyncio: pip install 'asyncnet[test]'"
         )
+
+
+class DriveFactory:
+    """:func:`asyncnet.memory.drive` that remembers its connections for teardown."""
+
+    def __init__(self) -> None:
+        self.connections: list[DrivenConnection] = []
+
+    def __call__(self, handler: Callable[[], BaseHandler], **options: Any) -> DrivenConnection:
+        """Drive ``handler`` on a fake transport (``options``: the server's options)."""
+        conn = drive(handler, **options)
+        self.connections.append(conn)
+        return conn
+
+    async def close_all(self) -> None:
+        """End every connection still open (end of input) and wait for its handler."""
+        for conn in self.connections:
+            if not conn.closed:
+                conn.feed_eof()
+                await conn.wait_closed()
+
+
+if pytest_asyncio is not None:
+
+    @pytest_asyncio.fixture
+    async def asyncnet_drive() -> AsyncIterator[DriveFactory]:
+        """Drive handlers in memory (no sockets) in the test's loop; ended at teardown."""
+        factory = DriveFactory()
+        try:
+            yield factory
+        finally:
+            await factory.close_all()
+
+else:
+
+    @pytest.fixture
+    def asyncnet_drive() -> DriveFactory:
+        """Unavailable: driven handlers need the test's event loop (pytest-asyncio)."""
+        pytest.fail("the asyncnet_drive fixture needs pytest-asyncio: pip install 'asyncnet[test]'")
 
 
 @pytest.fixture

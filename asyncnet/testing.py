@@ -6,6 +6,10 @@
   "connection opened/closed" or "datagram handled" instead of polling.
 * :func:`loopback_only` makes any connect or send to a non-loopback address fail at
   once with ``PermissionError``, so a test can never put traffic on a real network.
+* :func:`drive` (from :mod:`asyncnet.memory`) runs a handler on a
+  :class:`FakeTransport`, no sockets at all: ``conn = drive(Upper)``,
+  ``conn.feed(b"hi\\n")``, ``await conn.replies()``.
+* The local mail pair for mail code: :func:`asyncnet.mail.local_mail_server`.
 * :class:`LoopExceptionCollector` records what the loop's exception handler
   receives ("Task exception was never retrieved"...) so a test can assert there
   was none.
@@ -28,10 +32,15 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
+from .memory import DrivenConnection, FakeTransport, drive
+
 __all__ = [
+    "DrivenConnection",
+    "FakeTransport",
     "LoopExceptionCollector",
     "NonLoopbackTraffic",
     "can_bind_ipv6",
+    "drive",
     "is_loopback",
     "loopback_only",
 ]
