@@ -6,6 +6,7 @@ import asyncio
 import errno
 import ipaddress
 import logging
+import socket
 from types import TracebackType
 from typing import Any, Self
 
@@ -49,6 +50,11 @@ def _is_unspecified(host: str | None) -> bool:
     try:
         return ipaddress.ip_address(host.strip("[]")).is_unspecified
     except ValueError:
+        pass
+    # getaddrinfo also takes inet_aton's short forms: "0" and "0.0" are 0.0.0.0 too.
+    try:
+        return socket.inet_aton(host) == b"\0\0\0\0"
+    except (OSError, ValueError):
         return False
 
 
