@@ -29,7 +29,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PASSWORD", "Workload", "message_bytes", "prepare_root"]
+__all__ = [
+    "HOST",
+    "PASSWORD",
+    "Workload",
+    "message_bytes",
+    "prepare_root",
+    "result_of",
+    "status_field",
+    "threads_now",
+]
 
 PASSWORD = "bench"
 HOST = "127.0.0.1"
@@ -183,7 +192,12 @@ async def serve(root: Path, workload: Workload) -> None:
 # -- the client runs -------------------------------------------------------------------
 
 
-def _status(field: str) -> int:
+def threads_now() -> int:
+    """Threads in this process now (the OS's count, so C-level threads count too)."""
+    return status_field("Threads")
+
+
+def status_field(field: str) -> int:
     """A number from /proc/self/status (VmRSS, VmHWM in KiB; Threads); 0 elsewhere."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -209,8 +223,9 @@ def _blocking_jobs(ports: dict[str, int], w: Workload, out: Path) -> list[Callab
         pop.pass_(PASSWORD)
         total = 0
         for entry in pop.list()[1]:
-            data = b"\r\n".join(pop.retr(int(entry.split()[0]))[1])
-            total += len(data) if email.message_from_bytes(data, policy=email.policy.default) else 0
+            lines = pop.retr(int(entry.split()[0]))[1]
+            message = email.message_from_bytes(b"\r\n".join(lines), policy=email.policy.default)
+            total += sum(len(line) + 2 for line in lines) if message["Subject"] else 0
         pop.quit()
         return total
 
@@ -247,21 +262,21 @@ def run_blocking(mode: str, ports: dict[str, int], w: Workload, out: Path) -> di
     from concurrent.futures import ThreadPoolExecutor
 
     jobs = _blocking_jobs(ports, w, out)
-    rss_before = _status("VmRSS")
+    rss_before = status_field("VmRSS")
     started = time.perf_counter()
     if mode == "sequential":
         done = [job() for job in jobs]
-        threads = _status("Threads")
+        threads = status_field("Threads")
     else:
         with ThreadPoolExecutor(w.concurrency) as pool:
             done = list(pool.map(lambda job: job(), jobs))
-            threads = _status("Threads")  # the pool's threads live until shutdown
-    return _result(started, rss_before, threads, done)
+            threads = status_field("Threads")  # the pool's threads live until shutdown
+    return result_of(started, rss_before, threads, done)
 
 
-def _result(started: float, rss_before: int, threads: int, done: list[int]) -> dict[str, Any]:
+def result_of(started: float, rss_before: int, threads: int, done: list[int]) -> dict[str, Any]:
     wall = time.perf_counter() - started
-    peak = max(_status("VmHWM"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    peak = max(status_field("VmHWM"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     return {
         "wall_s": round(wall, 4),
         "rss_before_kib": rss_before,

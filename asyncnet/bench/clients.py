@@ -174,6 +174,11 @@ def run_clients(
                             _one_run(python, mode, servers.ports, workload, target, timeout)
                         )
                         say(f"clients {size} {mode} #{rep + 1}: {runs[-1]['wall_s']:.3f} s")
+                    if runs[0].get("loop") == "uvloop" and not [n for n in notes if "libuv" in n]:
+                        notes.append(
+                            "asyncnet ran on uvloop: its thread count includes libuv's fixed pool"
+                            " of 4 threads (ASYNCNET_NO_UVLOOP=1: the stdlib loop, 1 thread)"
+                        )
                     entry["modes"][mode] = {
                         "label": MODE_LABELS[mode],
                         "wall_s": statistics.median(r["wall_s"] for r in runs),
