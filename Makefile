@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint format typecheck test-all bench bench-quick bench-micro clean
+.PHONY: demo test lint format typecheck docs test-all bench bench-quick bench-micro clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "asyncnet needs Python 3.11 or newer")'
@@ -15,11 +15,15 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[dev,speed]'
+	$(PY) -m pip install -q -e '.[dev,docs,speed]'
 	@touch $@ $(VENV)/.installed
 
 $(VENV)/.installed-bench: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[bench,speed]'
+	@touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-docs: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[docs,speed]'
 	@touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -38,6 +42,11 @@ format: $(VENV)/.installed-dev
 
 typecheck: $(VENV)/.installed-dev
 	$(PY) -m mypy
+
+# The API reference from the docstrings, with the pages in docs/, into site/.
+# --strict turns every warning into an error; the build itself needs no network.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 # The suite on every Python the machine has (asyncio's shutdown differs per version).
 # pyenv's shims answer for versions that are installed but not selected, so fall
@@ -66,5 +75,5 @@ bench-micro: $(VENV)/.installed-bench
 	$(PY) -m pytest benchmarks --benchmark-only -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) .venv-3.* build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-3.* build dist site *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

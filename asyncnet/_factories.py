@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 import ssl as ssl_module
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from .servers import BaseHandler, DatagramHandler, DatagramServer, StreamServer
 from .servers._base import DEFAULT_HOST
@@ -41,8 +41,15 @@ def tcp_server(
     write_buffer_high: int = 64 * 1024,
     grace: float = 5.0,
     name: str | None = None,
+    sock: socket.socket | None = None,
+    proxy_protocol: bool = False,
+    proxy_trusted: Iterable[str] | str | None = None,
+    proxy_header_timeout: float = 5.0,
 ) -> StreamServer:
-    """A TCP :class:`StreamServer` for ``handler`` (127.0.0.1, port 0 unless given)."""
+    """A TCP :class:`StreamServer` for ``handler`` (127.0.0.1, port 0 unless given).
+
+    ``sock`` serves on an inherited listening socket instead (TCP or Unix).
+    """
     return StreamServer(
         handler,
         host=host,
@@ -62,6 +69,10 @@ def tcp_server(
         write_buffer_high=write_buffer_high,
         grace=grace,
         name=name,
+        sock=sock,
+        proxy_protocol=proxy_protocol,
+        proxy_trusted=proxy_trusted,
+        proxy_header_timeout=proxy_header_timeout,
     )
 
 
@@ -80,6 +91,9 @@ def unix_server(
     write_buffer_high: int = 64 * 1024,
     grace: float = 5.0,
     name: str | None = None,
+    proxy_protocol: bool = False,
+    proxy_trusted: Iterable[str] | str | None = None,
+    proxy_header_timeout: float = 5.0,
 ) -> StreamServer:
     """A :class:`StreamServer` on the Unix domain socket ``path``."""
     return StreamServer(
@@ -96,6 +110,9 @@ def unix_server(
         write_buffer_high=write_buffer_high,
         grace=grace,
         name=name,
+        proxy_protocol=proxy_protocol,
+        proxy_trusted=proxy_trusted,
+        proxy_header_timeout=proxy_header_timeout,
     )
 
 

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigurationError
+from .errors import AsyncNetError, ConfigurationError
 from .runner import run_servers
 from .servers._base import ServerBase
 
@@ -86,6 +86,17 @@ def _check_can_fork(servers: Sequence[ServerBase], workers: int) -> None:
             )
         if server.is_serving:
             raise ConfigurationError(f"{server.name} is already started; pass it unstarted")
+
+
+def _report_startup_error(ready_fd: int, exc: BaseException) -> bool:
+    """Tell the supervisor why this worker could not start; False if it cannot be told."""
+    number = getattr(exc, "errno", None)
+    report = {"error": str(exc), "errno": number if isinstance(number, int) else None}
+    try:
+        os.write(ready_fd, json.dumps(report).encode() + b"\n")
+    except OSError:  # already reported its addresses (and closed the pipe): not start-up
+        return False
+    return True
 
 
 def _worker_main(
@@ -180,6 +191,7 @@ class _Supervisor:
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe()
         self.announced = False
+        self.startup_error: OSError | None = None
 
     # -- forking ----------------------------------------------------------------
 
@@ -202,6 +214,13 @@ class _Supervisor:
                     self.ready if announces else None,
                     self.use_uvloop,
                 )
+            except (OSError, AsyncNetError) as exc:
+                # Expected at start-up (port in use, bad host): the supervisor raises
+                # it in the caller's process, where a CLI prints it as one line.
+                if not _report_startup_error(ready_w, exc):
+                    logger.exception("worker %d failed", index)
+                else:
+                    logger.debug("worker %d failed", index, exc_info=exc)
             except BaseException:
                 logger.exception("worker %d failed", index)
             finally:
@@ -260,6 +279,8 @@ class _Supervisor:
         first = self.spawn(0, first_incarnation=True)
         if not self._wait_ready(first):
             status = self._stop_all()
+            if self.startup_error is not None and not self.signalled:
+                raise self.startup_error
             return status if self.signalled else 1
         for index in range(1, self.count):
             self.spawn(index, first_incarnation=True)
@@ -322,7 +343,11 @@ class _Supervisor:
             worker.buffer += chunk
             if b"\n" not in worker.buffer:
                 return
-            worker.addresses = json.loads(worker.buffer.split(b"\n", 1)[0])
+            report = json.loads(worker.buffer.split(b"\n", 1)[0])
+            if isinstance(report, dict):  # the worker could not start: see _worker_main
+                self.startup_error = OSError(report.get("errno"), report["error"])
+                return
+            worker.addresses = report
             if self.ports is None:
                 self.ports = [int(address[1]) for address in worker.addresses or []]
             logger.info("worker %d (pid %d) serving", worker.index, worker.pid)
@@ -382,6 +407,7 @@ class _Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout
+        hurried = False
         while self.workers and time.monotonic() < deadline:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -391,6 +417,13 @@ class _Supervisor:
                 self.selector.select(min(0.05, max(0.0, deadline - time.monotonic())))
                 with contextlib.suppress(BlockingIOError):
                     os.read(self.wake_r, 512)
+                if any(s in (signal.SIGINT, signal.SIGTERM) for s in self.signals):
+                    # A second Ctrl-C (or SIGTERM) during the graceful stop: stop now.
+                    logger.warning(
+                        "supervisor: signalled again, killing %d workers", len(self.workers)
+                    )
+                    hurried = True
+                    break
                 continue
             worker = self.workers.pop(pid, None)
             if worker is not None:
@@ -403,12 +436,17 @@ class _Supervisor:
                     os.waitstatus_to_exitcode(status),
                 )
         for pid in list(self.workers):
-            logger.error("worker pid %d did not stop in %g s; killing it", pid, self.stop_timeout)
+            if not hurried:
+                logger.error(
+                    "worker pid %d did not stop in %g s; killing it", pid, self.stop_timeout
+                )
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
             self._forget(self.workers.pop(pid))
+        if hurried:
+            return 130  # as an interrupted program's shell status
         return 1 if self.failed or (self.ports is None and not self.signalled) else 0
 
 
@@ -430,8 +468,8 @@ def run_workers(
     restarted, at most ``max_restarts`` times in any ``restart_window`` seconds;
     beyond that the supervisor stops everything and returns 1.  SIGINT/SIGTERM stop
     every worker gracefully (each server's ``grace``; SIGKILL after
-    ``stop_timeout``) and return 0.  If the supervisor itself dies, its workers
-    notice and stop.
+    ``stop_timeout``) and return 0; a second signal during that stop kills them at
+    once and returns 130.  If the supervisor itself dies, its workers notice and stop.
     """
     _check_can_fork(servers, workers)
     if workers == 1:

@@ -10,6 +10,10 @@ import pytest
 
 from asyncnet.testing import LoopExceptionCollector, loopback_only
 
+# asyncnet's own plugin (asyncnet/pytest_plugin.py) is loaded by its entry point:
+# registering it here as well would fail ("Plugin already registered").
+pytest_plugins = ["pytester"]
+
 try:
     import uvloop
 except ImportError:  # the speed extra is optional; uvloop-parametrised tests shrink

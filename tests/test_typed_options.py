@@ -163,4 +163,5 @@ def test_the_factories_mirror_the_server_options() -> None:
         "family",
         "reuse_address",
         "reuse_port",
+        "sock",  # an inherited socket (TCP or Unix) goes through tcp_server(sock=...)
     }

@@ -1,29 +1,175 @@
-"""Command-line plumbing shared by the demos, so each demo reads like its slide."""
+"""Command-line plumbing shared by the demos, so each demo reads like its slide.
+
+Every demo follows one convention: ``--help`` exits 0; a bad flag or value is one
+line on stderr and exit status 2; an expected failure (port in use, refused, bad
+host, missing file, timeout) is one line saying what to do and exit status 1, with
+the traceback only at ``-vv``.  A demo builds its parser with :func:`parser`,
+validates values with the ``type=`` helpers below, and hands its body to
+:func:`main`, which owns the error printing.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import logging
+import math
+import re
+import signal
+import socket
+import sys
+import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
-from ..errors import format_peer
-from ..runner import configure_logging
+from ..errors import AsyncNetError, ConfigurationError, format_peer
+from ..runner import configure_logging, run_servers
 from ..servers import DatagramServer
 from ..servers._base import ServerBase
 
-__all__ = ["add_server_arguments", "announce", "describe", "parse", "server_options"]
+__all__ = [
+    "UsageError",
+    "add_server_arguments",
+    "add_verbose_argument",
+    "announce",
+    "describe",
+    "existing_file",
+    "explain",
+    "log_connections",
+    "main",
+    "non_negative_int",
+    "parse",
+    "parser",
+    "port_number",
+    "positive_float",
+    "positive_int",
+    "serve",
+    "server_options",
+]
+
+logger = logging.getLogger("asyncnet.demos")
+
+DEFAULT_HOST = "127.0.0.1"
+
+
+class UsageError(Exception):
+    """A combination of arguments the demo refuses (exit status 2, like argparse)."""
+
+
+class DemoParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that points at ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def parser(prog: str, doc: str | None) -> DemoParser:
+    """The demo's argument parser: its docstring as the help text, ``-v`` included."""
+    made = DemoParser(
+        prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_verbose_argument(made)
+    return made
+
+
+# -- values, checked before anything touches the network ----------------------
+
+
+def port_number(text: str) -> int:
+    """An argparse ``type=``: a port in 0..65535 (0 = any free port)."""
+    try:
+        port = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range: use 0-65535 (0 = any free)")
+    return port
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type=``: an integer >= 1."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse ``type=``: an integer >= 0."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type=``: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse ``type=``: a finite number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 seconds or more, not {text}")
+    return value
+
+
+def existing_file(text: str) -> str:
+    """An argparse ``type=``: the path of a file that exists and can be read."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: not a regular file")
+    return text
+
+
+# -- the common options ----------------------------------------------------------
+
+
+def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
+    """``-v`` (connections) and ``-vv`` (debug details, tracebacks) to stderr."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log connections (-v); debug details and tracebacks (-vv); to stderr",
+    )
 
 
 def add_server_arguments(parser: argparse.ArgumentParser, *, port: int) -> None:
-    """--host, --port, --all-interfaces and -v, with loopback defaults."""
+    """--host, --port and --all-interfaces, with loopback defaults (and -v if missing)."""
+    if "--verbose" not in parser._option_string_actions:
+        add_verbose_argument(parser)
     parser.add_argument(
         "--host",
-        default="127.0.0.1",
+        default=DEFAULT_HOST,
         help="address to serve on or connect to (default 127.0.0.1; ::1 for IPv6)",
     )
     parser.add_argument(
         "--port",
-        type=int,
+        type=port_number,
         default=port,
         help=f"port (default {port}; 0 = any free port, printed at start)",
     )
@@ -32,27 +178,230 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, port: int) -> None:
         action="store_true",
         help="listen on every interface instead of --host (explicit opt-in)",
     )
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="log connections (-v) and debug details (-vv) to stderr",
-    )
-
-
-def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
-    """Parse arguments and set up logging from -v."""
-    args = parser.parse_args(argv)
-    configure_logging(args.verbose)
-    return args
 
 
 def server_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Server keyword arguments from --host/--port/--all-interfaces."""
+    """Server keyword arguments from --host/--port/--all-interfaces.
+
+    A wildcard ``--host`` (0.0.0.0, ::) is refused here, in the flags' own words:
+    the library's refusal names its keyword argument, which a CLI user never typed.
+    """
     if args.all_interfaces:
+        if args.host != DEFAULT_HOST:
+            raise UsageError("--all-interfaces listens on every address; do not also pass --host")
         return {"host": None, "all_interfaces": True, "port": args.port}
+    if _is_wildcard(args.host):
+        raise UsageError(
+            f"--host {args.host or repr('')} would listen on every interface; "
+            "use --all-interfaces if that is what you want"
+        )
     return {"host": args.host, "port": args.port}
+
+
+def _is_wildcard(host: str) -> bool:
+    """True for a host that means "every interface" (``""``, ``0.0.0.0``, ``::``...)."""
+    if not host.strip() or host.strip() == "*":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip()).is_unspecified
+    except ValueError:
+        pass
+    try:  # the resolver also takes inet_aton's short forms: "0" is 0.0.0.0
+        return socket.inet_aton(host.strip()) == bytes(4)
+    except OSError:
+        return False  # a name: resolved (and checked) by the server
+
+
+# -- running ---------------------------------------------------------------------
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse arguments and set up logging from -v (for demos that do not use :func:`main`)."""
+    args = parser.parse_args(argv)
+    configure_logging(getattr(args, "verbose", 0))
+    return args
+
+
+def main(
+    parser: argparse.ArgumentParser,
+    body: Callable[[argparse.Namespace], int],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Parse ``argv``, set up logging from ``-v``, run ``body``; one line per expected failure.
+
+    Returns the exit status: ``body``'s, 1 for an expected failure, 2 for a usage
+    error, 130 for Ctrl-C.  Unexpected exceptions (bugs) still raise.
+    """
+    args = parser.parse_args(argv)
+    verbose = getattr(args, "verbose", 0)
+    configure_logging(verbose)
+    try:
+        return body(args)
+    except KeyboardInterrupt:
+        return 130
+    except UsageError as exc:
+        print(f"{parser.prog}: error: {exc} (see --help)", file=sys.stderr, flush=True)
+        return 2
+    except Exception as exc:
+        message = explain(exc, host=getattr(args, "host", None))
+        if message is None:
+            raise
+        if verbose >= 2:
+            traceback.print_exception(exc)
+        print(f"{parser.prog}: error: {message}", file=sys.stderr, flush=True)
+        return 1
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) single-member exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _errno(exc: BaseException) -> int | None:
+    """The OS error number of ``exc`` or of what it was raised from (duck-typed)."""
+    for link in _chain(exc):
+        number = getattr(link, "errno", None)
+        if isinstance(number, int) and not isinstance(link, socket.gaierror):
+            return number
+    return None
+
+
+def _text(exc: BaseException) -> str:
+    """``str(exc)`` without the ``[Errno 98] `` prefix the OS layer adds."""
+    return re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)) or type(exc).__name__
+
+
+def _bind_address(exc: BaseException) -> str | None:
+    match = re.search(r"\('([^']*)', (\d+)\)", str(exc))
+    return format_peer((match[1], int(match[2]))) if match else None
+
+
+def _flag_words(text: str) -> str:
+    """The library's keyword arguments in their command-line spelling.
+
+    ``all_interfaces=True`` -> ``--all-interfaces``; a leading ``bufsize must`` ->
+    ``--bufsize must``: a CLI user typed flags, never keyword arguments.
+    """
+    text = re.sub(r"\b([a-z][a-z_]*)=True\b", lambda m: "--" + m[1].replace("_", "-"), text)
+    return re.sub(r"^([a-z][a-z_]*) must\b", lambda m: f"--{m[1].replace('_', '-')} must", text)
+
+
+def explain(exc: BaseException, *, host: str | None = None) -> str | None:
+    """One line saying what went wrong and what to do; ``None`` for a bug (re-raise).
+
+    ``host`` is the ``--host`` given, named when it cannot be resolved.
+    """
+    exc = _leaf(exc)
+    if not isinstance(exc, (AsyncNetError, OSError)):
+        return None
+    line = _explain(exc, host)
+    return _flag_words(line) if isinstance(exc, AsyncNetError) else line
+
+
+def _explain(exc: BaseException, host: str | None) -> str:
+    if isinstance(exc, ConfigurationError):
+        return str(exc)
+    number = _errno(exc)
+    if number == errno.EADDRINUSE:
+        address = _bind_address(exc)  # asyncio's own wording: "... on address ('h', p) ..."
+        what = f"cannot listen on {address}" if address else _text(exc)
+        if "in use" not in what:
+            what += ": the port is already in use"
+        return f"{what}; stop the other program or choose another --port (0 = any free port)"
+    if number == errno.EACCES and "bind" in str(exc):
+        return f"{_text(exc)}: ports below 1024 need privileges; choose --port 1024 or above"
+    if number == errno.EADDRNOTAVAIL:
+        return f"{_text(exc)}: that address is not on this machine; check --host"
+    if any(isinstance(link, (socket.gaierror, socket.herror)) for link in _chain(exc)):
+        if isinstance(exc, AsyncNetError):  # its message names the host already
+            return f"{_text(exc)}; check --host"
+        name = f"host {host!r}" if host else "the host name"
+        return f"cannot resolve {name} ({_text(exc)}); check --host"
+    if number == errno.ECONNREFUSED:
+        return f"{_text(exc)}: is the server running? check --host and --port"
+    if isinstance(exc, TimeoutError):
+        what = _text(exc) if str(exc) else "timed out"
+        return f"{what}: is the peer running? try a longer --timeout"
+    if isinstance(exc, FileNotFoundError) and exc.filename is not None:
+        return f"{exc.filename}: no such file or directory; check the path"
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return _text(exc)
+
+
+def serve(*servers: ServerBase, name: str) -> int:
+    """``run_servers`` with the ready line, where a second Ctrl-C stops at once.
+
+    The first SIGINT/SIGTERM starts the graceful shutdown (each server's ``grace``);
+    a second one during it raises ``KeyboardInterrupt`` out of the loop, which
+    cancels what is left, and the demo exits with status 130.
+    """
+    return run_servers(*servers, ready=announce(name), until=_until_signalled)
+
+
+async def _until_signalled() -> None:
+    # Installed after run_servers' own handlers, so these replace them and stay in
+    # place during the graceful shutdown that follows the first signal.
+    loop = asyncio.get_running_loop()
+    first: asyncio.Future[None] = loop.create_future()
+
+    def on_signal(signum: int) -> None:
+        if first.done():
+            logger.warning("signal %d again: stopping now", signum)
+            raise KeyboardInterrupt
+        first.set_result(None)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Windows, or not the main thread: Ctrl-C arrives as KeyboardInterrupt there.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, on_signal, signum)
+    await first
+
+
+# -- what the demos print and log --------------------------------------------------
+
+
+def log_connections(factory: Callable[[], Any]) -> Callable[[], Any]:
+    """Wrap a stream handler factory so ``-v`` logs each connection's open and close.
+
+    The servers log what goes wrong with a connection, not that one opened: the
+    demos add that here, through the handlers' own ``setup()``/``finish()`` hooks.
+    """
+
+    if not logger.isEnabledFor(logging.INFO):
+        return factory  # no cost per connection unless -v asked for the lines
+
+    def make() -> Any:
+        handler = factory()
+        setup, finish = handler.setup, handler.finish
+
+        def logged_setup() -> None:
+            logger.info("connection from %s", format_peer(handler.peer))
+            setup()
+
+        def logged_finish() -> None:
+            try:
+                finish()
+            finally:
+                logger.info("connection from %s closed", format_peer(handler.peer))
+
+        handler.setup, handler.finish = logged_setup, logged_finish
+        return handler
+
+    # The server is named after its handler ("Upper listening on ..."), so keep the name.
+    make.__name__ = make.__qualname__ = getattr(factory, "__name__", make.__name__)
+    return make
 
 
 def describe(server: ServerBase) -> str:

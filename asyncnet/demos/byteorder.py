@@ -26,6 +26,7 @@ from ..byteorder import (
     unpack_u32,
 )
 from ..errors import ConfigurationError
+from . import _cli as cli
 
 EXAMPLES = ["80", "0x1234", "0x12345678", "192.0.2.10", "127.0.0.1", "::1", "2001:db8::1"]
 
@@ -62,13 +63,13 @@ def show_address(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Show each integer or address given (default: the slide's examples)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m asyncnet.demos.byteorder",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.parser("python -m asyncnet.demos.byteorder", __doc__)
     parser.add_argument("values", nargs="*", metavar="INT_OR_ADDRESS", default=EXAMPLES)
-    args = parser.parse_args(argv)
+    return cli.main(parser, show_all, argv)
+
+
+def show_all(args: argparse.Namespace) -> int:
+    """The body of main(): one line per value; 1 if any value was not understood."""
     effect = "change nothing" if host_is_network_order() else "swap the bytes"
     print(
         f"this machine is {sys.byteorder}-endian; network order is big-endian, "

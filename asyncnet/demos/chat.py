@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 
-from .. import run, run_servers, tcp_server
+from .. import run, tcp_server
 from ..chat import ChatHandler, ChatRoom, chat_session
-from ._cli import add_server_arguments, announce, parse, server_options
+from . import _cli as cli
 
 PORT = 9998
 
@@ -30,20 +30,25 @@ class Chat(ChatHandler):
 
 def main(argv: list[str] | None = None) -> int:
     """Serve the chat, or with --client join one."""
-    parser = argparse.ArgumentParser(
-        prog="python -m asyncnet.demos.chat",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_server_arguments(parser, port=PORT)
+    parser = cli.parser("python -m asyncnet.demos.chat", __doc__)
+    cli.add_server_arguments(parser, port=PORT)
     parser.add_argument("--client", action="store_true", help="be the interactive client")
-    parser.add_argument("--timeout", type=float, default=10.0, help="client: connect/send limit")
-    parser.add_argument("--max-backlog", type=int, default=64 * 1024, help="server: bytes")
-    args = parse(parser, argv)
+    parser.add_argument(
+        "--timeout", type=cli.positive_float, default=10.0, help="client: connect/send limit"
+    )
+    parser.add_argument(
+        "--max-backlog", type=cli.positive_int, default=64 * 1024, help="server: bytes"
+    )
+    return cli.main(parser, serve, argv)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """The body of main(): the chat server, or a member's client."""
     if args.client:
         return run(chat_session(args.host, args.port, timeout=args.timeout))
     room = ChatRoom(handler_class=Chat, max_backlog=args.max_backlog)
-    return run_servers(tcp_server(room.handler, **server_options(args)), ready=announce("chat"))
+    server = tcp_server(cli.log_connections(room.handler), name="chat", **cli.server_options(args))
+    return cli.serve(server, name="chat")
 
 
 if __name__ == "__main__":

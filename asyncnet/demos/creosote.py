@@ -26,7 +26,7 @@ from .. import creosote
 from ..creosote import Bucket, Message, format_line, spew
 from ..errors import NetworkError, format_peer
 from ..runner import catch_signals, run
-from ._cli import add_server_arguments, parse
+from . import _cli as cli
 
 
 async def listen(args: argparse.Namespace, log: TextIO | None) -> int:
@@ -70,37 +70,43 @@ async def spew_message(args: argparse.Namespace, data: bytes) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``listen`` for messages, or ``spew`` one."""
-    parser = argparse.ArgumentParser(
-        prog="python -m asyncnet.demos.creosote",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = cli.parser("python -m asyncnet.demos.creosote", __doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{listen,spew}")
     bucket = commands.add_parser("listen", help="be the bucket: print whatever arrives")
-    add_server_arguments(bucket, port=creosote.PORT)
+    cli.add_server_arguments(bucket, port=creosote.PORT)
     bucket.add_argument("--log", metavar="FILE", help="also append every message to FILE")
-    bucket.add_argument("--web", metavar="PORT", type=int, help="live web view on 127.0.0.1:PORT")
+    bucket.add_argument(
+        "--web", metavar="PORT", type=cli.port_number, help="live web view on 127.0.0.1:PORT"
+    )
     emitter = commands.add_parser("spew", help="send a message to the bucket")
+    cli.add_verbose_argument(emitter)
     emitter.add_argument("--host", default="127.0.0.1", help="the bucket's address")
-    emitter.add_argument("--port", type=int, default=creosote.PORT, help="the bucket's port")
-    emitter.add_argument("-v", "--verbose", action="count", default=0, help="log details")
+    emitter.add_argument(
+        "--port", type=cli.port_number, default=creosote.PORT, help="the bucket's port"
+    )
     emitter.add_argument("message", nargs="*", help="the message (words joined by spaces)")
-    emitter.add_argument("--file", help="send the contents of this file instead")
-    emitter.add_argument("--bufsize", type=int, default=creosote.BUFSIZE, help="datagram size")
+    emitter.add_argument("--file", type=cli.existing_file, help="send this file's contents")
+    emitter.add_argument(
+        "--bufsize", type=cli.positive_int, default=creosote.BUFSIZE, help="datagram size"
+    )
     emitter.add_argument("--framed", action="store_true", help="add the reassembly header")
     emitter.add_argument("--broadcast", action="store_true", help="allow a broadcast --host")
-    args = parse(parser, argv)
-    # Messages are escaped already; this keeps an unusual terminal encoding from raising.
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(errors="backslashreplace")
-    if args.command == "spew":
-        if not args.file and not args.message:
-            parser.error("spew needs a message or --file")
-        data = Path(args.file).read_bytes() if args.file else " ".join(args.message).encode()
-        return run(spew_message(args, data))
-    with contextlib.ExitStack() as files:
-        log = files.enter_context(open(args.log, "a", encoding="utf-8")) if args.log else None
-        return run(listen(args, log))
+
+    def body(args: argparse.Namespace) -> int:
+        # Messages are escaped already; this keeps an unusual terminal encoding from raising.
+        if isinstance(sys.stdout, io.TextIOWrapper):
+            sys.stdout.reconfigure(errors="backslashreplace")
+        if args.command == "spew":
+            if not args.file and not args.message:
+                raise cli.UsageError("spew needs a message or --file")
+            data = Path(args.file).read_bytes() if args.file else " ".join(args.message).encode()
+            return run(spew_message(args, data))
+        cli.server_options(args)  # refuses a wildcard --host in the flags' words
+        with contextlib.ExitStack() as files:
+            log = files.enter_context(open(args.log, "a", encoding="utf-8")) if args.log else None
+            return run(listen(args, log))
+
+    return cli.main(parser, body, argv)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import asyncio
 
 from .. import run
 from ..dns import DEFAULT_QUERIES, HOSTS_FILE, HostsPath, host_name, lookup_all, lookup_fqdn
+from . import _cli as cli
 
 
 async def resolve(
@@ -54,13 +55,11 @@ async def resolve(
 
 def main(argv: list[str] | None = None) -> int:
     """Look up the names and addresses given (default: localhost, 127.0.0.1, ::1)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m asyncnet.demos.dns",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.parser("python -m asyncnet.demos.dns", __doc__)
     parser.add_argument("queries", nargs="*", metavar="NAME_OR_ADDRESS")
-    parser.add_argument("--timeout", type=float, default=2.0, help="seconds per lookup")
+    parser.add_argument(
+        "--timeout", type=cli.positive_float, default=2.0, help="seconds per lookup"
+    )
     parser.add_argument(
         "--network",
         action="store_true",
@@ -69,13 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--hosts-file",
         metavar="PATH",
+        type=cli.existing_file,
         help=f"where local answers come from (default {HOSTS_FILE})",
     )
-    args = parser.parse_args(argv)
-    queries = args.queries or list(DEFAULT_QUERIES)
-    return run(
-        resolve(queries, args.timeout, allow_network=args.network, hosts_file=args.hosts_file)
-    )
+
+    def body(args: argparse.Namespace) -> int:
+        queries = args.queries or list(DEFAULT_QUERIES)
+        return run(
+            resolve(queries, args.timeout, allow_network=args.network, hosts_file=args.hosts_file)
+        )
+
+    return cli.main(parser, body, argv)
 
 
 if __name__ == "__main__":

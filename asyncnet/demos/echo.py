@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import AsyncNetError, LineClient, LineHandler, run, run_servers, tcp_server
+from .. import AsyncNetError, LineClient, LineHandler, run, tcp_server
 from ..errors import format_peer
-from ._cli import add_server_arguments, announce, parse, server_options
+from . import _cli as cli
 
 PORT = 9997
 
@@ -37,25 +37,28 @@ async def echo_client(host: str, port: int, message: str, timeout: float) -> int
             print(f"sent {message!r} to {format_peer(client.peer)}", flush=True)
             print(f"received {await client.request(message)!r}", flush=True)
     except AsyncNetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {cli.explain(exc, host=host) or exc}", file=sys.stderr)
         return 1
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Serve echo, or with --client send one message to it."""
-    parser = argparse.ArgumentParser(
-        prog="python -m asyncnet.demos.echo",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_server_arguments(parser, port=PORT)
+    parser = cli.parser("python -m asyncnet.demos.echo", __doc__)
+    cli.add_server_arguments(parser, port=PORT)
     parser.add_argument("--client", metavar="MESSAGE", help="send MESSAGE and print the reply")
-    parser.add_argument("--timeout", type=float, default=5.0, help="client: seconds per step")
-    args = parse(parser, argv)
+    parser.add_argument(
+        "--timeout", type=cli.positive_float, default=5.0, help="client: seconds per step"
+    )
+    return cli.main(parser, serve, argv)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """The body of main(): the server, or the one-shot client."""
     if args.client is not None:
         return run(echo_client(args.host, args.port, args.client, args.timeout))
-    return run_servers(tcp_server(Echo, **server_options(args)), ready=announce("echo"))
+    server = tcp_server(cli.log_connections(Echo), **cli.server_options(args))
+    return cli.serve(server, name="echo")
 
 
 if __name__ == "__main__":

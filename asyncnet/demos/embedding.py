@@ -9,9 +9,11 @@ process: no ``serve_forever()``, no signal handling, no loop of our own.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 
 from .. import DatagramClient, LineClient, tcp_server, udp_server
+from . import _cli as cli
 from .upper import Upper, UpperDatagram
 
 
@@ -40,5 +42,16 @@ async def application() -> None:
     print("app: servers closed; the application carries on and exits normally")
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Run the application (plain ``asyncio.run``: the application owns the loop)."""
+    parser = cli.parser("python -m asyncnet.demos.embedding", __doc__)
+
+    def body(args: argparse.Namespace) -> int:
+        asyncio.run(application())
+        return 0
+
+    return cli.main(parser, body, argv)
+
+
 if __name__ == "__main__":
-    asyncio.run(application())
+    raise SystemExit(main())

@@ -12,7 +12,6 @@ never replies (retries with backoff, then NoResponse).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import socket
 from collections.abc import Awaitable, Callable
@@ -29,6 +28,7 @@ from .. import (
     udp_server,
 )
 from ..clients.framed import FramedClient
+from . import _cli as cli
 
 
 class Silent(StreamHandler):
@@ -121,13 +121,11 @@ async def phases(timeout: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the phases with --timeout seconds per step."""
-    parser = argparse.ArgumentParser(
-        prog="python -m asyncnet.demos.timeouts",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = cli.parser("python -m asyncnet.demos.timeouts", __doc__)
+    parser.add_argument(
+        "--timeout", type=cli.positive_float, default=0.5, help="seconds (default 0.5)"
     )
-    parser.add_argument("--timeout", type=float, default=0.5, help="seconds (default 0.5)")
-    return run(phases(parser.parse_args(argv).timeout))
+    return cli.main(parser, lambda args: run(phases(args.timeout)), argv)
 
 
 if __name__ == "__main__":

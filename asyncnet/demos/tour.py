@@ -9,6 +9,7 @@ behind.  Each stop is a short coroutine in :data:`STOPS`.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
 
@@ -18,6 +19,7 @@ from ..chat import ChatRoom
 from ..creosote import Bucket, Emitter, format_line, spew
 from ..dns import DEFAULT_QUERIES, lookup_all, lookup_fqdn
 from ..errors import AsyncNetError, format_peer
+from . import _cli as cli
 from .chat import Chat
 from .echo import Echo
 from .timeouts import PHASES
@@ -142,6 +144,62 @@ async def creosote_stop() -> None:
     )
 
 
+async def mail_stop() -> None:
+    """sendmail and poplib: three recipients (one refused), read back over POP3."""
+    from ..mail.errors import RecipientsRefused
+    from ..mail.local import LocalMailServer
+    from ..mail.pop3 import POP3Client
+    from ..mail.smtp import make_message, send_message
+
+    async with LocalMailServer({"demo": "demo", "alice": "wonderland"}) as mail:
+        print(f"  SMTP {format_peer(mail.smtp_address)}, POP3 {format_peer(mail.pop3_address)}")
+        to = ["demo@localhost", "alice@localhost", "nobody@localhost"]
+        message = make_message(sender="steve@localhost", recipients=to, subject="Hi", body="x\n")
+        refused = await send_message(message, port=mail.smtp_address[1], timeout=5)
+        print(f"  sendmail to {len(to)}: refused {refused}")
+        try:
+            await send_message(message, recipients=["nobody@localhost"], port=mail.smtp_address[1])
+        except RecipientsRefused as exc:
+            print(f"  sendmail to nobody only: {type(exc).__name__}: {exc.refused}")
+        await mail.wait_for_deliveries(2)
+        async with POP3Client(*mail.pop3_address, timeout=5) as pop:
+            print(f"  POP3 login demo: {await pop.login('demo', 'demo')}")
+            for number, size in (await pop.list()).items():
+                head = (await pop.top(number, 0)).decode()
+                subject = next(h for h in head.splitlines() if h.startswith("Subject:"))
+                uid = (await pop.uidl(number))[number]
+                print(f"    #{number} {size} bytes, UIDL {uid[:24]}..., {subject}")
+                await pop.dele(number)
+        async with POP3Client(*mail.pop3_address, timeout=5) as pop:
+            await pop.login("demo", "demo")
+            print(f"  after DELE and QUIT: STAT {await pop.stat()}")
+
+
+async def web_stop() -> None:
+    """SimpleHTTPServer, CGI, urllib and htmllib: serve a site, fetch it, post the form, crawl."""
+    import re
+    import tempfile
+    from pathlib import Path
+
+    from ..web import Client, Request, crawl, web_server
+    from .web import sample_site
+
+    with tempfile.TemporaryDirectory(prefix="asyncnet-tour-") as scratch:
+        async with web_server(sample_site(Path(scratch)), port=0, cgi=True) as server:
+            print(f"  serving the sample site on {server.url}")
+            async with Client(timeout=10) as client:
+                page = await client.fetch(server.url)
+                print(f"  GET / -> {page.status} {page.headers['Content-Type']}")
+                form = {"subnum": "42", "reviewer": "<b>Steve</b>", "comments": "spam & eggs"}
+                for path in ("cgi-bin/sample.py", "form"):
+                    reply = await client.fetch(Request(server.url + path, data=form))
+                    body = reply.text().split("<body", 1)[1].split("</body>")[0]
+                    fields = re.sub(r"<[^>]*>", " ", "<" + body).split()
+                    print(f"  POST /{path} -> {reply.status}: {' '.join(fields)}")
+            report = await crawl(server.url, max_pages=20, concurrency=3)
+            print(f"  crawl: {len(report.pages)} pages, broken: {[b.url for b in report.broken]}")
+
+
 async def bench_stop() -> None:
     """Comparing against threaded versions: a taste of `make bench`, in one process."""
     from ..bench.loadgen import tcp_pingpong
@@ -166,6 +224,36 @@ async def bench_stop() -> None:
     )
 
 
+async def ftp_stop() -> None:
+    """ftplib's retrbinary/retrlines/storbinary, async: an aioftp server on loopback."""
+    import hashlib
+    import logging
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from ..ftp import FTPClient, FTPServer
+
+    logging.getLogger("aioftp").setLevel(logging.CRITICAL)  # it logs every hang-up
+    with tempfile.TemporaryDirectory(prefix="asyncnet-tour-ftp-") as tmp:
+        root, data = Path(tmp), os.urandom(1 << 20)
+        (root / "notes.txt").write_text("retrlines: one call per line\nlike ftplib\n")
+        async with FTPServer(root, users={"tour": "tour"}) as server:
+            print(f"  server: ftp://{format_peer(server.address)} over a temporary directory")
+            async with FTPClient(*server.address, user="tour", password="tour") as ftp:
+                await ftp.retrieve_lines("notes.txt", lambda line: print(f"    | {line}"))
+                print(f"  storbinary: {await ftp.store('data.bin', data):,} bytes stored")
+                chunks: list[bytes] = []
+                await ftp.retrieve("data.bin", chunks.append)
+                print(f"  retrbinary: {len(chunks)} chunks to a callback, same bytes:", end=" ")
+                print(b"".join(chunks) == data)
+                got = await ftp.download("data.bin", root / "copy.bin")
+                print("  download via copy.bin.part, checked against SIZE: sha256", end=" ")
+                print(f"{got.sha256[:16]} ({got.sha256 == hashlib.sha256(data).hexdigest()})")
+                names = ", ".join(sorted(entry.name for entry in await ftp.list()))
+                print(f"  MLSD listing: {names}")
+
+
 STOPS: list[tuple[str, Callable[[], Awaitable[None]]]] = [
     ("upper", upper_stop),
     ("echo", echo_stop),
@@ -174,6 +262,9 @@ STOPS: list[tuple[str, Callable[[], Awaitable[None]]]] = [
     ("byteorder", byteorder_stop),
     ("dns", dns_stop),
     ("timeouts", timeouts_stop),
+    ("mail", mail_stop),
+    ("ftp", ftp_stop),
+    ("web", web_stop),
     ("bench", bench_stop),
 ]
 """The tour, in order: (name, coroutine function)."""
@@ -187,10 +278,15 @@ async def tour() -> None:
         print()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the tour (uvloop when installed)."""
-    run(tour())
-    return 0
+    parser = cli.parser("python -m asyncnet.demos.tour", __doc__)
+
+    def body(args: argparse.Namespace) -> int:
+        run(tour())
+        return 0
+
+    return cli.main(parser, body, argv)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import logging
 import math
 import socket
 import ssl as ssl_module
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import ConfigurationError, format_peer
@@ -16,6 +16,7 @@ from ._base import DEFAULT_HOST, ServerBase, check_bind_host
 from ._connection import DeadlineWheel, LineConnection, StreamConnection
 from ._validate import check_bytes, check_count, check_family, check_port, check_seconds
 from .handlers import BaseHandler, LineHandler, StreamHandler
+from .proxy_protocol import HandshakeFactory, ProxyProtocolOptions
 
 logger = logging.getLogger("asyncnet.server")
 
@@ -53,6 +54,14 @@ class StreamServer(ServerBase):
       for this long.  The write buffer is bounded by ``write_buffer_high``: above it
       a line handler stops reading and a stream handler's ``drain()`` waits.
     * ``grace`` -- on :meth:`close`, how long running handlers may take to finish.
+    * ``sock`` -- serve on this already-bound socket (TCP or Unix) instead of binding:
+      one inherited from systemd (:func:`asyncnet.servers.inherit.sockets_from_systemd`)
+      or a supervisor.  ``host``/``port``/``path`` are then ignored.
+    * ``proxy_protocol`` -- every connection starts with a PROXY protocol v1/v2 header
+      from a balancer (HAProxy ``send-proxy-v2``); ``handler.peer`` is the real client.
+      Only peers in ``proxy_trusted`` (networks; default loopback) may connect, and the
+      header must arrive within ``proxy_header_timeout`` s.  See
+      :mod:`asyncnet.servers.proxy_protocol`.
     """
 
     def __init__(
@@ -77,8 +86,23 @@ class StreamServer(ServerBase):
         write_buffer_high: int = 64 * 1024,
         grace: float = 5.0,
         name: str | None = None,
+        sock: socket.socket | None = None,
+        proxy_protocol: bool = False,
+        proxy_trusted: Iterable[str] | str | None = None,
+        proxy_header_timeout: float = 5.0,
     ) -> None:
         super().__init__(grace=grace, name=name or f"{getattr(handler, '__name__', 'stream')}")
+        if sock is not None and sock.type != socket.SOCK_STREAM:
+            raise ConfigurationError(f"sock must be a SOCK_STREAM socket, not {sock!r}")
+        if proxy_protocol and ssl is not None:
+            # The balancer sends the header in clear before any TLS handshake.
+            raise ConfigurationError("proxy_protocol with ssl is not supported yet")
+        self.sock = sock
+        self.proxy = (
+            ProxyProtocolOptions.build(proxy_trusted, proxy_header_timeout)
+            if proxy_protocol
+            else None
+        )
         if not callable(handler):
             raise ConfigurationError(f"handler must be a handler class or factory, not {handler!r}")
         if isinstance(handler, type) and not issubclass(handler, LineHandler | StreamHandler):
@@ -130,14 +154,34 @@ class StreamServer(ServerBase):
         self._all_gone: asyncio.Event | None = None
         self._accept_error_logged_at = -math.inf
         self._watched: list[int] = []
+        self._handshakes: HandshakeFactory | None = None
 
     # -- binding ------------------------------------------------------------------
 
     async def _bind(self) -> None:
         loop = self.loop
-        if self.path is not None:
+        factory: Callable[[], asyncio.Protocol] = self._make_connection
+        if self.proxy is not None:
+            factory = self._handshakes = self.proxy.wrap(factory, name=self.name, stats=self.stats)
+        if self.sock is not None and self.sock.family == socket.AF_UNIX:
             self._server = await loop.create_unix_server(
-                self._make_connection,
+                factory,
+                sock=self.sock,
+                backlog=self.backlog,
+                ssl=self.ssl,
+                ssl_handshake_timeout=self.ssl_handshake_timeout if self.ssl else None,
+            )
+        elif self.sock is not None:
+            self._server = await loop.create_server(
+                factory,
+                sock=self.sock,
+                backlog=self.backlog,
+                ssl=self.ssl,
+                ssl_handshake_timeout=self.ssl_handshake_timeout if self.ssl else None,
+            )
+        elif self.path is not None:
+            self._server = await loop.create_unix_server(
+                factory,
                 self.path,
                 backlog=self.backlog,
                 ssl=self.ssl,
@@ -145,7 +189,7 @@ class StreamServer(ServerBase):
             )
         else:
             self._server = await loop.create_server(
-                self._make_connection,
+                factory,
                 self._host,
                 self.port,
                 family=self.family,
@@ -160,6 +204,8 @@ class StreamServer(ServerBase):
         _accept_errors.watch(self.loop, self, self._watched)
 
     def _bind_target(self) -> str:
+        if self.sock is not None:
+            return f"inherited socket (fd {self.sock.fileno()})"
         if self.path is not None:
             return f"unix {self.path}"
         return f"tcp {format_peer((self._host or '*', self.port))}"
@@ -170,7 +216,7 @@ class StreamServer(ServerBase):
         if self._server is None or not self._server.sockets:
             return []
         return [
-            sock.getsockname()[:2] if self.path is None else self.path
+            name[:2] if isinstance(name := sock.getsockname(), tuple) else self.path or name
             for sock in self._server.sockets
         ]
 
@@ -247,6 +293,8 @@ class StreamServer(ServerBase):
         assert self._server is not None
         _accept_errors.unwatch(self.loop, self._watched)
         self._server.close()  # stop listening before anything else
+        if self._handshakes is not None:
+            self._handshakes.close_all()  # connections still waiting for a PROXY header
         self._all_gone = asyncio.Event()
         if self._connections:
             for conn in list(self._connections):

@@ -1,0 +1,90 @@
+"""SimpleHTTPServer and CGIHTTPServer ("a web server in three lines"), on asyncio.
+
+    python -m asyncnet.demos.web                # serve this directory on 127.0.0.1:8000
+    python -m asyncnet.demos.web DIR --cgi      # ... DIR, running DIR/cgi-bin/ scripts
+    python -m asyncnet.demos.web --sample       # the tutorial's form and sample CGI script
+    python -m asyncnet.demos.web --sample --debug   # ... with cgitb-style pages on loopback
+
+Listings escape every name, paths cannot leave DIR (encoded, doubled, backslash,
+NUL, symlinks), dotfiles stay hidden, and /form is the tutorial's review form
+handled in the server.  ``--debug`` adds /debug/crash and shows tracebacks, only
+to loopback clients; it refuses --all-interfaces.  ``--port 0`` picks a free port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import AsyncNetError
+from ..runner import run_servers
+from ..web import web_server
+from ._cli import add_server_arguments, parse, server_options
+
+SAMPLE = Path(__file__).with_name("site")
+
+
+def sample_site(into: Path) -> Path:
+    """Copy the sample site to ``into`` with its CGI scripts executable; return its root."""
+    root = into / "site"
+    shutil.copytree(SAMPLE, root)
+    for script in (root / "cgi-bin").iterdir():
+        script.chmod(0o755)  # an installed package need not keep the mode bits
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve a directory until Ctrl-C."""
+    parser = argparse.ArgumentParser(
+        prog="python -m asyncnet.demos.web",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("directory", nargs="?", help="what to serve (default .)")
+    add_server_arguments(parser, port=8000)
+    # http.server's spellings, for fingers that know them
+    parser.add_argument("-b", "--bind", dest="host", default=argparse.SUPPRESS, help="= --host")
+    parser.add_argument("-d", "--directory", dest="directory_option", metavar="DIR", help="= DIR")
+    parser.add_argument("--cgi", action="store_true", help="run scripts in DIR/cgi-bin/")
+    parser.add_argument("--sample", action="store_true", help="serve the bundled sample site")
+    parser.add_argument("--debug", action="store_true", help="tracebacks for loopback clients")
+    parser.add_argument("--uploads", metavar="DIR", help="accept /form file uploads into DIR")
+    parser.add_argument("--show-hidden", action="store_true", help="serve dotfiles too")
+    args = parse(parser, argv)
+    with contextlib.ExitStack() as stack:
+        root = Path(args.directory or args.directory_option or ".")
+        options: dict[str, Any] = {"cgi": args.cgi, "show_hidden": args.show_hidden}
+        if args.sample:
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="asyncnet-")))
+            root = sample_site(scratch)
+            options.update(cgi=True, upload_dir=args.uploads or scratch)
+        elif args.uploads:
+            options["upload_dir"] = args.uploads
+        if not root.is_dir():
+            print(
+                f"web: no directory {str(root)!r} to serve (give an existing DIR)", file=sys.stderr
+            )
+            return 1
+
+        def ready(servers: Sequence[Any]) -> None:
+            print(f"web: serving {root} on {servers[0].url} (Ctrl-C to stop)", flush=True)
+
+        try:
+            server = web_server(root, debug=args.debug, **server_options(args), **options)
+            return run_servers(server, ready=ready)
+        except (AsyncNetError, OSError) as exc:
+            if args.verbose >= 2:
+                raise
+            print(f"web: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,195 @@
+"""aioftp.Client with the safety rules asyncnet needs, and nothing else changed.
+
+* Passive data connections go to the control connection's peer, never to the host
+  a PASV reply names (EPSV first, which names no host at all).
+* Reply lines are bounded (the control stream's reader limit) and so is the number
+  of lines in one multi-line reply: an endless ``150-`` continuation from a hostile
+  server ends with :class:`ReplyTooLong` instead of a loop.
+* Data connections under explicit TLS reuse the control connection's TLS session
+  (vsftpd and others require it) and verify the certificate against the host name
+  the user gave, not the address we connect to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import aioftp
+from aioftp.common import SSLSessionBoundContext
+
+from ..errors import PeerProtocolError, format_peer
+from .errors import FTPConnectionClosed, ReplyTooLong
+from .safety import pin_passive_host
+
+__all__ = ["PinnedClient"]
+
+MAX_REPLY_LINE = 8192
+"""Bytes in one control reply line (RFC 959 replies are short; 64 KiB is asyncio's cap)."""
+
+
+class PinnedClient(aioftp.Client):
+    """aioftp's client with PASV host pinning and bounded replies."""
+
+    def __init__(
+        self, *, max_reply_lines: int = 1000, tls_hostname: str | None = None, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("trust_server_pasv_ipv4_address", False)
+        super().__init__(**kwargs)
+        self.max_reply_lines = max_reply_lines
+        self.tls_hostname = tls_hostname
+        self.control_peer: tuple[Any, ...] | None = None
+        self.passive_hosts_replaced = 0
+        self.current_type = "A"  # RFC 959's default until TYPE says otherwise
+
+    async def final_reply(self) -> tuple[aioftp.Code, list[str]]:
+        """Read replies up to the first that is not 1xx, whatever its code."""
+        code, info = await self.parse_response()
+        while code.matches("1xx"):
+            code, info = await self.parse_response()
+        return code, info
+
+    async def _open_connection(
+        self, host: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        # Data connections start in plain TCP even under TLS: servers such as vsftpd
+        # begin the TLS handshake only once they have the transfer command (see
+        # open_data_stream), so a handshake here would wait for ever.
+        options: dict[str, Any] = {"limit": MAX_REPLY_LINE}
+        if self.ssl and self._stream is None:  # implicit TLS on the control connection
+            options["ssl"] = self.ssl
+            options["server_hostname"] = self.tls_hostname or self.server_host
+        async with asyncio.timeout(self.connection_timeout):
+            reader, writer = await asyncio.open_connection(host, port, **options)
+        if self.control_peer is None:
+            self.control_peer = writer.get_extra_info("peername")
+        return reader, writer
+
+    def _data_tls_context(self) -> ssl.SSLContext | None:
+        """A context resuming the control connection's TLS session, if it has one.
+
+        Servers (vsftpd's require_ssl_reuse) refuse data connections that do not
+        resume it: proof that the data connection comes from the same client.
+        """
+        if self._stream is None:
+            return None
+        ssl_object = self._stream.writer.transport.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return None
+        return SSLSessionBoundContext(
+            ssl.PROTOCOL_TLS_CLIENT, context=ssl_object.context, session=ssl_object.session
+        )
+
+    async def upgrade_to_tls(self, sslcontext: ssl.SSLContext | None = None) -> None:
+        """AUTH TLS, checking the certificate against the name the user connected to."""
+        await self.command("AUTH TLS", "234")
+        if sslcontext is None:
+            sslcontext = ssl.create_default_context()
+        await self.stream.start_tls(
+            sslcontext=sslcontext, server_hostname=self.tls_hostname or self.server_host
+        )
+        await self._send_tls_protection_commands()
+
+    async def open_data_stream(
+        self, command: str, *, offset: int = 0, conn_type: Literal["I", "A"] = "I"
+    ) -> aioftp.DataConnectionThrottleStreamIO:
+        """aioftp's ``get_stream``, closing the data connection if the command fails."""
+        reader, writer = await self.get_passive_connection(conn_type)
+        try:
+            if offset:
+                await self.command(f"REST {offset}", "350")
+            await self.command(command, "1xx")
+            context = self._data_tls_context()
+            if context is not None:
+                async with asyncio.timeout(self.connection_timeout):
+                    await writer.start_tls(
+                        context, server_hostname=self.tls_hostname or self.server_host
+                    )
+        except BaseException:
+            writer.close()
+            raise
+        self.current_type = conn_type
+        return aioftp.DataConnectionThrottleStreamIO(
+            self, reader, writer, throttles={"_": self.throttle}, timeout=self.socket_timeout
+        )
+
+    async def parse_line(self) -> tuple[aioftp.Code, str]:
+        """One reply line, bounded; EOF is a closed connection, not an empty reply."""
+        try:
+            line = await self.stream.readline()
+        except ValueError as exc:  # asyncio's "chunk exceed the limit"
+            self.stream.close()
+            raise ReplyTooLong(
+                f"reply line from {format_peer(self.control_peer)} longer than "
+                f"{MAX_REPLY_LINE} bytes"
+            ) from exc
+        if not line.endswith(b"\n"):
+            self.stream.close()
+            raise FTPConnectionClosed(
+                f"{format_peer(self.control_peer)} closed the control connection"
+                + (" in the middle of a reply" if line else ""),
+                self.control_peer,
+            )
+        text = line.decode(self.encoding, errors="replace").rstrip("\r\n")
+        return aioftp.Code(text[:3]), text[3:]
+
+    async def parse_response(self) -> tuple[aioftp.Code, list[str]]:
+        """A whole (possibly multi-line) reply, with at most ``max_reply_lines`` lines."""
+        code, rest = await self.parse_line()
+        info = [rest]
+        current = code
+        while rest.startswith("-") or not current.isdigit():
+            if len(info) >= self.max_reply_lines:
+                self.stream.close()
+                raise ReplyTooLong(
+                    f"multi-line {code} reply from {format_peer(self.control_peer)} "
+                    f"went past {self.max_reply_lines} lines"
+                )
+            current, rest = await self.parse_line()
+            if current.isdigit():
+                info.append(rest)
+                if current != code:
+                    raise aioftp.StatusCodeError(code, current, info)
+            else:
+                info.append(current + rest)
+        return code, info
+
+    async def get_passive_connection(
+        self, conn_type: str = "I", commands: Sequence[str] | None = None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """EPSV, else PASV; either way connect to the control connection's peer."""
+        commands = [c.lower() for c in (commands or self._passive_commands)]
+        await self.command("TYPE " + conn_type, "200")
+        announced: str | None = None
+        port: int | None = None
+        for index, name in enumerate(commands, start=1):
+            try:
+                if name == "epsv":
+                    _, info = await self.command("EPSV", "229")
+                    _, port = _parse_passive(self.parse_epsv_response, info[-1])
+                elif name == "pasv":
+                    _, info = await self.command("PASV", "227")
+                    announced, port = _parse_passive(self.parse_pasv_response, info[-1])
+                else:
+                    raise ValueError(f"unknown passive command {name!r}")
+                break
+            except aioftp.StatusCodeError as exc:
+                if index == len(commands) or not exc.received_codes[-1].matches("50x"):
+                    raise
+        if port is None or not 0 < port < 65536:
+            raise PeerProtocolError(f"passive reply named port {port!r}")
+        peer_host = str(self.control_peer[0]) if self.control_peer else self.server_host
+        host = pin_passive_host(announced, peer_host)
+        if announced is not None and announced != host and announced != "0.0.0.0":
+            self.passive_hosts_replaced += 1
+        return await self._open_connection(host, port)
+
+
+def _parse_passive(parse: Any, text: str) -> tuple[str | None, int]:
+    try:
+        host, port = parse(text)
+    except (ValueError, IndexError) as exc:
+        raise PeerProtocolError(f"malformed passive-mode reply: {text[:100]!r}") from exc
+    return host, int(port)

@@ -1,0 +1,57 @@
+"""The tutorial's web section on asyncio: client, static server, CGI, forms, debug pages, links.
+
+* :mod:`.client`: ``fetch()`` and urllib2's ``Request`` over one shared aiohttp session.
+* :mod:`.static`: SimpleHTTPServer's successor with strict path resolution.
+* :mod:`.cgi`: CGIHTTPServer's successor (RFC 3875, no shell, limits).
+* :mod:`.forms`: cgi.FieldStorage's successor (``getfirst`` / ``getlist``, safe uploads).
+* :mod:`.debug`: cgitb's successor (tracebacks only with debug, only to loopback).
+* :mod:`.links`: htmllib's link extraction and a bounded same-origin crawler.
+* :mod:`.server`: an aiohttp app as an asyncnet server, and the demo site.
+"""
+
+from __future__ import annotations
+
+from .cgi import CGIRunner
+from .client import Client, Request, Response, close_shared_client, download, fetch
+from .debug import error_middleware
+from .errors import (
+    BodyTooLarge,
+    HTTPStatusError,
+    IncompleteBody,
+    TooManyRedirects,
+    UnsafeRequest,
+    WebConfigurationError,
+)
+from .forms import Form, FormPage, Upload, read_form, sanitise_filename
+from .links import CrawlReport, crawl, extract_links
+from .server import WebServer, site_app, web_server
+from .static import StaticFiles
+
+__all__ = [
+    "BodyTooLarge",
+    "CGIRunner",
+    "Client",
+    "CrawlReport",
+    "Form",
+    "FormPage",
+    "HTTPStatusError",
+    "IncompleteBody",
+    "Request",
+    "Response",
+    "StaticFiles",
+    "TooManyRedirects",
+    "UnsafeRequest",
+    "Upload",
+    "WebConfigurationError",
+    "WebServer",
+    "close_shared_client",
+    "crawl",
+    "download",
+    "error_middleware",
+    "extract_links",
+    "fetch",
+    "read_form",
+    "sanitise_filename",
+    "site_app",
+    "web_server",
+]

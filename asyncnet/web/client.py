@@ -1,0 +1,346 @@
+"""The urllib / urllib2 successor: ``fetch()`` and ``Request`` over aiohttp.
+
+::
+
+    response = await fetch("http://127.0.0.1:8000/")             # urllib.urlopen(url)
+    print(response.status, response.headers["Content-Type"], response.text()[:80])
+
+    request = Request(url, data={"subnum": "42"})                 # urllib2.Request: data -> POST
+    request.add_header("User-Agent", "asyncnet")
+    request.set_proxy("127.0.0.1:8899", "http")
+    response = await fetch(request)
+
+Every call in a loop shares one aiohttp ``ClientSession`` (one connection pool); it
+is closed when the loop shuts down (``asyncio.run`` / :func:`asyncnet.run`), or
+explicitly by :func:`close_shared_client`.  A :class:`Client` of your own is the same
+thing with your defaults, used as ``async with Client(...) as client``.
+
+Bodies are read whole, but never past ``max_body`` bytes *after* decompression (a
+gzip bomb stops there), and a body shorter than its ``Content-Length`` is an
+:class:`~asyncnet.web.errors.IncompleteBody` error, never short data.  TLS
+certificates are verified unless ``verify=False``.  Redirects are followed up to
+``max_redirects``; credentials are dropped when a redirect changes origin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json as jsonlib
+import os
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+from yarl import URL
+
+from .._boundary import network_errors
+from ..errors import ConfigurationError, NetworkError, PeerProtocolError
+from .errors import BodyTooLarge, HTTPStatusError, IncompleteBody, TooManyRedirects
+from .request import Request, Response, check_header, check_url
+
+__all__ = [
+    "Client",
+    "Request",
+    "Response",
+    "close_shared_client",
+    "download",
+    "fetch",
+    "shared_client",
+]
+
+USER_AGENT = "asyncnet"
+MAX_BODY = 16 * 1024 * 1024
+
+
+class _Default:
+    """Marks "use the client's setting" where None is a meaningful value."""
+
+
+_DEFAULT = _Default()
+
+Progress = Callable[[int, int | None], None]
+"""``progress(received_bytes, total_bytes_or_None)``, called after each chunk."""
+
+
+class Client:
+    """An HTTP client with one connection pool and safe defaults.
+
+    ``timeout`` bounds each whole request (connect, send, headers and body);
+    ``max_body`` bounds each body after decompression; ``verify=False`` turns TLS
+    certificate checks off (say why in your code); ``proxy`` is a default forward
+    proxy URL; ``max_line_size`` / ``max_field_size`` bound the status line and each
+    response header.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float | None = 30.0,
+        max_redirects: int = 10,
+        max_body: int = MAX_BODY,
+        verify: bool = True,
+        proxy: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        max_line_size: int = 8190,
+        max_field_size: int = 8190,
+    ) -> None:
+        if max_redirects < 0:
+            raise ConfigurationError(f"max_redirects must be >= 0, not {max_redirects!r}")
+        if max_body < 0:
+            raise ConfigurationError(f"max_body must be >= 0, not {max_body!r}")
+        self.timeout = timeout
+        self.max_redirects = max_redirects
+        self.max_body = max_body
+        self.verify = verify
+        self.proxy = str(check_url(proxy)) if proxy else None
+        self.headers = {"User-Agent": USER_AGENT}
+        for name, value in (headers or {}).items():
+            check_header(name, value)
+            self.headers[name] = value
+        self.max_line_size = max_line_size
+        self.max_field_size = max_field_size
+        self._session: aiohttp.ClientSession | None = None
+        self._closing: asyncio.Task[None] | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> Self:
+        """Create the session (connection pool) on the running loop."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers=self.headers,
+                timeout=aiohttp.ClientTimeout(total=None, sock_read=self.timeout),
+                max_line_size=self.max_line_size,
+                max_field_size=self.max_field_size,
+            )
+        return self
+
+    def close(self) -> None:
+        """Begin closing the pool (returns at once; see :meth:`wait_closed`)."""
+        if self._session is not None and self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._session.close())
+
+    async def wait_closed(self) -> None:
+        """Wait until the pool's connections are closed."""
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Close and wait (``grace`` is accepted for the common lifecycle; unused)."""
+        self.close()
+        await self.wait_closed()
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session (for what this wrapper does not cover)."""
+        if self._session is None or self._closing is not None:
+            raise RuntimeError("client is not started (use `async with Client()` or start())")
+        return self._session
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def open(
+        self,
+        url: str | URL | Request,
+        *,
+        data: bytes | str | Mapping[str, str] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        method: str | None = None,
+        proxy: str | None = None,
+        timeout: float | _Default | None = _DEFAULT,
+        max_redirects: int | None = None,
+        verify: bool | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Send the request and yield aiohttp's response with the body unread (streaming).
+
+        Errors arrive as asyncnet errors: ``NetworkError``, ``OperationTimeout``
+        (``timeout`` bounds the whole block), ``TooManyRedirects``, ``IncompleteBody``.
+        """
+        if isinstance(url, Request):  # a copy: the caller's Request is left as it was
+            request = Request(url.url, url.data, url.headers, method=method or url._method)
+            request.proxy = url.proxy
+            if data is not None:
+                request.add_data(data)
+            for name, value in (headers or {}).items():
+                request.add_header(name, value)
+        else:
+            request = Request(url, data, headers, method=method)
+        if json is not None:
+            request.add_header("Content-Type", "application/json")
+            request.data = jsonlib.dumps(json)
+        limit = self.max_redirects if max_redirects is None else max_redirects
+        deadline = self.timeout if isinstance(timeout, _Default) else timeout
+        target = request.url
+        peer = (target.host, target.port)
+        phase = f"{request.method} {request.full_url}"
+        async with network_errors(peer, phase, deadline, subject=phase):
+            try:
+                async with self.session.request(
+                    request.method,
+                    target,
+                    data=request.data,
+                    headers=request.headers,
+                    proxy=request.proxy or proxy or self.proxy,
+                    allow_redirects=limit > 0,
+                    max_redirects=max(limit, 1),
+                    ssl=self.verify if verify is None else verify,
+                ) as response:
+                    yield response
+            except (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError) as exc:
+                # Its errno (1, EPERM) would read "Operation not permitted": say what failed.
+                reason = getattr(exc, "certificate_error", None) or exc
+                raise NetworkError(f"{phase} failed: TLS: {reason}", peer, "tls") from exc
+            except aiohttp.TooManyRedirects as exc:
+                raise TooManyRedirects(request.full_url, limit) from exc
+            except aiohttp.ClientPayloadError as exc:
+                raise IncompleteBody(request.full_url, str(exc)) from exc
+            except aiohttp.InvalidURL as exc:
+                raise PeerProtocolError(f"{phase}: bad redirect location ({exc})") from exc
+            except aiohttp.ClientResponseError as exc:
+                raise PeerProtocolError(f"{phase}: bad response ({exc.message})") from exc
+
+    async def fetch(
+        self,
+        url: str | URL | Request,
+        *,
+        max_body: int | None = None,
+        **options: Any,
+    ) -> Response:
+        """Send the request and read the whole body (at most ``max_body`` bytes)."""
+        limit = self.max_body if max_body is None else max_body
+        async with self.open(url, **options) as response:
+            chunks = []
+            size = 0
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    response.close()  # the rest is never read: drop the connection
+                    raise BodyTooLarge(str(response.url), limit)
+                chunks.append(chunk)
+            _check_complete(response, size)
+            return Response(
+                url=str(response.url),
+                status=response.status,
+                reason=response.reason or "",
+                headers=response.headers,
+                body=b"".join(chunks),
+                history=tuple(str(r.url) for r in response.history),
+                charset=response.charset,
+            )
+
+    async def download(
+        self,
+        url: str | URL | Request,
+        path: str | os.PathLike[str],
+        *,
+        progress: Progress | None = None,
+        max_body: int | None = None,
+        **options: Any,
+    ) -> int:
+        """Stream the body to ``path`` (via ``path.part``, renamed when complete); return bytes.
+
+        A 4xx/5xx status is :class:`HTTPStatusError`.  A failed download leaves nothing
+        behind.  The client's ``timeout`` bounds each read here (a stall), not the whole
+        transfer, unless you pass ``timeout=`` explicitly.
+        """
+        options.setdefault("timeout", None)
+        limit = max_body if max_body is not None else None
+        target = Path(path)
+        part = target.with_name(target.name + ".part")
+        size = 0
+        try:
+            async with self.open(url, **options) as response:
+                _raise_for_status(response)
+                total = response.content_length
+                with part.open("wb") as out:
+                    async for chunk in response.content.iter_chunked(64 * 1024):
+                        size += len(chunk)
+                        if limit is not None and size > limit:
+                            response.close()
+                            raise BodyTooLarge(str(response.url), limit)
+                        out.write(chunk)
+                        if progress is not None:
+                            progress(size, total)
+                _check_complete(response, size)
+            part.replace(target)
+        finally:
+            part.unlink(missing_ok=True)
+        return size
+
+
+def _raise_for_status(response: aiohttp.ClientResponse) -> None:
+    # A download keeps only successful bodies: an error page is not the file.
+    if response.status >= 400:
+        raise HTTPStatusError(response.status, response.reason or "", str(response.url))
+
+
+def _check_complete(response: aiohttp.ClientResponse, size: int) -> None:
+    # aiohttp raises ClientPayloadError for a short Content-Length body; this is a
+    # second line of defence for encodings where the length is the compressed one.
+    expected = response.content_length
+    encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
+    if expected is not None and not encoded and size < expected and response.method != "HEAD":
+        raise IncompleteBody(str(response.url), f"{size} of {expected} bytes")
+
+
+# -- the shared client: one session per loop ----------------------------------------------------
+
+_shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Client, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _closer(client: Client) -> AsyncIterator[None]:
+    # A suspended async generator is closed by loop.shutdown_asyncgens(), which
+    # asyncio.run() and asyncio.Runner call: the shared session closes with the loop.
+    try:
+        yield
+    finally:
+        await client.stop()
+
+
+async def shared_client() -> Client:
+    """The running loop's shared :class:`Client` (created on first use)."""
+    loop = asyncio.get_running_loop()
+    entry = _shared.get(loop)
+    if entry is None or entry[0]._closing is not None:
+        client = await Client().start()
+        closer = _closer(client)
+        await anext(closer)
+        _shared[loop] = (client, closer)
+        return client
+    return entry[0]
+
+
+async def close_shared_client() -> None:
+    """Close the running loop's shared client now (the next fetch opens a new one)."""
+    entry = _shared.pop(asyncio.get_running_loop(), None)
+    if entry is not None:
+        await entry[1].aclose()
+
+
+async def fetch(url: str | URL | Request, **options: Any) -> Response:
+    """Fetch ``url`` (or a :class:`Request`) with the shared client; see :meth:`Client.fetch`."""
+    return await (await shared_client()).fetch(url, **options)
+
+
+async def download(url: str | URL | Request, path: str | os.PathLike[str], **options: Any) -> int:
+    """Stream ``url`` to ``path`` with the shared client; see :meth:`Client.download`."""
+    return await (await shared_client()).download(url, path, **options)
