@@ -285,44 +285,46 @@ async def office(args: argparse.Namespace, out: Path, scratch: Path) -> int:
     throttle = {"write_speed_limit": args.throttle * 1024} if args.throttle else {}
     password = os.urandom(8).hex()
     started = time.monotonic()
-    with catch_signals() as stopped:
-        async with contextlib.AsyncExitStack() as stack:
-            enter: Callable[[Any], Awaitable[Any]] = stack.enter_async_context
-            bucket = await enter(Bucket(port=0, callback=records.append))
-            stack.enter_context(logs_to(bucket.address[1]))
-            mail = await enter(LocalMailServer({"demo": password}, root=scratch / "mail"))
-            ftpd = await enter(FTPServer(served, users={"office": password}, **throttle))
-            web = await enter(web_server(site, port=0))
-            tcp, udp = await enter(tcp_server(Upper)), await enter(udp_server(UpperDatagram))
-            board.say(
-                f"office: mail {mail.smtp_address[1]}/{mail.pop3_address[1]}, ftp "
-                f"{ftpd.address[1]}, web {web.url}, upper {tcp.address[1]}, creosote "
-                f"{bucket.address[1]} (Ctrl-C to stop)"
-            )
+    try:
+        with catch_signals() as stopped:
+            async with contextlib.AsyncExitStack() as stack:
+                enter: Callable[[Any], Awaitable[Any]] = stack.enter_async_context
+                bucket = await enter(Bucket(port=0, callback=records.append))
+                stack.enter_context(logs_to(bucket.address[1]))
+                mail = await enter(LocalMailServer({"demo": password}, root=scratch / "mail"))
+                ftpd = await enter(FTPServer(served, users={"office": password}, **throttle))
+                web = await enter(web_server(site, port=0))
+                tcp, udp = await enter(tcp_server(Upper)), await enter(udp_server(UpperDatagram))
+                board.say(
+                    f"office: mail {mail.smtp_address[1]}/{mail.pop3_address[1]}, ftp "
+                    f"{ftpd.address[1]}, web {web.url}, upper {tcp.address[1]}, creosote "
+                    f"{bucket.address[1]} (Ctrl-C to stop)"
+                )
 
-            def client() -> FTPClient:
-                return FTPClient(*ftpd.address, user="office", password=password)
+                def client() -> FTPClient:
+                    return FTPClient(*ftpd.address, user="office", password=password)
 
-            async def everything() -> None:
-                done = asyncio.Event()
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(upper_job(board, tcp, udp, done))
-                    async with asyncio.TaskGroup() as jobs:
-                        jobs.create_task(mail_job(board, mail, args.messages))
-                        jobs.create_task(ftp_job(board, client, names, uploads, out))
-                        jobs.create_task(web_job(board, web.url))
-                    done.set()
+                async def everything() -> None:
+                    done = asyncio.Event()
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(upper_job(board, tcp, udp, done))
+                        async with asyncio.TaskGroup() as jobs:
+                            jobs.create_task(mail_job(board, mail, args.messages))
+                            jobs.create_task(ftp_job(board, client, names, uploads, out))
+                            jobs.create_task(web_job(board, web.url))
+                        done.set()
 
-            with board.shown():
-                work = asyncio.ensure_future(everything())
-                either: set[asyncio.Future[Any]] = {work, stopped}
-                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-                interrupted = not work.done()
-                if interrupted:
-                    work.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await work
-    remove_partials(out)
+                with board.shown():
+                    work = asyncio.ensure_future(everything())
+                    either: set[asyncio.Future[Any]] = {work, stopped}
+                    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                    interrupted = not work.done()
+                    if interrupted:
+                        work.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await work
+    finally:  # also when a job failed
+        remove_partials(out)
     if interrupted:
         print(f"office: interrupted after {time.monotonic() - started:.1f} s; stopped cleanly")
         return 0
