@@ -128,6 +128,9 @@ def test_cli_conventions(argv: list[str], status: int) -> None:
     )
     assert done.returncode == status, done.stderr
     assert "Traceback" not in done.stderr
+    if status == 2:  # the demos' convention: one line naming the problem
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.startswith("python -m asyncnet.demos.office: error: ")
 
 
 def test_missing_output_directory_parent_is_one_line(tmp_path: Path) -> None:

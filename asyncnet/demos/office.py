@@ -44,7 +44,7 @@ from ..mail.pop3 import POP3Client
 from ..mail.smtp import make_message, send_message
 from ..runner import catch_signals, run
 from ..web import Client, crawl, web_server
-from ._cli import parse
+from . import _cli as cli
 from .upper import Upper, UpperDatagram
 
 log = logging.getLogger("asyncnet.office")
@@ -337,22 +337,22 @@ async def office(args: argparse.Namespace, out: Path, scratch: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the office."""
-    parser = argparse.ArgumentParser(
-        prog="python -m asyncnet.demos.office",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = cli.parser("python -m asyncnet.demos.office", __doc__)
+    count = cli.positive_int
+    parser.add_argument("--files", type=count, default=4, help="files to download (4)")
+    parser.add_argument("--size-kib", type=count, default=512, help="size of each file (512)")
+    parser.add_argument("--messages", type=count, default=5, help="messages to send and read (5)")
+    parser.add_argument("--pages", type=count, default=12, help="pages to crawl (12)")
+    parser.add_argument(
+        "--throttle", type=cli.non_negative_int, default=0, help="FTP server KiB/s (0: no limit)"
     )
-    parser.add_argument("--files", type=int, default=4, help="files to download (4)")
-    parser.add_argument("--size-kib", type=int, default=512, help="size of each file (512)")
-    parser.add_argument("--messages", type=int, default=5, help="messages to send and read (5)")
-    parser.add_argument("--pages", type=int, default=12, help="pages to crawl (12)")
-    parser.add_argument("--throttle", type=int, default=0, help="FTP server KiB/s (0: no limit)")
     parser.add_argument("--out", type=Path, help="keep the downloads here (default: temporary)")
     parser.add_argument("--plain", action="store_true", help="plain lines, no live display")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="-vv: tracebacks")
-    args = parse(parser, argv)
-    if min(args.files, args.size_kib, args.messages, args.pages) < 1 or args.throttle < 0:
-        parser.error("--files, --size-kib, --messages and --pages must be at least 1")
+    return cli.main(parser, body, argv)
+
+
+def body(args: argparse.Namespace) -> int:
+    """The body of main(): scratch space, the office, one line per expected failure."""
     if args.verbose < 2:  # aioftp's server logs a traceback for each client that hangs up
         logging.getLogger("aioftp").setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="asyncnet-office-") as tmp:
