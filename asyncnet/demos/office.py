@@ -263,7 +263,7 @@ async def upper_job(board: Board, tcp: Any, udp: Any, until: asyncio.Event) -> N
     async with await LineClient.connect(*tcp.address, timeout=5) as line:
         async with await DatagramClient.connect(*udp.address, timeout=2) as dgram:
             for n in range(10_000):
-                if until.is_set():
+                if n and until.is_set():  # at least one round, however quick the others
                     break
                 answers += await line.request(f"memo {n}") == f"MEMO {n}"
                 answers += await dgram.request(b"spam") == b"SPAM"
