@@ -254,6 +254,7 @@ def test_bench_cli_smoke(tmp_path: Path) -> None:
             "--warmup=0.1",
             f"--json={out}",
             "--no-plot",
+            "--no-clients",
         ],
         cwd=ROOT,
         capture_output=True,

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import clients
 from .harness import IMPLEMENTATIONS, BenchConfig, run_bench
 from .report import markdown_table, parse_points, print_report, write_json, write_plot
 
@@ -66,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(a patched copy: before/after in one run)",
     )
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    parser.add_argument(
+        "--no-clients", action="store_true", help="skip the client-side comparison (mail/FTP/HTTP)"
+    )
     parser.add_argument("--list", action="store_true", help="list the implementations")
     args = parser.parse_args(argv)
     if args.list:
@@ -112,6 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     started = time.monotonic()
     results = run_bench(config, progress=lambda line: print(line, flush=True))
+    if not args.no_clients:
+        results["clients"] = clients.run_clients(
+            sizes=clients.client_sizes(args.quick),
+            repeats=1 if args.quick else 3,
+            progress=lambda line: print(line, flush=True),
+        )
     results["meta"]["elapsed_s"] = round(time.monotonic() - started, 1)
     write_json(results, args.json)
     try:
@@ -123,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_plot:
         write_plot(results, args.plot)
         print(f"plot: {args.plot}")
+    if "clients" in results:
+        clients.report(results["clients"], args.markdown, None if args.no_plot else args.plot)
     print(f"json: {args.json}  ({results['meta']['elapsed_s']} s)")
     return 0
 

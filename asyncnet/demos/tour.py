@@ -254,6 +254,20 @@ async def ftp_stop() -> None:
                 print(f"  MLSD listing: {names}")
 
 
+async def office_stop() -> None:
+    """Mail, FTP and web clients at once on one loop (python -m asyncnet.demos.office)."""
+    import argparse
+    import tempfile
+    from pathlib import Path
+
+    from .office import office
+
+    sizes = {"files": 3, "size_kib": 256, "messages": 3, "pages": 6, "throttle": 0}
+    with tempfile.TemporaryDirectory(prefix="asyncnet-tour-") as scratch:
+        args = argparse.Namespace(plain=True, **sizes)
+        await office(args, Path(scratch) / "downloads", Path(scratch))
+
+
 STOPS: list[tuple[str, Callable[[], Awaitable[None]]]] = [
     ("upper", upper_stop),
     ("echo", echo_stop),
@@ -266,6 +280,7 @@ STOPS: list[tuple[str, Callable[[], Awaitable[None]]]] = [
     ("ftp", ftp_stop),
     ("web", web_stop),
     ("bench", bench_stop),
+    ("office", office_stop),
 ]
 """The tour, in order: (name, coroutine function)."""
 
