@@ -211,12 +211,6 @@ async def ftp_job(
 
     def progress(state: TransferProgress) -> None:
         nonlocal announced
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            # On Python 3.11 asyncio.wait_for (inside aioftp) can swallow a cancellation
-            # that races a finished read, and the transfer would run on to its end;
-            # the next chunk re-raises it.
-            raise asyncio.CancelledError
         moved[f"{state.direction} {state.path}"] = state.offset + state.done
         done = sum(moved.values())
         board.update(job, done, f"{done / 1048576:.1f} / {total / 1048576:.1f} MiB")

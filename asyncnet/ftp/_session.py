@@ -230,7 +230,13 @@ class FTPSession:
 
     async def _data_io(self, command: str, io: Awaitable[T]) -> T:
         async with self._guard(f"{command} (data)", None, control=False):
-            return await io
+            result = await io
+        # On 3.11, asyncio.wait_for inside aioftp can swallow a cancellation that races
+        # a finished read: the transfer would then run on to its end after Ctrl-C.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
+        return result
 
     async def _end_transfer(
         self, stream: Any, command: str, *, ok: bool, error: BaseException | None
