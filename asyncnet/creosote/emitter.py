@@ -36,6 +36,7 @@ from typing import Any, Self, cast
 
 from .._boundary import translate_os_error
 from ..errors import BroadcastNotAllowed, ConfigurationError, format_peer
+from ..lifecycle import Endpoint
 from ..protocols.creosote import (
     MAX_MESSAGE_SIZE,
     chunk_framed,
@@ -259,7 +260,7 @@ class _EmitterProtocol(asyncio.DatagramProtocol):
             self.closed.set_result(None)
 
 
-class Emitter(_Framer):
+class Emitter(_Framer, Endpoint):
     """A long-lived creosote sender on one datagram endpoint.
 
     ::
@@ -421,8 +422,13 @@ class Emitter(_Framer):
     spew = send
     """The tutorial's word for :meth:`send` (kept for existing code)."""
 
-    def close(self) -> None:
-        """Close the endpoint; buffered datagrams are still sent if the kernel takes them."""
+    def close(self, grace: float | None = None) -> None:
+        """Close the endpoint; buffered datagrams are still sent if the kernel takes them.
+
+        ``grace`` overrides ``close_timeout``.
+        """
+        if grace is not None:
+            self.close_timeout = grace
         if self._transport is not None:
             self._transport.close()
 
@@ -436,24 +442,6 @@ class Emitter(_Framer):
         except TimeoutError:
             self._transport.abort()
             await self._protocol.closed
-
-    async def stop(self, grace: float | None = None) -> None:
-        """``close()`` and ``wait_closed()``; ``grace`` overrides ``close_timeout``."""
-        if grace is not None:
-            self.close_timeout = grace
-        self.close()
-        await self.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 class SocketEmitter(_Framer):

@@ -6,11 +6,11 @@ import asyncio
 import errno
 import ipaddress
 import logging
-from types import TracebackType
 from typing import Any, Self
 
 from .._boundary import translate_os_error
 from ..errors import ConfigurationError, StateError, format_peer
+from ..lifecycle import Endpoint
 from ._validate import check_seconds
 from .events import ServerEvents
 from .stats import ServerStats
@@ -52,7 +52,7 @@ def _is_unspecified(host: str | None) -> bool:
         return False
 
 
-class ServerBase:
+class ServerBase(Endpoint):
     """Lifecycle shared by all servers: start, close, wait_closed, serve_forever."""
 
     stats: ServerStats
@@ -150,11 +150,6 @@ class ServerBase:
         if self._shutdown_task is not None:
             await asyncio.shield(self._shutdown_task)
 
-    async def stop(self, grace: float | None = None) -> None:
-        """``close(grace)`` and ``wait_closed()`` in one call."""
-        self.close(grace)
-        await self.wait_closed()
-
     async def serve_forever(self) -> None:
         """Start if needed and serve until :meth:`close` is called or the task is cancelled.
 
@@ -169,17 +164,6 @@ class ServerBase:
         finally:
             self.close()
             await self.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def _mark_closed(self) -> None:
         if self._closed_event is not None:
