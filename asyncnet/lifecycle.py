@@ -4,6 +4,7 @@ Every endpoint (servers, clients, the creosote bucket, emitter and web view, the
 mail and FTP pieces) implements ``start``, ``close`` and ``wait_closed``; this base
 derives ``stop(grace)``, ``__aenter__`` and ``__aexit__`` from them.  An endpoint
 whose stop really differs (a client that says QUIT first) overrides ``stop``.
+:class:`Closable` is the same for objects closed synchronously in a ``with`` block.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
 
-__all__ = ["Endpoint"]
+__all__ = ["Closable", "Endpoint"]
 
 
 class Endpoint(ABC):
@@ -49,3 +50,26 @@ class Endpoint(ABC):
     ) -> None:
         """``stop()``."""
         await self.stop()
+
+
+class Closable(ABC):
+    """Base for objects a ``with`` block closes: ``__enter__``/``__exit__`` on top of ``close``."""
+
+    __slots__ = ()
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what the object holds (sync)."""
+
+    def __enter__(self) -> Self:
+        """Return the object itself."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """``close()``."""
+        self.close()

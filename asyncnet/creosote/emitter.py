@@ -31,12 +31,11 @@ import socket
 import struct
 import sys
 from dataclasses import asdict, dataclass
-from types import TracebackType
 from typing import Any, Self, cast
 
 from .._boundary import translate_os_error
 from ..errors import BroadcastNotAllowed, ConfigurationError, format_peer
-from ..lifecycle import Endpoint
+from ..lifecycle import Closable, Endpoint
 from ..protocols.creosote import (
     MAX_MESSAGE_SIZE,
     chunk_framed,
@@ -444,7 +443,7 @@ class Emitter(_Framer, Endpoint):
             await self._protocol.closed
 
 
-class SocketEmitter(_Framer):
+class SocketEmitter(_Framer, Closable):
     """The emitter for code without an event loop: one non-blocking socket.
 
     ``emit()`` hands each datagram to the kernel with a non-blocking send: when the
@@ -532,17 +531,6 @@ class SocketEmitter(_Framer):
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __del__(self) -> None:
         # A logging handler may never be closed; don't leave a ResourceWarning behind.

@@ -39,13 +39,12 @@ from .._boundary import translate_os_error
 from ..errors import ConfigurationError, StateError, format_peer
 from ..lifecycle import Endpoint
 from ..protocols.creosote import Message
-from ..servers._base import check_bind_host
+from ..servers._base import check_bind_host, is_loopback_host
 from ._webguard import (
     Gate,
     GuardedSite,
     WebViewStats,
     http_logger,
-    is_loopback_host,
     new_token,
     one_request_per_connection,
 )
