@@ -53,6 +53,7 @@ ENDPOINTS = [
 @pytest.mark.parametrize("cls", ENDPOINTS, ids=lambda c: c.__name__)
 def test_every_endpoint_has_the_same_method_names_and_sync_async_split(cls: type) -> None:
     assert issubclass(cls, Endpoint), f"{cls.__name__} does not use the one lifecycle"
+    assert not inspect.isabstract(cls), f"{cls.__name__} misses a lifecycle method"
     for name in ("start", "wait_closed", "stop", "__aenter__", "__aexit__"):
         assert inspect.iscoroutinefunction(getattr(cls, name)), f"{cls.__name__}.{name}"
     assert not inspect.iscoroutinefunction(cls.close), f"{cls.__name__}.close must be sync"
