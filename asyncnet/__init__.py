@@ -35,6 +35,7 @@ from .errors import (
     StateError,
     WriteTimeout,
 )
+from .lifecycle import Endpoint
 from .runner import Servable, run, run_servers
 from .servers import (
     BaseHandler,
@@ -61,6 +62,7 @@ __all__ = [
     "DatagramClient",
     "DatagramHandler",
     "DatagramServer",
+    "Endpoint",
     "FrameTimeout",
     "FrameTooLarge",
     "FramedClient",

@@ -35,7 +35,8 @@ class Servable(Protocol):
     """What :func:`run_servers` runs: anything with the endpoint lifecycle.
 
     Servers, the creosote bucket and web view, and your own objects qualify
-    (duck-typed: nothing to inherit).
+    (duck-typed: nothing to inherit; subclass :class:`asyncnet.Endpoint` to get
+    ``stop`` and ``async with`` from ``start``/``close``/``wait_closed``).
     """
 
     def start(self) -> Awaitable[Any]:

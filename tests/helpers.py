@@ -12,7 +12,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from asyncnet import DatagramHandler, LineHandler
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class Upper(LineHandler):
+    """The tutorial's upper server: each line back in capitals."""
+
+    async def handle_line(self, line: str) -> str:
+        return line.upper()
+
+
+class Echo(DatagramHandler):
+    """Each datagram back to its sender."""
+
+    async def handle(self, data: bytes, addr: object) -> bytes:
+        return data
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -16,10 +16,8 @@ from asyncnet import (
     AddressInUse,
     ConfigurationError,
     DatagramClient,
-    DatagramHandler,
     FrameTooLarge,
     LineClient,
-    LineHandler,
     LineTooLong,
     LocalProtocolError,
     NetworkError,
@@ -29,15 +27,7 @@ from asyncnet import (
     unix_server,
 )
 
-
-class Upper(LineHandler):
-    async def handle_line(self, line: str) -> str:
-        return line.upper()
-
-
-class Echo(DatagramHandler):
-    async def handle(self, data: bytes, addr: object) -> bytes:
-        return data
+from .helpers import Echo, Upper
 
 
 def test_every_public_error_lives_in_errors_and_derives_from_the_root() -> None:

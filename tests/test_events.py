@@ -11,21 +11,15 @@ from asyncnet import (
     DatagramClient,
     DatagramHandler,
     LineClient,
-    LineHandler,
     OperationTimeout,
     ServerEvents,
     tcp_server,
     udp_server,
 )
 
-from .helpers import read_all
+from .helpers import Upper, read_all
 
 pytestmark = pytest.mark.all_loops
-
-
-class Upper(LineHandler):
-    async def handle_line(self, line: str) -> str:
-        return line.upper()
 
 
 class Slow(DatagramHandler):

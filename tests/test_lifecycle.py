@@ -10,38 +10,94 @@ import pytest
 
 from asyncnet import (
     DatagramClient,
-    DatagramHandler,
     DatagramServer,
+    Endpoint,
     FramedClient,
     LineClient,
-    LineHandler,
     Servable,
     StreamServer,
     run_servers,
     tcp_server,
     udp_server,
 )
+from asyncnet.creosote import Bucket, Emitter
+from asyncnet.creosote.web import WebView
+from asyncnet.ftp import FTPClient, FTPServer
+from asyncnet.mail import LocalMailServer, POP3Client, POP3Server, SMTPClient
+from asyncnet.servers.health import HealthServer
+from asyncnet.web import Client, WebServer
 
+from .helpers import Echo, Upper
 
-class Upper(LineHandler):
-    async def handle_line(self, line: str) -> str:
-        return line.upper()
-
-
-class Echo(DatagramHandler):
-    async def handle(self, data: bytes, addr: object) -> bytes:
-        return data
-
-
-ENDPOINTS = [StreamServer, DatagramServer, LineClient, FramedClient, DatagramClient]
+ENDPOINTS = [
+    StreamServer,
+    DatagramServer,
+    HealthServer,
+    WebServer,
+    POP3Server,
+    LineClient,
+    FramedClient,
+    DatagramClient,
+    Bucket,
+    Emitter,
+    WebView,
+    FTPClient,
+    FTPServer,
+    Client,
+    POP3Client,
+    SMTPClient,
+    LocalMailServer,
+]
 
 
 @pytest.mark.parametrize("cls", ENDPOINTS, ids=lambda c: c.__name__)
 def test_every_endpoint_has_the_same_method_names_and_sync_async_split(cls: type) -> None:
+    assert issubclass(cls, Endpoint), f"{cls.__name__} does not use the one lifecycle"
+    assert not inspect.isabstract(cls), f"{cls.__name__} misses a lifecycle method"
     for name in ("start", "wait_closed", "stop", "__aenter__", "__aexit__"):
         assert inspect.iscoroutinefunction(getattr(cls, name)), f"{cls.__name__}.{name}"
     assert not inspect.iscoroutinefunction(cls.close), f"{cls.__name__}.close must be sync"
     assert "grace" in inspect.signature(cls.stop).parameters
+    assert "grace" in inspect.signature(cls.close).parameters
+
+
+class Toy(Endpoint):
+    """The smallest endpoint: what a user writes to get stop() and async with."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self.closed = asyncio.Event()
+
+    async def start(self) -> Self:
+        self.log.append("start")
+        return self
+
+    def close(self, grace: float | None = None) -> None:
+        self.log.append(f"close {grace}")
+        asyncio.get_running_loop().call_soon(self.closed.set)
+
+    async def wait_closed(self) -> None:
+        await self.closed.wait()
+        self.log.append("closed")
+
+
+async def test_endpoint_derives_stop_and_async_with_from_three_methods() -> None:
+    async with asyncio.timeout(5):
+        async with Toy() as toy:
+            assert toy.log == ["start"]
+        assert toy.log == ["start", "close None", "closed"]
+        again = await Toy().start()
+        await again.stop(grace=1.5)
+        assert again.log == ["start", "close 1.5", "closed"]
+
+
+def test_an_endpoint_without_the_three_methods_cannot_be_made() -> None:
+    class Half(Endpoint):
+        async def start(self) -> Self:
+            return self
+
+    with pytest.raises(TypeError, match="abstract"):
+        Half()  # type: ignore[abstract]
 
 
 def test_servers_are_servable() -> None:

@@ -13,27 +13,14 @@ import pytest
 
 from asyncnet import (
     ConfigurationError,
-    DatagramHandler,
     DatagramServer,
-    LineHandler,
     StreamServer,
     tcp_server,
     udp_server,
     unix_server,
 )
 
-from .helpers import ROOT
-
-
-class Upper(LineHandler):
-    async def handle_line(self, line: str) -> str:
-        return line.upper()
-
-
-class Echo(DatagramHandler):
-    async def handle(self, data: bytes, addr: object) -> bytes:
-        return data
-
+from .helpers import ROOT, Echo, Upper
 
 USER_FILE = """\
 from asyncnet import DatagramHandler, LineHandler, tcp_server, udp_server, unix_server

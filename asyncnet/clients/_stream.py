@@ -7,11 +7,11 @@ import contextlib
 import enum
 import ssl as ssl_module
 from collections.abc import AsyncIterator
-from types import TracebackType
 from typing import Any, Final, Literal, Self, TypeAlias
 
 from .._boundary import network_errors
 from ..errors import ConfigurationError
+from ..lifecycle import Endpoint
 
 __all__ = ["DEFAULT", "StreamClient", "Timeout", "open_stream"]
 
@@ -51,7 +51,7 @@ async def open_stream(
     return reader, writer, peer
 
 
-class StreamClient:
+class StreamClient(Endpoint):
     """A stream connection with a default ``timeout`` per operation."""
 
     def __init__(
@@ -91,8 +91,8 @@ class StreamClient:
         """Nothing to do: ``connect()`` returns a connected client; return self."""
         return self
 
-    def close(self) -> None:
-        """Begin closing the connection (returns at once; see :meth:`wait_closed`)."""
+    def close(self, grace: float | None = None) -> None:
+        """Begin closing the connection (returns at once; ``grace`` is for :meth:`stop`)."""
         self.writer.close()
 
     async def wait_closed(self) -> None:
@@ -109,14 +109,3 @@ class StreamClient:
         except TimeoutError:
             transport = self.writer.transport
             transport.abort()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -6,11 +6,11 @@ import asyncio
 import collections
 import errno
 import socket
-from types import TracebackType
 from typing import Any, Self
 
 from .._boundary import network_errors, translate_os_error
 from ..errors import ConfigurationError, NoResponse, format_peer
+from ..lifecycle import Endpoint
 
 __all__ = ["DatagramClient"]
 
@@ -43,7 +43,7 @@ class _Inbox(asyncio.DatagramProtocol):
         self._wake()
 
 
-class DatagramClient:
+class DatagramClient(Endpoint):
     """Request/reply over UDP, bounded: ``timeout`` per attempt, ``retries`` more tries.
 
     The classic client blocks forever when its datagram or the reply is lost; this
@@ -172,26 +172,10 @@ class DatagramClient:
         """Nothing to do: :meth:`connect` returns a client that is ready; return self."""
         return self
 
-    def close(self) -> None:
-        """Begin closing the endpoint (returns at once)."""
+    def close(self, grace: float | None = None) -> None:
+        """Begin closing the endpoint (returns at once; nothing in flight needs ``grace``)."""
         self.transport.close()
 
     async def wait_closed(self) -> None:
         """Wait until the endpoint has closed (the transport's connection_lost ran)."""
         await self._inbox.closed
-
-    async def stop(self, grace: float | None = None) -> None:
-        """``close()`` and ``wait_closed()``; nothing is in flight to wait ``grace`` for."""
-        self.close()
-        await self.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

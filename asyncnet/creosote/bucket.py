@@ -30,11 +30,11 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from types import TracebackType
 from typing import Any, Self
 
 from .._boundary import translate_os_error
 from ..errors import format_peer
+from ..lifecycle import Endpoint
 from ..protocols.creosote import MAX_MESSAGE_SIZE, Message, Reassembler
 from ..servers import DatagramHandler, DatagramServer
 from .formatting import MAX_LINE_TEXT, cut_text, format_line, format_time, notes
@@ -102,7 +102,7 @@ class _BucketHandler(DatagramHandler):
         self._bucket._finished()
 
 
-class Bucket:
+class Bucket(Endpoint):
     """An embeddable creosote listener (an async context manager).
 
     ``host`` defaults to 127.0.0.1 (``all_interfaces=True`` to hear the whole LAN,
@@ -192,18 +192,16 @@ class Bucket:
             ) from exc
         return self
 
-    def close(self) -> None:
-        """Stop listening (returns at once); iterations end once their queues are consumed."""
-        self.server.close()
+    def close(self, grace: float | None = None) -> None:
+        """Stop listening (returns at once); iterations end once their queues are consumed.
+
+        ``grace`` is passed to the server.
+        """
+        self.server.close(grace)
 
     async def wait_closed(self) -> None:
         """Wait until the bucket has closed."""
         await self.server.wait_closed()
-
-    async def stop(self, grace: float | None = None) -> None:
-        """``close()`` and ``wait_closed()`` (``grace`` is passed to the server)."""
-        self.server.close(grace)
-        await self.wait_closed()
 
     async def serve_forever(self) -> None:
         """Start if needed and listen until closed (what :func:`asyncnet.run_servers` runs).
@@ -213,17 +211,6 @@ class Bucket:
         if not self._started:
             await self.start()
         await self.server.serve_forever()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def address(self) -> Any:

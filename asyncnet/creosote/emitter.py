@@ -31,11 +31,11 @@ import socket
 import struct
 import sys
 from dataclasses import asdict, dataclass
-from types import TracebackType
 from typing import Any, Self, cast
 
 from .._boundary import translate_os_error
 from ..errors import BroadcastNotAllowed, ConfigurationError, format_peer
+from ..lifecycle import Closable, Endpoint
 from ..protocols.creosote import (
     MAX_MESSAGE_SIZE,
     chunk_framed,
@@ -259,7 +259,7 @@ class _EmitterProtocol(asyncio.DatagramProtocol):
             self.closed.set_result(None)
 
 
-class Emitter(_Framer):
+class Emitter(_Framer, Endpoint):
     """A long-lived creosote sender on one datagram endpoint.
 
     ::
@@ -421,8 +421,13 @@ class Emitter(_Framer):
     spew = send
     """The tutorial's word for :meth:`send` (kept for existing code)."""
 
-    def close(self) -> None:
-        """Close the endpoint; buffered datagrams are still sent if the kernel takes them."""
+    def close(self, grace: float | None = None) -> None:
+        """Close the endpoint; buffered datagrams are still sent if the kernel takes them.
+
+        ``grace`` overrides ``close_timeout``.
+        """
+        if grace is not None:
+            self.close_timeout = grace
         if self._transport is not None:
             self._transport.close()
 
@@ -437,26 +442,8 @@ class Emitter(_Framer):
             self._transport.abort()
             await self._protocol.closed
 
-    async def stop(self, grace: float | None = None) -> None:
-        """``close()`` and ``wait_closed()``; ``grace`` overrides ``close_timeout``."""
-        if grace is not None:
-            self.close_timeout = grace
-        self.close()
-        await self.wait_closed()
 
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-
-class SocketEmitter(_Framer):
+class SocketEmitter(_Framer, Closable):
     """The emitter for code without an event loop: one non-blocking socket.
 
     ``emit()`` hands each datagram to the kernel with a non-blocking send: when the
@@ -544,17 +531,6 @@ class SocketEmitter(_Framer):
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __del__(self) -> None:
         # A logging handler may never be closed; don't leave a ResourceWarning behind.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+from ..lifecycle import Closable
 from ..protocols.creosote import Message
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["Subscription"]
 
 
-class Subscription:
+class Subscription(Closable):
     """One consumer's bounded queue of messages: ``async for message in subscription``.
 
     The iteration ends when the bucket closes (after the queued messages) or when
@@ -79,14 +79,3 @@ class Subscription:
         message = self._items.popleft()
         self._bytes -= len(message.data)
         return message
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

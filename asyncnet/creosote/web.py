@@ -31,21 +31,20 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Self
 
 from aiohttp import web
 
 from .._boundary import translate_os_error
 from ..errors import ConfigurationError, StateError, format_peer
+from ..lifecycle import Endpoint
 from ..protocols.creosote import Message
-from ..servers._base import check_bind_host
+from ..servers._base import check_bind_host, is_loopback_host
 from ._webguard import (
     Gate,
     GuardedSite,
     WebViewStats,
     http_logger,
-    is_loopback_host,
     new_token,
     one_request_per_connection,
 )
@@ -111,7 +110,7 @@ def _encode(seq: int, message: Message, max_text: int) -> _Event:
     return _Event(seq, json.dumps(data))
 
 
-class WebView:
+class WebView(Endpoint):
     """Serve a live view of ``bucket`` over HTTP on the running loop.
 
     ``host`` is 127.0.0.1 unless ``all_interfaces=True``; ``port=0`` picks a free port
@@ -227,8 +226,15 @@ class WebView:
         self._pump = asyncio.create_task(self._forward(subscription), name="creosote web pump")
         return self
 
-    def close(self) -> None:
-        """Begin closing: end every live stream and stop serving (returns at once)."""
+    def close(self, grace: float | None = None) -> None:
+        """Begin closing: end every live stream and stop serving (returns at once).
+
+        ``grace`` overrides ``shutdown_timeout``.
+        """
+        if grace is not None:
+            self.shutdown_timeout = grace
+            if self._runner is not None:
+                self._runner._shutdown_timeout = grace
         if self._runner is None or self._closing is not None:
             return
         self._closing = asyncio.get_running_loop().create_task(
@@ -239,15 +245,6 @@ class WebView:
         """Wait until :meth:`close` has finished."""
         if self._closing is not None:
             await asyncio.shield(self._closing)
-
-    async def stop(self, grace: float | None = None) -> None:
-        """``close()`` and ``wait_closed()``; ``grace`` overrides ``shutdown_timeout``."""
-        if grace is not None:
-            self.shutdown_timeout = grace
-            if self._runner is not None:
-                self._runner._shutdown_timeout = grace
-        self.close()
-        await self.wait_closed()
 
     async def serve_forever(self) -> None:
         """Start if needed and serve until closed; cancelling stops the view first."""
@@ -269,17 +266,6 @@ class WebView:
         if self._runner is not None:
             await self._runner.cleanup()
         self._closed.set()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def address(self) -> Any:

@@ -14,13 +14,13 @@ import contextlib
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
-from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
 import aioftp
 
 from .._boundary import network_errors
 from ..errors import ConfigurationError, NetworkError, format_peer
+from ..lifecycle import Endpoint
 from ._aioftp import PinnedClient
 from .errors import (
     FTPAuthError,
@@ -48,7 +48,7 @@ def _reply_error(exc: aioftp.StatusCodeError, phase: str, peer: Any, auth: bool)
     return cls(code, text, phase=phase, peer=peer)
 
 
-class FTPSession:
+class FTPSession(Endpoint):
     """An FTP (or explicit FTPS) control connection: connect and log in on ``start()``."""
 
     def __init__(
@@ -127,8 +127,8 @@ class FTPSession:
             raise
         return self
 
-    def close(self) -> None:
-        """Close the control connection now (no QUIT); see :meth:`stop`."""
+    def close(self, grace: float | None = None) -> None:
+        """Close the control connection now (no QUIT, ``grace`` unused); see :meth:`stop`."""
         if self._broken is None:
             self._broken = "the client was closed"
         if self._ftp._stream is not None:
@@ -150,17 +150,6 @@ class FTPSession:
                 pass  # leaving anyway: the server's goodbye changes nothing
         self.close()
         await self.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- the one error boundary ----------------------------------------------------
 

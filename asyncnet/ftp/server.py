@@ -16,12 +16,12 @@ import asyncio
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import aioftp
 
 from ..errors import ConfigurationError
+from ..lifecycle import Endpoint
 
 __all__ = ["FTPServer"]
 
@@ -40,7 +40,7 @@ class _Server(aioftp.Server):
             writer.close()
 
 
-class FTPServer:
+class FTPServer(Endpoint):
     """An aioftp server over ``root``: anonymous, or the given user names and passwords."""
 
     def __init__(
@@ -92,8 +92,11 @@ class FTPServer:
             await self.start()
         await self._server.serve_forever()
 
-    def close(self) -> None:
-        """Stop accepting and begin closing every session (see :meth:`wait_closed`)."""
+    def close(self, grace: float | None = None) -> None:
+        """Stop accepting and begin closing every session (see :meth:`wait_closed`).
+
+        Sessions are cut at once, whatever ``grace`` says: FTP has no graceful goodbye.
+        """
         if self._started and self._closing is None:
             self._closing = asyncio.get_running_loop().create_task(self._server.close())
 
@@ -101,19 +104,3 @@ class FTPServer:
         """Wait until the listener and every session are closed."""
         if self._closing is not None:
             await self._closing
-
-    async def stop(self, grace: float | None = None) -> None:
-        """Close and wait (sessions are cut at once: FTP has no graceful goodbye)."""
-        self.close()
-        await self.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -34,13 +34,13 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 from aiosmtpd.smtp import SMTP as AioSMTP
 from aiosmtpd.smtp import Envelope, Session
 
 from ..errors import ConfigurationError
+from ..lifecycle import Endpoint
 from .maildir import Maildirs
 from .pop3.server import PasswordAuthenticator, POP3Server
 
@@ -107,7 +107,7 @@ class _TrackedSMTP(AioSMTP):
         super().connection_lost(error)
 
 
-class LocalMailServer:
+class LocalMailServer(Endpoint):
     """aiosmtpd SMTP delivering into per-user Maildirs, plus our POP3 server on them."""
 
     def __init__(
@@ -220,15 +220,15 @@ class LocalMailServer:
             raise
         return self
 
-    def close(self) -> None:
-        """Begin closing both servers and every connection."""
+    def close(self, grace: float | None = None) -> None:
+        """Begin closing both servers and every connection (``grace`` bounds POP3 sessions)."""
+        if self._pop3 is not None:
+            self._pop3.close(grace)
         if self._smtp is not None:
             self._smtp.close()
         for protocol in list(self._smtp_connections):
             if protocol.transport is not None:
                 protocol.transport.close()
-        if self._pop3 is not None:
-            self._pop3.close()
 
     async def wait_closed(self) -> None:
         """Wait until both servers are closed; remove a temporary root."""
@@ -239,29 +239,11 @@ class LocalMailServer:
         if self._own_root and self.root is not None:
             await asyncio.to_thread(shutil.rmtree, self.root, True)
 
-    async def stop(self, grace: float | None = None) -> None:
-        """Close and wait (``grace`` bounds the POP3 sessions still running)."""
-        if self._pop3 is not None:
-            self._pop3.close(grace)
-        self.close()
-        await self.wait_closed()
-
     async def serve_forever(self) -> None:
         """Run until cancelled (``asyncnet.run_servers`` accepts this object)."""
         if self._smtp is None:
             await self.start()
         await asyncio.Event().wait()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 @contextlib.asynccontextmanager

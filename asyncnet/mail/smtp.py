@@ -34,13 +34,13 @@ import email.utils
 import ssl as ssl_module
 from collections.abc import AsyncIterator, Iterable, Sequence
 from email.message import EmailMessage, Message
-from types import TracebackType
 from typing import Any, Literal, Self, TypeAlias
 
 import aiosmtplib
 
 from .._boundary import network_errors
 from ..errors import ConfigurationError, LocalProtocolError, OperationTimeout, format_peer
+from ..lifecycle import Endpoint
 from .errors import (
     MailConnectionError,
     MailError,
@@ -166,7 +166,7 @@ async def _smtp_errors(
             raise MailError(f"{phase} with {format_peer(peer)}: {text}") from exc
 
 
-class SMTPClient:
+class SMTPClient(Endpoint):
     """One SMTP connection for many messages: ``async with SMTPClient(...) as smtp``.
 
     ``host`` defaults to loopback; see the module docstring for ``tls`` and the
@@ -266,8 +266,8 @@ class SMTPClient:
                 raise LocalProtocolError(str(exc)) from exc
         return {address: (reply.code, reply.message) for address, reply in refused.items()}
 
-    def close(self) -> None:
-        """Drop the connection now (no QUIT)."""
+    def close(self, grace: float | None = None) -> None:
+        """Drop the connection now (no QUIT; ``grace`` unused)."""
         self._smtp.close()
 
     async def wait_closed(self) -> None:
@@ -280,17 +280,6 @@ class SMTPClient:
                 await self._smtp.quit(timeout=grace if grace is not None else self.timeout)
         self.close()
         await self.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 async def send_message(

@@ -357,6 +357,30 @@ class _Partial:
             size += len(self.chunks[index])
         return b"".join(parts)[:limit]
 
+    def message(
+        self,
+        data: bytes,
+        now: float,
+        *,
+        missing: tuple[int, ...] = (),
+        lost: int = 0,
+        reason: str | None = None,
+    ) -> Message:
+        """A framed :class:`Message` of ``data`` with this partial's id, count and flags."""
+        return Message(
+            data,
+            self.sender,
+            now,
+            framed=True,
+            message_id=self.message_id,
+            chunks=self.count,
+            missing=missing,
+            lost=lost,
+            out_of_order=self.out_of_order,
+            truncated=bool(self.flags & FLAG_TRUNCATED),
+            reason=reason,
+        )
+
 
 class Reassembler:
     """Datagrams in, :class:`Message` objects out, with bounded memory.
@@ -491,18 +515,7 @@ class Reassembler:
             self.stats.messages += 1
             if partial.out_of_order:
                 self.stats.out_of_order += 1
-            out.append(
-                Message(
-                    partial.joined(),
-                    sender,
-                    now,
-                    framed=True,
-                    message_id=partial.message_id,
-                    chunks=partial.count,
-                    out_of_order=partial.out_of_order,
-                    truncated=bool(partial.flags & FLAG_TRUNCATED),
-                )
-            )
+            out.append(partial.message(partial.joined(), now))
             return out
         while len(self._partials) > self.max_partials or self._bytes > self.max_partial_bytes:
             oldest = next(iter(self._partials))
@@ -542,18 +555,7 @@ class Reassembler:
         kept = len(partial.chunks)
         self.stats.incomplete += 1
         self.stats.cut += 1
-        return Message(
-            data,
-            partial.sender,
-            now,
-            framed=True,
-            message_id=partial.message_id,
-            chunks=partial.count,
-            lost=max(partial.count - kept, 1),
-            out_of_order=partial.out_of_order,
-            truncated=bool(partial.flags & FLAG_TRUNCATED),
-            reason="too large",
-        )
+        return partial.message(data, now, lost=max(partial.count - kept, 1), reason="too large")
 
     def _give_up(self, key: tuple[Hashable, int], now: float, reason: str) -> Message:
         partial = self._partials.pop(key)
@@ -562,19 +564,7 @@ class Reassembler:
         self.stats.incomplete += 1
         self.stats.chunks_lost += lost
         data = partial.joined()
-        return Message(
-            data,
-            partial.sender,
-            now,
-            framed=True,
-            message_id=partial.message_id,
-            chunks=partial.count,
-            missing=tuple(shown),
-            lost=lost,
-            out_of_order=partial.out_of_order,
-            truncated=bool(partial.flags & FLAG_TRUNCATED),
-            reason=reason,
-        )
+        return partial.message(data, now, missing=tuple(shown), lost=lost, reason=reason)
 
     def _malformed(self, datagram: bytes, sender: Any, now: float, why: str) -> Message:
         self.stats.malformed += 1

@@ -7,11 +7,11 @@ import errno
 import ipaddress
 import logging
 import socket
-from types import TracebackType
 from typing import Any, Self
 
 from .._boundary import translate_os_error
 from ..errors import ConfigurationError, StateError, format_peer
+from ..lifecycle import Endpoint
 from ._validate import check_seconds
 from .events import ServerEvents
 from .stats import ServerStats
@@ -58,7 +58,19 @@ def _is_unspecified(host: str | None) -> bool:
         return False
 
 
-class ServerBase:
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and loopback addresses (``None``, every interface: False)."""
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ServerBase(Endpoint):
     """Lifecycle shared by all servers: start, close, wait_closed, serve_forever."""
 
     stats: ServerStats
@@ -156,11 +168,6 @@ class ServerBase:
         if self._shutdown_task is not None:
             await asyncio.shield(self._shutdown_task)
 
-    async def stop(self, grace: float | None = None) -> None:
-        """``close(grace)`` and ``wait_closed()`` in one call."""
-        self.close(grace)
-        await self.wait_closed()
-
     async def serve_forever(self) -> None:
         """Start if needed and serve until :meth:`close` is called or the task is cancelled.
 
@@ -175,17 +182,6 @@ class ServerBase:
         finally:
             self.close()
             await self.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def _mark_closed(self) -> None:
         if self._closed_event is not None:

@@ -31,7 +31,6 @@ import os
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
@@ -39,6 +38,7 @@ from yarl import URL
 
 from .._boundary import network_errors
 from ..errors import ConfigurationError, NetworkError, PeerProtocolError
+from ..lifecycle import Endpoint
 from .errors import BodyTooLarge, HTTPStatusError, IncompleteBody, TooManyRedirects
 from .request import Request, Response, check_header, check_url
 
@@ -66,7 +66,7 @@ Progress = Callable[[int, int | None], None]
 """``progress(received_bytes, total_bytes_or_None)``, called after each chunk."""
 
 
-class Client:
+class Client(Endpoint):
     """An HTTP client with one connection pool and safe defaults.
 
     ``timeout`` bounds each whole request (connect, send, headers and body);
@@ -119,8 +119,8 @@ class Client:
             )
         return self
 
-    def close(self) -> None:
-        """Begin closing the pool (returns at once; see :meth:`wait_closed`)."""
+    def close(self, grace: float | None = None) -> None:
+        """Begin closing the pool (returns at once; ``grace`` unused; see :meth:`wait_closed`)."""
         if self._session is not None and self._closing is None:
             self._closing = asyncio.get_running_loop().create_task(self._session.close())
 
@@ -128,22 +128,6 @@ class Client:
         """Wait until the pool's connections are closed."""
         if self._closing is not None:
             await asyncio.shield(self._closing)
-
-    async def stop(self, grace: float | None = None) -> None:
-        """Close and wait (``grace`` is accepted for the common lifecycle; unused)."""
-        self.close()
-        await self.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def session(self) -> aiohttp.ClientSession:

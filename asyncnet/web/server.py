@@ -17,7 +17,6 @@ went away.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import format_peer
-from ..servers._base import ServerBase, check_bind_host
+from ..servers._base import ServerBase, check_bind_host, is_loopback_host
 from .cgi import CGIRunner
 from .debug import error_middleware
 from .errors import WebConfigurationError
@@ -36,17 +35,6 @@ from .static import StaticFiles
 __all__ = ["WebServer", "site_app", "web_server"]
 
 logger = logging.getLogger("asyncnet.web")
-
-
-def _is_loopback_host(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class WebServer(ServerBase):
@@ -70,7 +58,7 @@ class WebServer(ServerBase):
     ) -> None:
         super().__init__(grace=grace, name=name or "web server")
         self.host = check_bind_host(host, all_interfaces)
-        if debug and not _is_loopback_host(self.host):
+        if debug and not is_loopback_host(self.host):
             where = "every interface" if self.host is None else repr(self.host)
             raise WebConfigurationError(
                 "debug pages show tracebacks and local variables: "

@@ -44,6 +44,7 @@ from typing import Any, Literal, Self, TypeAlias
 from ..._boundary import network_errors
 from ...clients._stream import open_stream
 from ...errors import ConfigurationError, NetworkError, OperationTimeout
+from ...lifecycle import Endpoint
 from ..errors import POP3ConnectionError, POP3Error, POP3ReplyError, TLSRequired
 from .protocol import (
     NEED_DATA,
@@ -67,7 +68,7 @@ _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _READ_SIZE = 64 * 1024
 
 
-class POP3Client:
+class POP3Client(Endpoint):
     """One POP3 session; ``async with POP3Client(host, port) as pop`` connects."""
 
     def __init__(
@@ -159,8 +160,8 @@ class POP3Client:
             raise
         return self
 
-    def close(self) -> None:
-        """Drop the connection now, without QUIT (the server deletes nothing)."""
+    def close(self, grace: float | None = None) -> None:
+        """Drop the connection now, without QUIT (the server deletes nothing; ``grace`` unused)."""
         if self._writer is not None:
             self._writer.close()
 
@@ -178,9 +179,6 @@ class POP3Client:
                     await self.quit()
         self.close()
         await self.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
 
     async def __aexit__(
         self,
