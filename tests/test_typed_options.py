@@ -158,4 +158,4 @@ def test_the_factories_mirror_the_server_options() -> None:
 def test_short_forms_of_the_wildcard_need_all_interfaces(host: str) -> None:
     """inet_aton's short forms ("0", "0.0") bind every interface too: refused without the flag."""
     with pytest.raises(ConfigurationError, match="every interface"):
-        tcp_server(LineHandler, host=host)
+        tcp_server(Upper, host=host)
