@@ -40,6 +40,10 @@ are immediate, so the timeout only bounds what the system resolver is asked.
 A lookup that times out is abandoned, not stopped: the resolver call keeps its
 thread until the system resolver gives up by itself (on the stdlib loop the default
 executor's thread; ``asyncio.run`` waits for it at exit).
+
+(Longer than asyncnet's ~400-line guide: the hosts-file answers, the resolver calls and
+their error wording are one policy -- what stays local and what may leave the machine --
+best read in one place.)
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ run inside a running loop.  The server objects are built in the supervisor but
 never started there; each worker starts its own copy after the fork.  With port 0
 the first worker binds an ephemeral port and reports it, and the others bind that
 same port.  POSIX only (``fork`` and ``SO_REUSEPORT``).
+
+(Longer than asyncnet's ~400-line guide: the supervisor and the worker halves of the
+signal protocol -- who blocks, forwards and reports what, and when -- must be read
+together; the Ctrl-C races they close are in the tests.)
 """
 
 from __future__ import annotations

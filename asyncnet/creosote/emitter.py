@@ -18,6 +18,10 @@ chunks and returned.  Here:
 bucket.  Without it, a broadcast destination (``255.255.255.255``, ``<broadcast>``, or
 the broadcast address of a local interface) raises :class:`BroadcastNotAllowed` before
 anything is sent.
+
+(Longer than asyncnet's ~400-line guide: the asyncio Emitter and the blocking
+SocketEmitter share the broadcast refusal, the chunker and the counters; the split
+between them is by I/O model, not by idea.)
 """
 
 from __future__ import annotations

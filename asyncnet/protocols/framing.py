@@ -81,6 +81,9 @@ Example::
     framer.set_terminator(ByteCount(5))
     framer.next_frame()                  # b"hello"
     framer.next_frame() is NEED_DATA     # True
+
+(Longer than asyncnet's ~400-line guide: the three terminators share one buffer, one
+limit rule and one poisoned state; split apart, each would need the others' internals.)
 """
 
 from __future__ import annotations

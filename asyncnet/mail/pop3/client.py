@@ -29,6 +29,9 @@ class is the loop that reads until the parser has an event.  Errors:
 default elsewhere), ``"opportunistic"`` (STLS when CAPA offers it) or
 ``"implicit"`` (TLS from the first byte, port 995).  ``require_tls=True`` refuses
 to send a password over a connection that is not encrypted, whatever ``tls`` is.
+
+(Slightly over asyncnet's ~400-line guide: one verb a method, each a few lines; the
+parsing is in :mod:`asyncnet.mail.pop3.protocol`.)
 """
 
 from __future__ import annotations
