@@ -14,6 +14,7 @@ Maildirs.  Every user's password is $ASYNCNET_MAIL_PASSWORD, or "demo" when unse
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -45,7 +46,10 @@ def serve(args: argparse.Namespace) -> int:
         pop3_port=args.pop3_port if args.port is None else args.port,
         on_delivery=show,
     )
-    cli.include_logger("mail.log")  # aiosmtpd's: a line per SMTP connection at -v
+    cli.include_logger("mail.log")  # aiosmtpd's: SMTP connections and commands at -v
+    smtp_log = logging.getLogger("mail.log")
+    # Never its DEBUG: that shows AUTH exchanges (credentials) and message lines.
+    smtp_log.setLevel(max(logging.INFO, smtp_log.level))
 
     def ready(_: Sequence[Any]) -> None:
         print(
