@@ -410,3 +410,27 @@ def test_second_signal_stops_workers_at_once() -> None:
                 proc.wait(timeout=0.5)
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=10) == 130
+
+
+def test_a_peers_words_stay_one_escaped_line() -> None:
+    """A hostile server's reply in the failure line cannot add lines or drive the terminal."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(20)
+        port = listener.getsockname()[1]
+        with subprocess.Popen(
+            [sys.executable, *module("mailbox", "--port", str(port))],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        ) as proc:
+            conn, _ = listener.accept()
+            with conn:
+                conn.sendall(b"-ERR go\x1b[2J\raway\r\n")
+                _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert "\x1b" not in err
+    assert "go\\x1b[2J" in err
