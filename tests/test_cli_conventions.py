@@ -434,3 +434,11 @@ def test_a_peers_words_stay_one_escaped_line() -> None:
     assert len(err.splitlines()) == 1, err
     assert "\x1b" not in err
     assert "go\\x1b[2J" in err
+
+
+def test_ftp_password_never_from_argv(closed_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No $FTP_PASSWORD and no terminal to prompt on: one line naming the variable, exit 1."""
+    monkeypatch.delenv("FTP_PASSWORD", raising=False)
+    result = run(module("ftp", "--server", f"127.0.0.1:{closed_port}", "--user", "bob"))
+    line = assert_one_line(result, 1)
+    assert "set $FTP_PASSWORD" in line

@@ -20,11 +20,13 @@ import getpass
 import hashlib
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from .. import run
+from ..errors import ConfigurationError
 from ..ftp import FTPClient, FTPServer, RichTransfers, TransferProgress
 from . import _cli as cli
 
@@ -172,8 +174,12 @@ def body(args: argparse.Namespace) -> int:
         run(embedded(args.big_mb))
         return 0
     password = os.environ.get("FTP_PASSWORD")
-    if password is None:
-        password = "anonymous@" if args.user == "anonymous" else getpass.getpass()
+    if password is None and args.user == "anonymous":
+        password = "anonymous@"
+    elif password is None and not sys.stdin.isatty():
+        raise ConfigurationError("set $FTP_PASSWORD (no terminal to ask for the password)")
+    elif password is None:
+        password = getpass.getpass(f"password for {args.user}: ")
     run(remote(args, password))
     return 0
 
