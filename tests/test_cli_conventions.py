@@ -32,7 +32,21 @@ MODULES = [
     "timeouts",
     "embedding",
     "tour",
+    "mailserver",
+    "sendmail",
+    "mailbox",
+    "ftp",
+    "web",
+    "fetch",
+    "links",
+    "office",
 ]
+# What a demo needs before argparse looks at the flags (never contacted: port 1).
+REQUIRED = {
+    "creosote": ["listen"],
+    "fetch": ["http://127.0.0.1:1/"],
+    "links": ["http://127.0.0.1:1/"],
+}
 CLASSICS = [
     "udpserv1.py",
     "udpcli1.py",
@@ -111,8 +125,7 @@ def test_help_exits_zero(name: str) -> None:
 @pytest.mark.parametrize("name", MODULES)
 def test_unknown_flag_is_one_line_and_exit_2(name: str) -> None:
     """An unknown flag is a usage error: one line naming it, exit 2."""
-    sub = ["listen"] if name == "creosote" else []
-    line = assert_one_line(run(module(name, *sub, "--no-such-flag")), 2)
+    line = assert_one_line(run(module(name, *REQUIRED.get(name, []), "--no-such-flag")), 2)
     assert line.startswith(f"python -m asyncnet.demos.{name}: error: ")
     assert "--no-such-flag" in line
     assert "--help" in line
@@ -158,6 +171,23 @@ BAD_VALUES = [
     (["upper", "--host", "0.0", "--port", "0"], "--host 0.0", "--all-interfaces"),
     (["creosote", "listen", "--host", "0.0.0.0"], "--host 0.0.0.0", "--all-interfaces"),
     (["echo", "--all-interfaces", "--host", "::1", "--port", "0"], "--all-interfaces", "--host"),
+    (["mailserver", "--port", "70000"], "--port", "0-65535"),
+    (["mailserver", "--smtp-port", "smtp"], "--smtp-port", "not a port number"),
+    (["mailserver", "--host", "192.0.2.1"], "--host", "loopback"),
+    (["sendmail", "--port", "-1"], "--port", "0-65535"),
+    (["sendmail", "--timeout", "0"], "--timeout", "more than 0"),
+    (["mailbox", "--timeout", "inf"], "--timeout", "more than 0"),
+    (["mailbox", "--tls", "maybe"], "--tls", "invalid choice"),
+    (["ftp", "--server", "no-port-here"], "--server", "HOST:PORT"),
+    (["ftp", "--server", "127.0.0.1:99999"], "--server", "0-65535"),
+    (["ftp", "--put", "/nonexistent/asyncnet"], "--put", "no such file"),
+    (["ftp", "--timeout", "-1"], "--timeout", "more than 0"),
+    (["web", "--port", "65536"], "--port", "0-65535"),
+    (["web", "--host", "0.0.0.0", "--port", "0"], "--host 0.0.0.0", "--all-interfaces"),
+    (["fetch", "http://127.0.0.1:1/", "--timeout", "0"], "--timeout", "more than 0"),
+    (["fetch", "http://127.0.0.1:1/", "--bytes", "-1"], "--bytes", "0 or more"),
+    (["links", "http://127.0.0.1:1/", "--max-pages", "0"], "--max-pages", "1 or more"),
+    (["links", "http://127.0.0.1:1/", "--concurrency", "x"], "--concurrency", "whole number"),
 ]
 
 
@@ -193,13 +223,17 @@ SERVERS = [
     ["upper", "--workers", "2"],
     ["echo"],
     ["chat"],
+    ["web"],
+    ["mailserver", "--pop3-port", "0", "--smtp-port"],
+    ["mailserver", "--smtp-port", "0", "--pop3-port"],
 ]
 
 
 @pytest.mark.parametrize("argv", SERVERS, ids=" ".join)
 def test_busy_port_is_one_line_and_exit_1(argv: list[str], busy_port: int) -> None:
     """Port in use: one line naming the address and what to do, exit 1."""
-    line = assert_one_line(run(module(*argv, "--port", str(busy_port))), 1)
+    port_flag = [] if argv[-1].endswith("-port") else ["--port"]
+    line = assert_one_line(run(module(*argv, *port_flag, str(busy_port))), 1)
     assert f"127.0.0.1:{busy_port}" in line
     assert "already in use" in line
     assert "--port" in line
@@ -243,6 +277,52 @@ def test_refused_clients_are_one_line(closed_port: int) -> None:
     result = run(["demos/tcpcli1.py", str(closed_port)])
     line = assert_one_line(result, 1)
     assert "is the server running?" in line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sendmail", "--port", "{port}"],
+        ["mailbox", "--port", "{port}"],
+        ["ftp", "--server", "127.0.0.1:{port}"],
+        ["fetch", "http://127.0.0.1:{port}/"],
+        ["links", "http://127.0.0.1:{port}/"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_refused_network_clients_are_one_line(argv: list[str], closed_port: int) -> None:
+    """The mail, FTP and web clients: refused is one line naming the flag to check."""
+    line = assert_one_line(run(module(*(a.format(port=closed_port) for a in argv))), 1)
+    assert line.startswith(f"python -m asyncnet.demos.{argv[0]}: error: ")
+    assert "refused" in line.lower()
+    assert "is the server running?" in line
+    flag = {"ftp": "--server", "fetch": "the URL", "links": "the URL"}.get(
+        argv[0], "--host and --port"
+    )
+    assert f"check {flag}" in line
+
+
+def test_mail_tls_required_but_not_offered() -> None:
+    """--tls stls against a POP3 server without STLS: one line, exit 1."""
+    with spawn(module("mailserver", "--port", "0")) as server:
+        match = read_listening_line(
+            server, r"SMTP on 127\.0\.0\.1:(\d+), POP3 on 127\.0\.0\.1:(\d+)"
+        )
+        result = run(module("mailbox", "--port", match[2], "--tls", "stls"))
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=10) == 0
+    line = assert_one_line(result, 1)
+    assert "TLS required but not available" in line
+
+
+@pytest.mark.parametrize("argv", [["web"], ["mailserver"]], ids=" ".join)
+def test_servers_exit_0_on_ctrl_c(argv: list[str]) -> None:
+    """web and mailserver run through cli.serve (whose second Ctrl-C is tested above
+    with a stuck handler): one SIGINT is a graceful stop, exit 0."""
+    with spawn(module(*argv, "--port", "0")) as server:
+        read_listening_line(server, r"127\.0\.0\.1:\d+")
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=10) == 0
 
 
 def test_unresolvable_host_is_one_line() -> None:
@@ -331,3 +411,35 @@ def test_second_signal_stops_workers_at_once() -> None:
                 proc.wait(timeout=0.5)
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=10) == 130
+
+
+def test_a_peers_words_stay_one_escaped_line() -> None:
+    """A hostile server's reply in the failure line cannot add lines or drive the terminal."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(20)
+        port = listener.getsockname()[1]
+        with subprocess.Popen(
+            [sys.executable, *module("mailbox", "--port", str(port))],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        ) as proc:
+            conn, _ = listener.accept()
+            with conn:
+                conn.sendall(b"-ERR go\x1b[2J\raway\r\n")
+                _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert "\x1b" not in err
+    assert "go\\x1b[2J" in err
+
+
+def test_ftp_password_never_from_argv(closed_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No $FTP_PASSWORD and no terminal to prompt on: one line naming the variable, exit 1."""
+    monkeypatch.delenv("FTP_PASSWORD", raising=False)
+    result = run(module("ftp", "--server", f"127.0.0.1:{closed_port}", "--user", "bob"))
+    line = assert_one_line(result, 1)
+    assert "set $FTP_PASSWORD" in line

@@ -61,11 +61,12 @@ def test_refused_server_is_one_line_and_exit_1() -> None:
 
 
 def test_missing_local_file_for_put_is_one_line() -> None:
+    """Checked by argparse before connecting, as every demo checks a file flag: exit 2."""
     result = demo("--put", "/no/such/file.bin")
-    assert result.returncode == 1
-    assert (
-        result.stderr.strip()
-        == "error: no such local file '/no/such/file.bin' (check the --put path)"
+    assert result.returncode == 2
+    assert result.stderr == (
+        "python -m asyncnet.demos.ftp: error: argument --put:"
+        " /no/such/file.bin: no such file (see --help)\n"
     )
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..errors import AsyncNetError, ConfigurationError, format_peer
-from ..runner import configure_logging, run_servers
+from ..runner import Servable, configure_logging, run_servers
 from ..servers import DatagramServer
 from ..servers._base import ServerBase
 
@@ -36,6 +36,7 @@ __all__ = [
     "describe",
     "existing_file",
     "explain",
+    "include_logger",
     "log_connections",
     "main",
     "non_negative_int",
@@ -223,11 +224,15 @@ def main(
     parser: argparse.ArgumentParser,
     body: Callable[[argparse.Namespace], int],
     argv: Sequence[str] | None = None,
+    *,
+    address_flag: str | None = None,
 ) -> int:
     """Parse ``argv``, set up logging from ``-v``, run ``body``; one line per expected failure.
 
     Returns the exit status: ``body``'s, 1 for an expected failure, 2 for a usage
-    error, 130 for Ctrl-C.  Unexpected exceptions (bugs) still raise.
+    error, 130 for Ctrl-C.  Unexpected exceptions (bugs) still raise.  A demo whose
+    peer is not ``--host``/``--port`` names its own flag (``URL``, ``--server``) as
+    ``address_flag``, so that the advice names what the user typed.
     """
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", 0)
@@ -245,6 +250,12 @@ def main(
             raise
         if verbose >= 2:
             traceback.print_exception(exc)
+        # A peer's words can be in the message: escaped, they stay one line and
+        # cannot drive the terminal.
+        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+        if address_flag is not None:
+            message = message.replace("--host and --port", address_flag)
+            message = message.replace("--host", address_flag)
         print(f"{parser.prog}: error: {message}", file=sys.stderr, flush=True)
         return 1
 
@@ -337,14 +348,18 @@ def _explain(exc: BaseException, host: str | None) -> str:
     return _text(exc)
 
 
-def serve(*servers: ServerBase, name: str) -> int:
+def serve(
+    *servers: Servable, name: str, ready: Callable[[Sequence[Any]], object] | None = None
+) -> int:
     """``run_servers`` with the ready line.
 
     The first SIGINT/SIGTERM starts the graceful shutdown (each server's ``grace``);
     a second Ctrl-C during it stops at once and the demo exits with status 130
-    (:func:`asyncnet.runner.catch_signals`).
+    (:func:`asyncnet.runner.catch_signals`).  ``ready`` replaces the standard ready
+    line (:func:`announce`) for a demo that says more.
     """
-    return run_servers(*servers, ready=announce(name))
+    shown: Callable[[Sequence[Any]], object] = announce(name) if ready is None else ready
+    return run_servers(*servers, ready=shown)
 
 
 # -- what the demos print and log --------------------------------------------------
@@ -380,6 +395,14 @@ def log_connections(factory: Callable[[], Any]) -> Callable[[], Any]:
     # The server is named after its handler ("Upper listening on ..."), so keep the name.
     make.__name__ = make.__qualname__ = getattr(factory, "__name__", make.__name__)
     return make
+
+
+def include_logger(name: str) -> None:
+    """Send a library's own logger (aiosmtpd's, aiohttp's) where ``-v``/``-vv`` send ours."""
+    ours, theirs = logging.getLogger("asyncnet"), logging.getLogger(name)
+    theirs.handlers[:] = ours.handlers
+    theirs.setLevel(ours.level)
+    theirs.propagate = False
 
 
 def describe(server: ServerBase) -> str:

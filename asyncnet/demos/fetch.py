@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import AsyncNetError
 from ..runner import run
 from ..web import Client, Request
 from ..web.debug import escape_log
-from ._cli import parse
+from . import _cli as cli
 
 
 def bar(done: int, total: int | None, width: int = 30) -> str:
@@ -63,30 +62,21 @@ async def fetch_and_show(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Fetch one URL."""
-    parser = argparse.ArgumentParser(
-        prog="python -m asyncnet.demos.fetch",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.parser("python -m asyncnet.demos.fetch", __doc__)
     parser.add_argument("url", help="http:// or https:// URL")
     parser.add_argument("-d", "--data", action="append", metavar="NAME=VALUE", default=[])
     parser.add_argument("-H", "--header", action="append", metavar="NAME: VALUE", default=[])
     parser.add_argument("-X", "--method", help="HTTP method (default GET, POST with -d)")
     parser.add_argument("--proxy", metavar="URL", help="forward proxy, e.g. http://127.0.0.1:8899")
     parser.add_argument("-o", "--output", metavar="FILE", help="save the body to FILE")
-    parser.add_argument("--bytes", type=int, default=600, help="how much body to show (600)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds for the request")
+    parser.add_argument(
+        "--bytes", type=cli.non_negative_int, default=600, help="how much body to show (600)"
+    )
+    parser.add_argument(
+        "--timeout", type=cli.positive_float, default=30.0, help="seconds for the request"
+    )
     parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="-vv: tracebacks")
-    args = parse(parser, argv)
-    try:
-        return run(fetch_and_show(args))
-    except (AsyncNetError, OSError) as exc:
-        if args.verbose >= 2:
-            raise
-        hint = " (is the server running? is the URL right?)" if isinstance(exc, OSError) else ""
-        print(f"fetch: {exc}{hint}", file=sys.stderr)
-        return 1
+    return cli.main(parser, lambda args: run(fetch_and_show(args)), argv, address_flag="the URL")
 
 
 if __name__ == "__main__":

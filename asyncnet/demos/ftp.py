@@ -25,9 +25,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import AsyncNetError, run
+from .. import run
+from ..errors import ConfigurationError
 from ..ftp import FTPClient, FTPServer, RichTransfers, TransferProgress
-from ._cli import parse
+from . import _cli as cli
 
 
 class Writer:
@@ -116,11 +117,10 @@ async def embedded(big_mb: int) -> None:
 
 async def remote(args: argparse.Namespace, password: str) -> None:
     """List a real server's directory; --get / --put one file with a progress bar."""
-    host, _, port = args.server.rpartition(":")
-    host = host.strip("[]")  # [::1]:2121
+    host, port = args.server
     async with FTPClient(
         host,
-        int(port),
+        port,
         user=args.user,
         password=password,
         tls=args.tls,
@@ -140,53 +140,47 @@ async def remote(args: argparse.Namespace, password: str) -> None:
                 print(f"  stored {sent:,} bytes as {Path(args.put).name}")
 
 
+def server_address(text: str) -> tuple[str, int]:
+    """An argparse ``type=``: ``HOST:PORT`` (``[::1]:2121`` for IPv6)."""
+    host, colon, port = text.rpartition(":")
+    if not colon or not host.strip("[]"):
+        raise argparse.ArgumentTypeError(f"wants HOST:PORT, not {text!r}")
+    return host.strip("[]"), cli.port_number(port)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the embedded tour, or talk to --server."""
-    parser = argparse.ArgumentParser(
-        prog="python -m asyncnet.demos.ftp",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = cli.parser("python -m asyncnet.demos.ftp", __doc__)
+    parser.add_argument(
+        "--server", type=server_address, metavar="HOST:PORT", help="a real FTP server instead"
     )
-    parser.add_argument("--server", metavar="HOST:PORT", help="a real FTP server instead")
     parser.add_argument("--user", default="anonymous", help="login name (default anonymous)")
     parser.add_argument("--tls", action="store_true", help="explicit FTPS (AUTH TLS)")
     parser.add_argument("--dir", default="", help="directory to list (default: the login one)")
     parser.add_argument("--get", metavar="FILE", help="download FILE (resumes a .part)")
-    parser.add_argument("--put", metavar="FILE", help="upload the local FILE")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per step")
-    parser.add_argument("--big-mb", type=int, default=8, help=argparse.SUPPRESS)
     parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="log details (-v); -vv also shows tracebacks",
+        "--put", type=cli.existing_file, metavar="FILE", help="upload the local FILE"
     )
-    args = parse(parser, argv)
+    parser.add_argument("--timeout", type=cli.positive_float, default=10.0, help="seconds per step")
+    parser.add_argument("--big-mb", type=cli.positive_int, default=8, help=argparse.SUPPRESS)
+    return cli.main(parser, body, argv, address_flag="--server")
+
+
+def body(args: argparse.Namespace) -> int:
+    """The body of main(): the embedded tour, or the session with --server."""
     if args.verbose < 2:  # aioftp's server logs a traceback for each client that hangs up
         logging.getLogger("aioftp").setLevel(logging.CRITICAL)
-    if args.server and not args.server.rpartition(":")[2].isdigit():
-        parser.error(f"--server wants HOST:PORT, not {args.server!r}")
-    if args.put and not Path(args.put).is_file():
-        print(f"error: no such local file {args.put!r} (check the --put path)", file=sys.stderr)
-        return 1
-    try:
-        if not args.server:
-            run(embedded(args.big_mb))
-            return 0
-        password = os.environ.get("FTP_PASSWORD")
-        if password is None:
-            password = "anonymous@" if args.user == "anonymous" else getpass.getpass()
-        run(remote(args, password))
-    except AsyncNetError as exc:
-        if args.verbose >= 2:
-            raise
-        hint = " (is an FTP server listening there?)" if "refused" in str(exc) else ""
-        print(f"error: {exc}{hint}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    if not args.server:
+        run(embedded(args.big_mb))
+        return 0
+    password = os.environ.get("FTP_PASSWORD")
+    if password is None and args.user == "anonymous":
+        password = "anonymous@"
+    elif password is None and not sys.stdin.isatty():
+        raise ConfigurationError("set $FTP_PASSWORD (no terminal to ask for the password)")
+    elif password is None:
+        password = getpass.getpass(f"password for {args.user}: ")
+    run(remote(args, password))
     return 0
 
 

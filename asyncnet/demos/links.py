@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import AsyncNetError
+from ..errors import ConfigurationError
 from ..runner import run
 from ..web.links import CrawlReport, crawl
-from ._cli import parse
+from . import _cli as cli
 from .fetch import bar
 
 
@@ -33,24 +33,29 @@ def show(report: CrawlReport) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Crawl one site and report broken links."""
-    parser = argparse.ArgumentParser(
-        prog="python -m asyncnet.demos.links",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.parser("python -m asyncnet.demos.links", __doc__)
     parser.add_argument("url", help="where to start, e.g. http://127.0.0.1:8000/")
-    parser.add_argument("--max-pages", type=int, default=100, help="at most this many (100)")
-    parser.add_argument("--concurrency", type=int, default=4, help="requests at once (4)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per page (10)")
+    parser.add_argument(
+        "--max-pages", type=cli.positive_int, default=100, help="at most this many (100)"
+    )
+    parser.add_argument(
+        "--concurrency", type=cli.positive_int, default=4, help="requests at once (4)"
+    )
+    parser.add_argument(
+        "--timeout", type=cli.positive_float, default=10.0, help="seconds per page (10)"
+    )
     parser.add_argument("--ignore-robots", action="store_true", help="do not read robots.txt")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="-vv: tracebacks")
-    args = parse(parser, argv)
-    if args.max_pages < 1 or args.concurrency < 1:
-        parser.error("--max-pages and --concurrency must be at least 1")
+    return cli.main(parser, check, argv, address_flag="the URL")
+
+
+def check(args: argparse.Namespace) -> int:
+    """The body of main(): crawl, then report (exit 1 when something is broken)."""
 
     def progress(done: int, queued: int, broken: int) -> None:
         print(f"\r{bar(done, queued)[:-6]} pages, {broken} broken", end="", file=sys.stderr)
 
+    # A bar redrawn with \r is for a terminal; in a log it is noise before the one line.
+    tty = sys.stderr.isatty()
     try:
         report = run(
             crawl(
@@ -59,18 +64,17 @@ def main(argv: list[str] | None = None) -> int:
                 concurrency=args.concurrency,
                 timeout=args.timeout,
                 respect_robots=not args.ignore_robots,
-                progress=progress,
+                progress=progress if tty else None,
             )
         )
-    except (AsyncNetError, OSError, ValueError) as exc:
-        if args.verbose >= 2:
-            raise
-        print(f"\nlinks: {exc}", file=sys.stderr)
-        return 1
-    print(file=sys.stderr)
+    except ValueError as exc:  # a URL crawl() refuses (not http, no host)
+        raise ConfigurationError(str(exc)) from exc
+    finally:
+        if tty:
+            print(file=sys.stderr)
     if report.pages.get(args.url.split("#")[0]) == 0:  # the start page itself is unreachable
-        print(f"links: {report.broken[0].problem} (is the server running?)", file=sys.stderr)
-        return 1
+        problem = report.broken[0].problem
+        raise ConfigurationError(f"{problem}: is the server running? check the URL")
     show(report)
     return 1 if report.broken else 0
 

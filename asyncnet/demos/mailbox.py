@@ -19,13 +19,12 @@ import email
 import email.policy
 import sys
 
-from ..errors import AsyncNetError, NetworkError
-from ..mail.errors import TLSRequired
+from ..errors import ConfigurationError
 from ..mail.pop3 import POP3Client
 from ..mail.store import FetchStore, fetch_all
 from ..runner import run
-from ._cli import parse
-from ._mail import escape, password_for
+from . import _cli as cli
+from ._mail import PASSWORD_ENV, escape, password_for
 
 
 async def mailbox(args: argparse.Namespace, password: str) -> int:
@@ -69,20 +68,13 @@ async def save(pop: POP3Client, args: argparse.Namespace) -> int:
     return 0
 
 
-_HINT = (
-    " (is `python -m asyncnet.demos.mailserver` running? --host/--port name another POP3 server)"
-)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Read a POP3 mailbox."""
-    parser = argparse.ArgumentParser(
-        prog="python -m asyncnet.demos.mailbox",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.parser("python -m asyncnet.demos.mailbox", __doc__)
     parser.add_argument("--host", default="127.0.0.1", help="POP3 server (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="POP3 port (default 8110 on loopback, else 110)")
+    parser.add_argument(
+        "--port", type=cli.port_number, help="POP3 port (default 8110 on loopback, else 110)"
+    )
     parser.add_argument("--user", default="demo", help="mailbox user (default demo)")
     parser.add_argument(
         "--tls",
@@ -91,24 +83,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--delete", action="store_true", help="delete what was read")
     parser.add_argument("--save", metavar="DIR", help="store messages in the Maildir DIR")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per command")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="log (-v, -vv)")
-    args = parse(parser, argv)
+    parser.add_argument(
+        "--timeout", type=cli.positive_float, default=30.0, help="seconds per command"
+    )
+    return cli.main(parser, body, argv)
+
+
+def body(args: argparse.Namespace) -> int:
+    """The body of main(): the default port, the password, then the slide."""
     if args.port is None:
         loopback = args.host in ("127.0.0.1", "::1", "localhost")
         args.port = 8110 if loopback else (995 if args.tls == "implicit" else 110)
     password = password_for(args.user, args.host)
     if password is None:
-        print("mailbox: set $ASYNCNET_MAIL_PASSWORD (no terminal to ask)", file=sys.stderr)
-        return 1
-    try:
-        return run(mailbox(args, password))
-    except AsyncNetError as exc:
-        hint = _HINT if isinstance(exc, NetworkError) and not isinstance(exc, TLSRequired) else ""
-        print(f"mailbox: {escape(str(exc))}{hint}", file=sys.stderr)
-        if args.verbose >= 2:
-            raise
-        return 1
+        raise ConfigurationError(f"set ${PASSWORD_ENV} (no terminal to ask for the password)")
+    return run(mailbox(args, password))
 
 
 if __name__ == "__main__":

@@ -14,15 +14,15 @@ Maildirs.  Every user's password is $ASYNCNET_MAIL_PASSWORD, or "demo" when unse
 from __future__ import annotations
 
 import argparse
-import errno
+import logging
 import os
-import sys
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import format_peer
 from ..mail.local import Delivery, LocalMailServer
-from ..runner import catch_signals, run
-from ._cli import parse
-from ._mail import escape, summary
+from . import _cli as cli
+from ._mail import PASSWORD_ENV, escape, summary
 
 SMTP_PORT, POP3_PORT = 8025, 8110
 
@@ -32,63 +32,54 @@ def show(delivery: Delivery) -> None:
     print(f"  {delivery.user} <- {escape(delivery.sender)}: {summary(delivery.data)}", flush=True)
 
 
-async def serve(args: argparse.Namespace) -> int:
-    """Run the pair until Ctrl-C."""
-    password = os.environ.get("ASYNCNET_MAIL_PASSWORD", "demo")
-    users = {user: password for user in args.user}
-    smtp_port = args.smtp_port if args.port is None else args.port
-    pop3_port = args.pop3_port if args.port is None else args.port
-    try:
-        with catch_signals() as stopped:
-            async with LocalMailServer(
-                users,
-                root=args.maildir,
-                host=args.host,
-                smtp_port=smtp_port,
-                pop3_port=pop3_port,
-                on_delivery=show,
-            ) as mail:
-                print(
-                    f"mailserver: SMTP on {format_peer(mail.smtp_address)}, POP3 on"
-                    f" {format_peer(mail.pop3_address)}, users {', '.join(users)},"
-                    f" Maildirs in {mail.root} (Ctrl-C to stop)",
-                    flush=True,
-                )
-                await stopped
-    except OSError as exc:
-        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-            print(
-                f"mailserver: cannot listen on {args.host} ({exc.strerror or exc});"
-                " is another mailserver running? try --port 0",
-                file=sys.stderr,
-            )
-        else:
-            print(f"mailserver: {exc} (check --maildir)", file=sys.stderr)
-        return 1
-    return 0
+def serve(args: argparse.Namespace) -> int:
+    """Run the pair until Ctrl-C (a second Ctrl-C stops at once)."""
+    if args.host not in ("127.0.0.1", "::1", "localhost"):
+        raise cli.UsageError("--host must be a loopback address: this is a toy server")
+    password = os.environ.get(PASSWORD_ENV, "demo")
+    users = {user: password for user in args.user or ["demo", "alice"]}
+    mail = LocalMailServer(
+        users,
+        root=args.maildir,
+        host=args.host,
+        smtp_port=args.smtp_port if args.port is None else args.port,
+        pop3_port=args.pop3_port if args.port is None else args.port,
+        on_delivery=show,
+    )
+    cli.include_logger("mail.log")  # aiosmtpd's: SMTP connections and commands at -v
+    smtp_log = logging.getLogger("mail.log")
+    # Never its DEBUG: that shows AUTH exchanges (credentials) and message lines.
+    smtp_log.setLevel(max(logging.INFO, smtp_log.level))
+
+    def ready(_: Sequence[Any]) -> None:
+        print(
+            f"mailserver: SMTP on {format_peer(mail.smtp_address)}, POP3 on"
+            f" {format_peer(mail.pop3_address)}, users {', '.join(users)},"
+            f" Maildirs in {mail.root} (Ctrl-C to stop)",
+            flush=True,
+        )
+
+    return cli.serve(mail, name="mailserver", ready=ready)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Serve SMTP and POP3 on loopback."""
-    parser = argparse.ArgumentParser(
-        prog="python -m asyncnet.demos.mailserver",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.parser("python -m asyncnet.demos.mailserver", __doc__)
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to serve on")
-    parser.add_argument("--smtp-port", type=int, default=SMTP_PORT, help="SMTP port (8025)")
-    parser.add_argument("--pop3-port", type=int, default=POP3_PORT, help="POP3 port (8110)")
-    parser.add_argument("--port", type=int, help="both ports (0: any free ones, printed)")
+    parser.add_argument(
+        "--smtp-port", type=cli.port_number, default=SMTP_PORT, help="SMTP port (8025)"
+    )
+    parser.add_argument(
+        "--pop3-port", type=cli.port_number, default=POP3_PORT, help="POP3 port (8110)"
+    )
+    parser.add_argument(
+        "--port", type=cli.port_number, help="both ports (0: any free ones, printed)"
+    )
     parser.add_argument("--maildir", help="keep the Maildirs here (default: a temporary dir)")
     parser.add_argument(
         "--user", action="append", help="a mailbox user (repeatable; default demo and alice)"
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="log (-v, -vv)")
-    args = parse(parser, argv)
-    if args.host not in ("127.0.0.1", "::1", "localhost"):
-        parser.error("--host must be a loopback address: this is a toy server")
-    args.user = args.user or ["demo", "alice"]
-    return run(serve(args))
+    return cli.main(parser, serve, argv)
 
 
 if __name__ == "__main__":

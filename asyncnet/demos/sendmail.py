@@ -17,25 +17,27 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import AsyncNetError, NetworkError
-from ..mail.errors import RecipientsRefused, TLSRequired
+from ..errors import ConfigurationError
+from ..mail.errors import RecipientsRefused
 from ..mail.smtp import make_message, send_message
 from ..runner import run
-from ._cli import parse
-from ._mail import escape, password_for
+from . import _cli as cli
+from ._mail import PASSWORD_ENV, escape, password_for
 
 RECIPIENTS = ["demo@localhost", "alice@localhost", "nobody@localhost"]
 
 
 async def sendmail(args: argparse.Namespace) -> int:
     """Send, then print what the server refused (the slide's loop over the result)."""
-    message = make_message(
-        sender=args.sender, recipients=args.to, subject=args.subject, body=args.body
-    )
+    try:
+        message = make_message(
+            sender=args.sender, recipients=args.to, subject=args.subject, body=args.body
+        )
+    except ValueError as exc:  # a header or address that would inject: refused before sending
+        raise ConfigurationError(str(exc)) from exc
     password = password_for(args.user, args.host) if args.user else None
     if args.user and password is None:
-        print("sendmail: set $ASYNCNET_MAIL_PASSWORD (no terminal to ask)", file=sys.stderr)
-        return 1
+        raise ConfigurationError(f"set ${PASSWORD_ENV} (no terminal to ask for the password)")
     try:
         result = await send_message(
             message,
@@ -47,13 +49,9 @@ async def sendmail(args: argparse.Namespace) -> int:
             timeout=args.timeout,
         )
     except RecipientsRefused as exc:
-        print("sendmail: every recipient was refused; nothing was sent", file=sys.stderr)
         for address, (code, text) in exc.refused.items():
             print(f"  Error sending to {escape(address)}: code {code}: {escape(text)}")
-        return 1
-    except AsyncNetError as exc:
-        hint = _HINT if isinstance(exc, NetworkError) and not isinstance(exc, TLSRequired) else ""
-        print(f"sendmail: {escape(str(exc))}{hint}", file=sys.stderr)
+        print("sendmail: every recipient was refused; nothing was sent", file=sys.stderr)
         return 1
     for address, (code, text) in result.items():
         print(f"  Error sending to {escape(address)}: code {code}: {escape(text)}")
@@ -62,20 +60,13 @@ async def sendmail(args: argparse.Namespace) -> int:
     return 0
 
 
-_HINT = (
-    " (is `python -m asyncnet.demos.mailserver` running? --host/--port name another SMTP server)"
-)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Send one message."""
-    parser = argparse.ArgumentParser(
-        prog="python -m asyncnet.demos.sendmail",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.parser("python -m asyncnet.demos.sendmail", __doc__)
     parser.add_argument("--host", default="127.0.0.1", help="SMTP server (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8025, help="SMTP port (default 8025)")
+    parser.add_argument(
+        "--port", type=cli.port_number, default=8025, help="SMTP port (default 8025)"
+    )
     parser.add_argument(
         "--tls",
         choices=["none", "starttls", "opportunistic", "implicit"],
@@ -88,15 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--body", default="Sent by asyncnet's sendmail demo.\n", help="the message text"
     )
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per command")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="log (-v, -vv)")
-    args = parse(parser, argv)
-    args.to = args.to or RECIPIENTS
-    try:
+    parser.add_argument(
+        "--timeout", type=cli.positive_float, default=10.0, help="seconds per command"
+    )
+
+    def body(args: argparse.Namespace) -> int:
+        args.to = args.to or RECIPIENTS
         return run(sendmail(args))
-    except ValueError as exc:  # a header or address that would inject: refused before sending
-        print(f"sendmail: {escape(str(exc))}", file=sys.stderr)
-        return 1
+
+    return cli.main(parser, body, argv)
 
 
 if __name__ == "__main__":

@@ -16,16 +16,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import AsyncNetError
-from ..runner import run_servers
-from ..web import web_server
-from ._cli import add_server_arguments, parse, server_options
+from ..errors import ConfigurationError
+from ..web import WebServer, site_app
+from . import _cli as cli
 
 SAMPLE = Path(__file__).with_name("site")
 
@@ -41,13 +39,9 @@ def sample_site(into: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Serve a directory until Ctrl-C."""
-    parser = argparse.ArgumentParser(
-        prog="python -m asyncnet.demos.web",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.parser("python -m asyncnet.demos.web", __doc__)
     parser.add_argument("directory", nargs="?", help="what to serve (default .)")
-    add_server_arguments(parser, port=8000)
+    cli.add_server_arguments(parser, port=8000)
     # http.server's spellings, for fingers that know them
     parser.add_argument("-b", "--bind", dest="host", default=argparse.SUPPRESS, help="= --host")
     parser.add_argument("-d", "--directory", dest="directory_option", metavar="DIR", help="= DIR")
@@ -56,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--debug", action="store_true", help="tracebacks for loopback clients")
     parser.add_argument("--uploads", metavar="DIR", help="accept /form file uploads into DIR")
     parser.add_argument("--show-hidden", action="store_true", help="serve dotfiles too")
-    args = parse(parser, argv)
+    return cli.main(parser, serve, argv)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """The body of main(): check the directories, then serve (a second Ctrl-C: at once)."""
     with contextlib.ExitStack() as stack:
         root = Path(args.directory or args.directory_option or ".")
         options: dict[str, Any] = {"cgi": args.cgi, "show_hidden": args.show_hidden}
@@ -66,24 +64,21 @@ def main(argv: list[str] | None = None) -> int:
             options.update(cgi=True, upload_dir=args.uploads or scratch)
         elif args.uploads:
             options["upload_dir"] = args.uploads
-        if not root.is_dir():
-            print(
-                f"web: no directory {str(root)!r} to serve (give an existing DIR)", file=sys.stderr
-            )
-            return 1
+        for flag, path in (("DIR", root), ("--uploads", options.get("upload_dir"))):
+            if path is not None and not Path(path).is_dir():
+                raise ConfigurationError(f"no directory {str(path)!r} (check {flag})")
+        server = WebServer(
+            site_app(root, debug=args.debug, **options),
+            debug=args.debug,
+            access_log=args.verbose >= 1,  # -v: a line per request
+            **cli.server_options(args),
+        )
+        cli.include_logger("aiohttp.access")
 
         def ready(servers: Sequence[Any]) -> None:
             print(f"web: serving {root} on {servers[0].url} (Ctrl-C to stop)", flush=True)
 
-        try:
-            server = web_server(root, debug=args.debug, **server_options(args), **options)
-            return run_servers(server, ready=ready)
-        except (AsyncNetError, OSError) as exc:
-            if args.verbose >= 2:
-                raise
-            print(f"web: {exc}", file=sys.stderr)
-            return 1
-    return 0
+        return cli.serve(server, name="web", ready=ready)
 
 
 if __name__ == "__main__":
