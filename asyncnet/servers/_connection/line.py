@@ -119,22 +119,32 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._stats.bytes_in += len(data)
-        line = None if self._blocked or self._close_requested else self._lines.single_line(data)
-        if line is None:
+        # (_close_requested implies _blocked: request_close() and _end_of_input() block.)
+        if self._blocked or (line := self._lines.single_line(data)) is None:
             self._data_received(data)
             return
         # The request/reply case: exactly one complete line and nothing held back.
         # The same steps as _process(), without its loop and bookkeeping.
         reply = self._reply(line)
+        out = self._out
+        if reply is not None and not out and not self._blocked:
+            # Not blocked: no linger, not closed, no close requested (see above), so
+            # nothing for _settle() to do once the reply is written.
+            # _write(), inlined: the one step this path runs for every request.
+            self._stats.bytes_out += len(reply)
+            deadlines = self._deadlines
+            if self._timed:
+                deadlines.last_activity = self._loop.time()
+            if deadlines.partial_since is not None:
+                deadlines.partial_since = None
+            self._transport.write(reply)  # type: ignore[union-attr]
+            return
         if reply is not None:
-            if self._out or self._linger is not None or self._conn_closed:
-                self._out.append(reply)  # behind other output, or not to be sent
-            else:
-                self._write(reply)
+            out.append(reply)  # behind other output, or not to be sent
         deadlines = self._deadlines
         if deadlines.partial_since is not None and not self._blocked:
             deadlines.partial_since = None
-        if self._out or self._close_requested:
+        if out or self._close_requested:
             self._settle()
         elif self._timed and reply is None:
             deadlines.last_activity = self._loop.time()  # _write() notes it otherwise
