@@ -44,7 +44,9 @@ class ConnectionBase:
         "_conn_closed",
         "_deadlines",
         "_handler",
+        "_last_activity",
         "_loop",
+        "_partial_since",
         "_registered",
         "_server",
         "_stats",
@@ -62,6 +64,10 @@ class ConnectionBase:
         self._transport = None
         self._conn_closed = False
         self._registered = False
+        # The deadlines' clocks live here: the request path sets them without
+        # touching a second per-connection object (cache misses at 1000s of clients).
+        self._last_activity = self._loop.time()
+        self._partial_since: float | None = None
         self._deadlines = Deadlines(server, self)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

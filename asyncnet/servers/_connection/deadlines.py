@@ -22,6 +22,10 @@ class Timed(Protocol):
     """What a connection offers its :class:`Deadlines`."""
 
     _conn_closed: bool
+    _last_activity: float
+    """Loop time of the last read or write (the idle timeout's clock)."""
+    _partial_since: float | None
+    """Loop time since when an incomplete line is buffered (the line timeout's clock)."""
 
     def _busy(self) -> bool:
         """True while the handler is working, which does not count as idle."""
@@ -95,8 +99,9 @@ class DeadlineWheel:
 class Deadlines:
     """One connection's idle, partial-line and write-blocked deadlines.
 
-    The connection updates the timestamps (``last_activity``, ``partial_since``,
-    ``write_blocked_since``); the wheel calls :meth:`check`, which closes the
+    The connection updates the timestamps (its own ``_last_activity`` and
+    ``_partial_since``, which the request path touches without reaching into a second
+    object, and ``write_blocked_since`` here); the wheel calls :meth:`check`, which closes the
     connection through ``_timed_out()`` or re-arms for the next deadline.
     """
 
@@ -105,8 +110,6 @@ class Deadlines:
         "_loop",
         "_server",
         "_slot",
-        "last_activity",
-        "partial_since",
         "write_blocked_since",
     )
 
@@ -115,8 +118,6 @@ class Deadlines:
         self._loop = server.loop
         self._conn = conn
         self._slot: float | None = None  # our slot in the server's deadline wheel
-        self.last_activity = self._loop.time()
-        self.partial_since: float | None = None
         self.write_blocked_since: float | None = None
 
     def arm(self) -> None:
@@ -138,10 +139,11 @@ class Deadlines:
 
     def partial_line(self, partial: bool) -> None:
         """Note whether an incomplete line is buffered (the line timeout's clock)."""
+        conn = self._conn
         if not partial:
-            self.partial_since = None
-        elif self.partial_since is None:
-            self.partial_since = now = self._loop.time()
+            conn._partial_since = None
+        elif conn._partial_since is None:
+            conn._partial_since = now = self._loop.time()
             # Lazily, like the idle deadline: a timer due no later than the new line
             # deadline re-checks everything when it fires, so only an earlier
             # deadline needs a new timer (a client sending each line in two reads
@@ -173,10 +175,11 @@ class Deadlines:
         if server.write_timeout is not None and self.write_blocked_since is not None:
             when = min(when, self.write_blocked_since + server.write_timeout)
         if server.idle_timeout is not None:
-            base = self._loop.time() if self._conn._busy() else self.last_activity
+            base = self._loop.time() if self._conn._busy() else self._conn._last_activity
             when = min(when, base + server.idle_timeout)
-        if server.line_timeout is not None and self.partial_since is not None:
-            when = min(when, self.partial_since + server.line_timeout)
+        partial_since = self._conn._partial_since
+        if server.line_timeout is not None and partial_since is not None:
+            when = min(when, partial_since + server.line_timeout)
         return when
 
     def check(self) -> None:
@@ -197,14 +200,14 @@ class Deadlines:
         if (
             server.idle_timeout is not None
             and not conn._busy()
-            and now >= self.last_activity + server.idle_timeout
+            and now >= conn._last_activity + server.idle_timeout
         ):
             conn._timed_out("idle", server.idle_timeout)
             return
         if (
             server.line_timeout is not None
-            and self.partial_since is not None
-            and now >= self.partial_since + server.line_timeout
+            and conn._partial_since is not None
+            and now >= conn._partial_since + server.line_timeout
         ):
             conn._timed_out("line", server.line_timeout)
             return

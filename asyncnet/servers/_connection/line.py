@@ -135,26 +135,24 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             # nothing for _settle() to do once the reply is written.
             # _write(), inlined: the one step this path runs for every request.
             self._stats.bytes_out += len(reply)
-            deadlines = self._deadlines
             if self._timed:
-                deadlines.last_activity = self._loop.time()
-            if deadlines.partial_since is not None:
-                deadlines.partial_since = None
+                self._last_activity = self._loop.time()
+            if self._partial_since is not None:
+                self._partial_since = None
             self._transport.write(reply)  # type: ignore[union-attr]
             return
         if reply is not None:
             out.append(reply)  # behind other output, or not to be sent
-        deadlines = self._deadlines
-        if deadlines.partial_since is not None and not self._blocked:
-            deadlines.partial_since = None
+        if self._partial_since is not None and not self._blocked:
+            self._partial_since = None
         if out or self._close_requested:
             self._settle()
         elif self._timed and reply is None:
-            deadlines.last_activity = self._loop.time()  # _write() notes it otherwise
+            self._last_activity = self._loop.time()  # _write() notes it otherwise
 
     def _data_received(self, data: bytes) -> None:
         if self._timed:
-            self._deadlines.last_activity = self._loop.time()
+            self._last_activity = self._loop.time()
         if self._close_requested:
             return  # after a protocol error nothing more is ever handled
         lines = self._own_lines()
@@ -172,7 +170,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             return
         if completed:
             self._process()
-        elif self._server.line_timeout is not None and self._deadlines.partial_since is None:
+        elif self._server.line_timeout is not None and self._partial_since is None:
             # Part of a line, and every line before it was handled: only its clock starts.
             self._deadlines.partial_line(True)
 
@@ -265,7 +263,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             return
         if not self._blocked and self._server.line_timeout is not None:
             partial = lines.pending > 0
-            if partial is (self._deadlines.partial_since is None):  # it changed
+            if partial is (self._partial_since is None):  # it changed
                 self._deadlines.partial_line(partial)
         self._settle()
 
@@ -394,7 +392,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         """Write ``data`` now, counted (the caller checked the connection is open)."""
         self._stats.bytes_out += len(data)
         if self._timed:
-            self._deadlines.last_activity = self._loop.time()
+            self._last_activity = self._loop.time()
         self._transport.write(data)  # type: ignore[union-attr]
 
     def _busy(self) -> bool:
