@@ -36,6 +36,16 @@ class Timed(Protocol):
         ...
 
 
+class _Slot(set["Deadlines"]):
+    """The connections due in one slot, and the slot's key (one float for all of them)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: float) -> None:
+        super().__init__()
+        self.key = key
+
+
 class DeadlineWheel:
     """Shared timers for a server's connections: one loop timer per time slot.
 
@@ -50,7 +60,7 @@ class DeadlineWheel:
     def __init__(self, loop: asyncio.AbstractEventLoop, resolution: float) -> None:
         self._loop = loop
         self.resolution = resolution
-        self._slots: dict[float, set[Deadlines]] = {}
+        self._slots: dict[float, _Slot] = {}
         self._handles: dict[float, asyncio.TimerHandle] = {}
 
     @classmethod
@@ -70,10 +80,11 @@ class DeadlineWheel:
         key = self.slot(when)
         members = self._slots.get(key)
         if members is None:
-            members = self._slots[key] = set()
+            members = self._slots[key] = _Slot(key)
             self._handles[key] = self._loop.call_at(key, self._fire, key)
         members.add(deadlines)
-        return key
+        # The slot's own key: 10,000 idle connections keep one float, not 10,000.
+        return members.key
 
     def remove(self, deadlines: Deadlines, key: float) -> None:
         """Forget ``deadlines`` in slot ``key`` (cancelling the slot's timer if empty)."""
