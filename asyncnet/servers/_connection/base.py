@@ -68,7 +68,7 @@ class ConnectionBase:
         # touching a second per-connection object (cache misses at 1000s of clients).
         self._last_activity = self._loop.time()
         self._partial_since: float | None = None
-        self._deadlines = Deadlines(server, self)
+        self._deadlines = Deadlines(self)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Register with the server (which may refuse), then start the handler."""
