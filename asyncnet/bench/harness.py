@@ -102,14 +102,14 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
         ),
         Implementation(
             "asyncnet-asyncio",
-            "upper demo (asyncnet), asyncio",
+            "upper demo, asyncio",
             ("-m", "asyncnet.demos.upper", "--port", "0"),
             env=_NO_UVLOOP,
             note=_DEMO_NOTE,
         ),
         Implementation(
             "asyncnet-uvloop",
-            "upper demo (asyncnet), uvloop",
+            "upper demo, uvloop",
             ("-m", "asyncnet.demos.upper", "--port", "0"),
             needs_uvloop=True,
             note=_DEMO_NOTE,
