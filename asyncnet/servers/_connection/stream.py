@@ -83,7 +83,7 @@ class StreamConnection(ConnectionBase, asyncio.StreamReaderProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._stats.bytes_in += len(data)
-        self._deadlines.last_activity = self._loop.time()
+        self._last_activity = self._loop.time()
         if self._shutting_down:
             return  # the reader already saw EOF; feeding it more would be an error
         super().data_received(data)
@@ -100,7 +100,7 @@ class StreamConnection(ConnectionBase, asyncio.StreamReaderProtocol):
 
     def _count_out(self, n: int) -> None:
         self._stats.bytes_out += n
-        self._deadlines.last_activity = self._loop.time()
+        self._last_activity = self._loop.time()
 
     def _timed_out(self, which: str, seconds: float, *, abort: bool = False) -> None:
         if which == "write":
