@@ -7,6 +7,10 @@ has two or more), RLIMIT_NOFILE is raised to the hard limit for both, and each
 point is repeated; the reported value is the median, with the spread
 (max - min) / median next to it.  Memory per idle connection is measured on a
 fresh server per point, so memory freed by earlier load cannot hide the cost.
+
+(Longer than asyncnet's ~400-line guide: the run plan -- which server, which point,
+which repeat, pinned where, measured how -- is one procedure; the servers, the load
+generator, the report and the fairness and client phases are modules of their own.)
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ service answers a 64-byte line with 64 bytes).  With ``--server-pid`` it also re
 the server's CPU time over the measured window (see :mod:`.procstat`), and it always
 reports its own CPU use: near 100 % means the generator, not the server, was the
 limit.  Every phase is bounded in time and in count.
+
+(Longer than asyncnet's ~400-line guide: the TCP, UDP and idle-memory generators share
+the pacing, the latency histogram and the result format, and run as one pinned process.)
 """
 
 from __future__ import annotations
