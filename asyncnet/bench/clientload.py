@@ -276,7 +276,9 @@ def run_blocking(mode: str, ports: dict[str, int], w: Workload, out: Path) -> di
 
 def result_of(started: float, rss_before: int, threads: int, done: list[int]) -> dict[str, Any]:
     wall = time.perf_counter() - started
-    peak = max(status_field("VmHWM"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    # VmHWM belongs to this process image; ru_maxrss survives execve(), so a client
+    # forked from a big parent (the bench harness) would report the parent's peak.
+    peak = status_field("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "wall_s": round(wall, 4),
         "rss_before_kib": rss_before,
