@@ -88,48 +88,45 @@ def port_number(text: str) -> int:
     return port
 
 
-def positive_int(text: str) -> int:
-    """An argparse ``type=``: an integer >= 1."""
+def _whole_number(text: str, minimum: int) -> int:
     try:
         value = int(text, 10)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {minimum} or more, not {value}")
     return value
+
+
+def _seconds(text: str, *, zero_allowed: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
+        least = "0 seconds or more" if zero_allowed else "more than 0 seconds"
+        raise argparse.ArgumentTypeError(f"must be {least}, not {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type=``: an integer >= 1."""
+    return _whole_number(text, 1)
 
 
 def non_negative_int(text: str) -> int:
     """An argparse ``type=``: an integer >= 0."""
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
+    return _whole_number(text, 0)
 
 
 def positive_float(text: str) -> float:
     """An argparse ``type=``: a finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
-    return value
+    return _seconds(text, zero_allowed=False)
 
 
 def non_negative_float(text: str) -> float:
     """An argparse ``type=``: a finite number of seconds >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 seconds or more, not {text}")
-    return value
+    return _seconds(text, zero_allowed=True)
 
 
 def existing_file(text: str) -> str:
