@@ -312,3 +312,31 @@ def test_next_lines_gives_what_next_line_gives(data: bytes, cuts: list[int], bat
     """Issue 8 item 1: the batch call the server uses is next_line() in a loop, for any
     input, any split and any batch size (limits and the final unterminated line too)."""
     assert batch_events(splits(data, cuts), batch) == events(splits(data, cuts))
+
+
+def test_share_sets_the_shortcut_only_for_the_default_rules() -> None:
+    """Issue 8 item 8: a shared buffer tells its users when splitting by hand is exact."""
+    default = LineBuffer(10)
+    default.share()
+    assert default.shared
+    assert default.shortcut_limit == 10
+    for other in (LineBuffer(10, delimiter=b"\r\n"), LineBuffer(10, strip_cr=False)):
+        other.share()
+        assert other.shared
+        assert other.shortcut_limit == -1
+    # By hand, as a server does it: data[:-1] less a trailing \r, for every data the
+    # shortcut admits, equals single_line().
+    for data in (b"\n", b"\r\n", b"\r\r\n", b"x" * 10 + b"\n", b"x" * 9 + b"\r\n"):
+        end = len(data) - 1
+        assert 0 <= end <= default.shortcut_limit
+        assert data.find(b"\n") == end
+        by_hand = data[: end - 1] if end and data[end - 1] == 13 else data[:end]
+        assert by_hand == default.single_line(data)
+
+
+def test_a_fed_buffer_cannot_be_shared() -> None:
+    """Issue 8 item 8: sharing a buffer that holds bytes would hand them to everyone."""
+    lines = LineBuffer(10)
+    lines.feed(b"partial")
+    with pytest.raises(ValueError, match="never fed"):
+        lines.share()

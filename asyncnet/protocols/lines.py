@@ -86,6 +86,7 @@ class LineBuffer(DotBodyReader):
         "last_line_unterminated",
         "peer",
         "shared",
+        "shortcut_limit",
     )
 
     def __init__(
@@ -121,8 +122,27 @@ class LineBuffer(DotBodyReader):
         self.peer = peer
         """Named in the errors raised (``LineTooLong(... from peer)``)."""
         self.shared = False
-        """Set by a user that shares this (empty, never fed) buffer for its
-        :meth:`single_line` checks; such a buffer must not be fed."""
+        """True once :meth:`share` was called: the buffer must not be fed."""
+        self.shortcut_limit = -1
+        """Set by :meth:`share`: see there."""
+
+    def share(self) -> None:
+        """Let several users share this empty, never fed buffer for one-line checks.
+
+        Such a buffer must not be fed.  With the default rules (``b"\\n"``, CR stripped)
+        it also sets ``shortcut_limit`` to the longest ``len(data) - 1`` for which a
+        user may take ``data`` as one line by hand once it has found ``data``'s only
+        ``\\n`` at its end: ``data[:-1]``, less a trailing ``\\r``, is then exactly what
+        :meth:`single_line` would return.  (A method call costs as much as that whole
+        check on a server's request path.)  Otherwise ``shortcut_limit`` stays -1.
+        """
+        if self._buf or self._eof or self._error is not None or self._in_body or self._raw:
+            raise ValueError("only an empty, never fed line buffer can be shared")
+        self.shared = True
+        if self._delim == b"\n" and self._strip_cr:
+            # Conservative by the CR's byte of slack: a line of exactly max_line_length
+            # bytes plus \r\n takes the long way, through single_line().
+            self.shortcut_limit = self._max
 
     def _configure(self, delimiter: bytes) -> None:
         if not delimiter:

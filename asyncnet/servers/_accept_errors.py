@@ -155,8 +155,19 @@ def check_headroom(server: StreamServer, transport: asyncio.BaseTransport, now: 
     threshold = server._fd_threshold
     if threshold is None:
         return
+    # Asked for its socket, a uvloop transport keeps a socket object (72 bytes per
+    # connection).  So far from the limit only one connection in 64 is looked at: the
+    # descriptor it got says whether the limit is near, and from then on (or once
+    # the connections alone fill half of the descriptors) every one is.
+    if (
+        not server._fd_watch
+        and server.stats.connections_total % 64
+        and len(server._connections) * 2 < threshold
+    ):
+        return
     sock = transport.get_extra_info("socket")
     fileno = sock.fileno() if sock is not None else -1
+    server._fd_watch = fileno * 2 >= threshold
     if fileno < threshold:
         return
     server.stats.connections_at_fd_limit += 1

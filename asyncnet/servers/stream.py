@@ -158,6 +158,7 @@ class StreamServer(ServerBase):
         self._refusal_log = _accept_errors.RateLimitedLog()
         self._fd_log = _accept_errors.RateLimitedLog()
         self._fd_threshold = _accept_errors.fd_threshold()
+        self._fd_watch = False  # the limit is near: check every connection's descriptor
 
     # -- binding ------------------------------------------------------------------
 

@@ -32,8 +32,55 @@ if TYPE_CHECKING:
 
 __all__ = ["LineConnection"]
 
-_EMPTY: dict[tuple[int, bytes, bool], LineBuffer] = {}
-"""Shared empty line buffers, by (max_line_length, delimiter, strip_cr)."""
+
+class _LineRules:
+    """A handler class's line settings, shared by all its connections: five slots fewer
+    per connection, and one object in cache for all of them."""
+
+    __slots__ = ("batch", "empty", "encoding", "errors", "reply_end", "utf8")
+
+    def __init__(self, cls: type[LineHandler]) -> None:
+        if not cls.delimiter:
+            raise ConfigurationError(f"{cls.__name__}.delimiter must not be empty")
+        if cls.lines_per_batch < 1:
+            raise ConfigurationError(f"{cls.__name__}.lines_per_batch must be >= 1")
+        self.batch = cls.lines_per_batch
+        self.encoding = cls.encoding
+        self.errors = cls.errors
+        self.reply_end = cls.reply_delimiter if cls.reply_delimiter is not None else cls.delimiter
+        # bytes.decode()/str.encode() without arguments take a shortcut: naming the
+        # codec and "strict" costs about 60 ns per request and reply.
+        self.utf8 = cls.errors == "strict" and codecs.lookup(cls.encoding).name == "utf-8"
+        # Until a read is more than one whole line, a connection shares this empty
+        # buffer (single_line() only reads it): request/reply connections never pay
+        # for a buffer of their own.
+        self.empty = LineBuffer(cls.max_line_length, delimiter=cls.delimiter, strip_cr=cls.strip_cr)
+        self.empty.share()
+
+    @staticmethod
+    def of(cls: type[LineHandler]) -> _LineRules:
+        """The rules for handler class ``cls``, as its attributes say now."""
+        key = (
+            cls.max_line_length,
+            cls.delimiter,
+            cls.strip_cr,
+            cls.encoding,
+            cls.errors,
+            cls.reply_delimiter,
+            cls.lines_per_batch,
+        )
+        rules = _RULES.get(key)
+        if rules is None:
+            rules = _RULES[key] = _LineRules(cls)
+        return rules
+
+    def encode(self, text: str) -> bytes:
+        """``text`` as a reply: encoded, with the reply delimiter."""
+        return text.encode(self.encoding, self.errors) + self.reply_end
+
+
+_RULES: dict[tuple[Any, ...], _LineRules] = {}
+"""By the class attributes they were made from (a test may change them between servers)."""
 
 _LINGER_SECONDS = 2.0
 """After a protocol error, how long we keep draining the peer before aborting."""
@@ -50,21 +97,17 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
     # Slots, not a __dict__: with this many attributes CPython 3.11 gives every
     # instance a full dict (~1.5 KiB), the largest part of an idle connection.
     __slots__ = (
-        "_batch",
         "_blocked",
         "_close_requested",
         "_discard_held",
-        "_encoding",
-        "_errors",
         "_held",
         "_lines",
         "_linger",
         "_out",
         "_reading_paused",
-        "_reply_end",
+        "_rules",
         "_task",
         "_timed",
-        "_utf8",
         "_write_paused",
         "_yielding",
     )
@@ -74,27 +117,8 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
     def __init__(self, server: StreamServer, handler: LineHandler) -> None:
         self._init_connection(server, handler)
         handler._connection = self
-        cls = type(handler)
-        if not cls.delimiter:
-            raise ConfigurationError(f"{cls.__name__}.delimiter must not be empty")
-        if cls.lines_per_batch < 1:
-            raise ConfigurationError(f"{cls.__name__}.lines_per_batch must be >= 1")
-        # Until a read is more than one whole line, the connection shares an empty
-        # buffer with every connection of its kind (single_line() only reads it):
-        # request/reply connections never pay for a buffer of their own.
-        key = (cls.max_line_length, cls.delimiter, cls.strip_cr)
-        lines = _EMPTY.get(key)
-        if lines is None:
-            lines = _EMPTY[key] = LineBuffer(key[0], delimiter=key[1], strip_cr=key[2])
-            lines.shared = True
-        self._lines = lines
-        self._batch = cls.lines_per_batch
-        self._encoding = cls.encoding
-        self._errors = cls.errors
-        self._reply_end = cls.reply_delimiter if cls.reply_delimiter is not None else cls.delimiter
-        # bytes.decode()/str.encode() without arguments take a shortcut: naming the
-        # codec and "strict" costs about 60 ns per request and reply.
-        self._utf8 = cls.errors == "strict" and codecs.lookup(cls.encoding).name == "utf-8"
+        self._rules = rules = _LineRules.of(type(handler))
+        self._lines = rules.empty
         # Replies produced by this read, written at once; None (not an empty list: 56
         # bytes per idle connection) while there are none.
         self._out: list[bytes] | None = None
@@ -117,19 +141,24 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             handler.setup()
             greeting = handler.greeting()
             if greeting is not None:
-                self._queue(greeting.encode(self._encoding) + self._reply_end)
+                self._queue(self._rules.encode(greeting))
         except Exception as exc:
             self._handler_failed(exc)
         self._settle()
 
     def data_received(self, data: bytes) -> None:
         self._stats.bytes_in += len(data)
+        # The request/reply case: exactly one complete line and nothing held back.  While
+        # nothing was ever buffered, LineBuffer.share() lets us split it by hand.
         # (_close_requested implies _blocked: request_close() and _end_of_input() block.)
-        if self._blocked or (line := self._lines.single_line(data)) is None:
+        # The same steps as _process() then, without its loop and bookkeeping.
+        end = len(data) - 1
+        line: bytes | None
+        if 0 <= end <= self._lines.shortcut_limit and data.find(b"\n") == end and not self._blocked:
+            line = data[: end - 1] if end and data[end - 1] == 13 else data[:end]
+        elif self._blocked or (line := self._lines.single_line(data)) is None:
             self._data_received(data)
             return
-        # The request/reply case: exactly one complete line and nothing held back.
-        # The same steps as _process(), without its loop and bookkeeping.
         reply = self._reply(line)
         if reply is not None and not self._out and not self._blocked:
             # Not blocked: no linger, not closed, no close requested (see above), so
@@ -231,7 +260,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             return
         queue = self._queue
         reply_to = self._reply
-        left = self._batch
+        left = self._rules.batch
         try:
             while not self._blocked:
                 batch = self._held
@@ -286,22 +315,22 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
     def _reply(self, line: bytes) -> bytes | None:
         """Decode, handle and encode one line: the reply's bytes, or ``None`` (no reply,
         or not yet: a coroutine suspended)."""
+        rules = self._rules
         try:
-            text = line.decode() if self._utf8 else line.decode(self._encoding, self._errors)
+            text = line.decode() if rules.utf8 else line.decode(rules.encoding, rules.errors)
         except UnicodeDecodeError as exc:
-            self._peer_error(PeerProtocolError(f"invalid {self._encoding} in line: {exc.reason}"))
+            self._peer_error(PeerProtocolError(f"invalid {rules.encoding} in line: {exc.reason}"))
             return None
         try:
             result = self._handler.handle_line(text)
             if result.__class__ is str:
-                if self._utf8:
-                    return result.encode() + self._reply_end
-                return result.encode(self._encoding, self._errors) + self._reply_end
+                if rules.utf8:
+                    return result.encode() + rules.reply_end
+                return rules.encode(result)
             if result is not None:
                 result = self._await(result)
                 if result is not PENDING and result is not None:
-                    reply: bytes = result.encode(self._encoding, self._errors)
-                    return reply + self._reply_end
+                    return rules.encode(result)
         except Exception as exc:
             self._handler_failed(exc)
         return None
@@ -338,7 +367,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             result = task.result()
             if result is not None:
                 try:
-                    self._queue(result.encode(self._encoding, self._errors) + self._reply_end)
+                    self._queue(self._rules.encode(result))
                 except Exception as encode_exc:
                     self._handler_failed(encode_exc)
         self._settle()
@@ -414,7 +443,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
     def send_line(self, line: str) -> None:
         if self._conn_closed:
             return
-        self._queue(line.encode(self._encoding, self._errors) + self._reply_end)
+        self._queue(self._rules.encode(line))
         if self._close_requested and self._task is None:
             # let the line out before the close that _settle() would do
             self._close_requested = False
@@ -506,7 +535,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         reply = type(self._handler).error_reply
         if reply is not None:
             text = reply.format(reason=str(exc))
-            self._queue(text.encode(self._encoding, "replace") + self._reply_end)
+            self._queue(text.encode(self._rules.encoding, "replace") + self._rules.reply_end)
         self.request_close()
         self._settle_with_linger()
 
