@@ -238,7 +238,8 @@ async def test_hold_idle_opens_answered_connections() -> None:
 @linux_only
 @pytest.mark.slow
 def test_bench_cli_smoke(tmp_path: Path) -> None:
-    """One point, 2 connections, 0.5 s: the JSON has every field, numbers are > 0."""
+    """One point, 2 connections, 0.5 s: the JSON has every field, numbers are > 0, and
+    --markdown writes the table next to the JSON."""
     out = tmp_path / "bench.json"
     done = subprocess.run(
         [
@@ -255,6 +256,7 @@ def test_bench_cli_smoke(tmp_path: Path) -> None:
             f"--json={out}",
             "--no-plot",
             "--no-clients",
+            "--markdown",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -290,6 +292,9 @@ def test_bench_cli_smoke(tmp_path: Path) -> None:
         else:
             assert target["value"] is None
     assert f"json: {out}" in done.stdout
+    # --markdown: the table printed is also written next to the JSON
+    assert out.with_suffix(".md").read_text().strip() == markdown_table(results).strip()
+    assert "| asyncio Protocol |" in out.with_suffix(".md").read_text()
     pytest.importorskip("matplotlib")
     from asyncnet.bench.report import write_plot
 

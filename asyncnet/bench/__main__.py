@@ -129,7 +129,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError:
         print("(rich is not installed: see the JSON file)", file=sys.stderr)
     if args.markdown:
-        print(markdown_table(results))
+        table = markdown_table(results)
+        print(table)
+        # Next to the JSON, so that the tables a README quotes are in the run's files.
+        tables = [table]
+        if "clients" in results:
+            tables.append(clients.markdown_table(results["clients"]))
+        args.json.with_suffix(".md").write_text("\n\n".join(tables) + "\n")
     if not args.no_plot:
         write_plot(results, args.plot)
         print(f"plot: {args.plot}")
