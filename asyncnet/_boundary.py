@@ -38,10 +38,22 @@ def os_reason(exc: OSError) -> str:
         return exc.reason or exc.strerror or str(exc)
     # uvloop and the stdlib word some failures differently ("Connect call failed"
     # vs "Connection refused"): prefer the OS's text for the errno.  Resolver
-    # errors carry EAI_*/h_errno codes, not errnos: keep their own text.
-    if exc.errno and not isinstance(exc, (socket.gaierror, socket.herror)):
-        return os.strerror(exc.errno)
+    # errors carry EAI_*/h_errno codes, not errnos: keep their own text.  (aiohttp
+    # re-raises a gaierror as a plain OSError with its negative EAI_* code.)
+    if (code := _errno_of(exc)) is not None:
+        return os.strerror(code)
     return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _errno_of(exc: OSError) -> int | None:
+    """``exc.errno`` if it is an errno, ``None`` if absent or an OpenSSL or resolver
+    (EAI_*) code."""
+    code = exc.errno
+    if not isinstance(code, int) or code <= 0:
+        return None
+    if isinstance(exc, (ssl.SSLError, socket.gaierror, socket.herror)):
+        return None
+    return code
 
 
 def translate_os_error(
@@ -64,9 +76,7 @@ def translate_os_error(
         return exc
     if isinstance(exc, TimeoutError) and not isinstance(exc, NetworkError):
         return OperationTimeout(peer, phase or subject, timeout)
-    code: int | None = exc.errno
-    if isinstance(exc, (ssl.SSLError, socket.gaierror, socket.herror)):
-        code = None  # not an errno: an OpenSSL or resolver code
+    code = _errno_of(exc)
     reason = (reasons or {}).get(code or 0) or os_reason(exc)
     cls = AddressInUse if code == errno_module.EADDRINUSE else NetworkError
     return cls(f"{subject}: {reason}", peer, phase, errno=code, reason=reason)

@@ -482,3 +482,35 @@ async def test_download_timeout_bounds_stalls_not_the_transfer(tmp_path: Path) -
             await client.fetch(base + "steady")  # fetch: the timeout is for the whole request
     assert size == 15000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["steady.bin"]
+
+
+async def test_an_unknown_host_is_named_in_the_resolver_s_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A name that does not resolve reads "Name or service not known", not "Unknown
+    error -2": aiohttp re-raises getaddrinfo's failure as an OSError carrying the
+    negative EAI_* code, which is no errno.
+
+    No DNS query is sent: the loop's getaddrinfo is replaced (aiohttp's threaded
+    resolver calls it).
+    """
+    import socket
+
+    import aiohttp.resolver
+
+    if aiohttp.resolver.DefaultResolver is not aiohttp.resolver.ThreadedResolver:
+        pytest.skip("aiohttp resolves without loop.getaddrinfo here (aiodns)")
+    asked: list[str] = []
+
+    async def getaddrinfo(host: str, *args: object, **kwargs: object) -> list[object]:
+        asked.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+    async with Client(timeout=5) as client:
+        with pytest.raises(NetworkError) as info:
+            await client.fetch("http://nosuch.invalid/")
+    assert asked == ["nosuch.invalid"]
+    assert "Name or service not known" in str(info.value)
+    assert "Unknown error" not in str(info.value)
+    assert info.value.errno is None
