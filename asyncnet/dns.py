@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Literal, TypeAlias, TypeVar
 
 from ._boundary import network_errors
+from ._loopback import is_loopback_address
 from .errors import AsyncNetError, ConfigurationError, NetworkError
 
 __all__ = [
@@ -193,17 +194,6 @@ def is_local_name(name: str) -> bool:
     """True for ``localhost`` and ``*.localhost``, which RFC 6761 keeps off DNS."""
     folded = _fold(name)
     return folded == "localhost" or folded.endswith(".localhost")
-
-
-def is_loopback_address(address: str | IPAddress) -> bool:
-    """True for 127.0.0.0/8, ::1 and IPv4-mapped loopback (``::ffff:127.0.0.1``)."""
-    try:
-        ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped.is_loopback
-    return ip.is_loopback
 
 
 def host_name() -> str:

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import socket
 from collections.abc import Iterator
 from typing import Any
 
+from ._loopback import is_loopback_host
 from .memory import DrivenConnection, FakeTransport, drive
 
 __all__ = [
@@ -62,18 +62,8 @@ def is_loopback(address: Any) -> bool:
     """True for a loopback address (127.0.0.0/8, ::1, ``localhost``) or a Unix path."""
     if not isinstance(address, tuple):
         return True  # AF_UNIX path or abstract name: never leaves the machine
-    host = address[0]
-    if isinstance(host, bytes):
-        host = host.decode()
-    if host == "localhost":
-        return True
-    try:
-        ip = ipaddress.ip_address(str(host).split("%", 1)[0])
-    except ValueError:
-        return False  # a name that is not localhost would need DNS: refuse
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
+    # A name other than localhost would need DNS: refused.
+    return is_loopback_host(address[0])
 
 
 class NonLoopbackTraffic(PermissionError):

@@ -24,9 +24,18 @@ TEST_NET = "192.0.2.1"  # TEST-NET-1 (RFC 5737): documentation only, never route
         ((TEST_NET, 1), False),
         (("example.invalid", 1), False),
         (("::", 1, 0, 0), False),
+        (("::1%lo", 1, 0, 0), True),
+        (("[::1]", 1), True),
+        ((b"127.0.0.1", 1), True),
+        (("LocalHost", 1), True),
+        (("::ffff:10.0.0.1", 1, 0, 0), False),
+        (("0.0.0.0", 1), False),
+        (("", 1), False),
     ],
 )
 def test_is_loopback(address: object, expected: bool) -> None:
+    """The package's one loopback predicate (servers, web views, reflection guard and
+    this kit), in every spelling; a name other than localhost would need DNS: False."""
     assert is_loopback(address) is expected
 
 

@@ -36,10 +36,11 @@ from typing import Any, Self
 from aiohttp import web
 
 from .._boundary import translate_os_error
+from .._loopback import is_loopback_host
 from ..errors import ConfigurationError, StateError, format_peer
 from ..lifecycle import Endpoint
 from ..protocols.creosote import Message
-from ..servers._base import check_bind_host, is_loopback_host
+from ..servers._base import check_bind_host
 from ._webguard import (
     Gate,
     GuardedSite,

@@ -58,18 +58,6 @@ def _is_unspecified(host: str | None) -> bool:
         return False
 
 
-def is_loopback_host(host: str | None) -> bool:
-    """True for ``localhost`` and loopback addresses (``None``, every interface: False)."""
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 class ServerBase(Endpoint):
     """Lifecycle shared by all servers: start, close, wait_closed, serve_forever."""
 

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from .._loopback import is_loopback_host
 from ..errors import ConfigurationError, format_peer
 from ._accept_errors import RateLimitedLog
 
@@ -139,7 +140,11 @@ class SourceGuard:
             return "another asyncnet datagram server"
         if port in f.reflector_ports:
             return f"reflector port {port}"
-        if f.same_port and port == self._own[1] and (host == self._own_host or _is_loopback(host)):
+        if (
+            f.same_port
+            and port == self._own[1]
+            and (host == self._own_host or is_loopback_host(host))
+        ):
             return "our own port on this host"
         if source in f.extra_sources:
             return "listed in drop_sources"
@@ -186,10 +191,3 @@ def _normal(host: Any) -> str:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
     return str(address)
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"

@@ -12,7 +12,6 @@ server refuses ``debug=True`` unless it is bound to loopback (see
 from __future__ import annotations
 
 import html
-import ipaddress
 import logging
 import re
 import secrets
@@ -22,6 +21,8 @@ from types import TracebackType
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+
+from .._loopback import is_loopback_address
 
 __all__ = ["error_middleware", "is_loopback_client", "redact", "traceback_html"]
 
@@ -86,11 +87,9 @@ def traceback_html(exc: BaseException, *, path: str, error_id: str) -> str:
 
 
 def is_loopback_client(request: web.Request) -> bool:
-    """True when the request came from 127.0.0.0/8 or ::1."""
-    try:
-        return ipaddress.ip_address((request.remote or "").split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
+    """True when the request came from 127.0.0.0/8, ::1 or IPv4-mapped loopback."""
+    # An address, never a name (a header rewriting request.remote could say anything).
+    return is_loopback_address((request.remote or "").split("%", 1)[0])
 
 
 def error_middleware(*, debug: bool = False) -> Middleware:

@@ -24,8 +24,9 @@ from typing import Any
 
 from aiohttp import web
 
+from .._loopback import is_loopback_host
 from ..errors import format_peer
-from ..servers._base import ServerBase, check_bind_host, is_loopback_host
+from ..servers._base import ServerBase, check_bind_host
 from .cgi import CGIRunner
 from .debug import error_middleware
 from .errors import WebConfigurationError
