@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from asyncnet import LineClient, LineTooLong, LocalProtocolError
+from asyncnet import LineClient, LineTooLong, LocalProtocolError, NetworkError
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]]
 
@@ -75,3 +75,15 @@ async def test_send_line_refuses_the_delimiter() -> None:
         async with await LineClient.connect(*address, timeout=5) as client:
             with pytest.raises(LocalProtocolError):
                 await client.send_line("RETR 1\nDELE 1")
+
+
+async def test_a_request_the_server_closes_on_names_the_missing_reply() -> None:
+    """request(): a server that closes instead of replying is a NetworkError that says so."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()  # and close without a word
+
+    async with scripted(script) as address:
+        async with await LineClient.connect(*address, timeout=5) as client:
+            with pytest.raises(NetworkError, match="closed the connection instead of replying"):
+                await client.request("hello")

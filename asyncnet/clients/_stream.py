@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Final, Literal, Self, TypeAlias
 
 from .._boundary import network_errors
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, NetworkError, format_peer
 from ..lifecycle import Endpoint
 
 __all__ = ["DEFAULT", "StreamClient", "Timeout", "open_stream"]
@@ -84,6 +84,14 @@ class StreamClient(Endpoint):
         """
         async with network_errors(self.peer, phase, seconds):
             yield
+
+    def _no_reply(self) -> NetworkError:
+        """The error for a ``request()`` whose reply never came: the server closed."""
+        return NetworkError(
+            f"{format_peer(self.peer)} closed the connection instead of replying",
+            self.peer,
+            "request",
+        )
 
     # -- lifecycle (the one every endpoint has) ------------------------------------
 

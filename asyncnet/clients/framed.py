@@ -20,7 +20,6 @@ import ssl as ssl_module
 from typing import Any, Self
 
 from .._boundary import network_errors
-from ..errors import NetworkError, format_peer
 from ..protocols.framing import (
     NEED_DATA,
     Framer,
@@ -139,9 +138,5 @@ class FramedClient(StreamClient):
             await self.send_frame(frame, terminator, timeout=None)
             reply = await self.read_frame(timeout=None)
         if reply is None:
-            raise NetworkError(
-                f"{format_peer(self.peer)} closed the connection instead of replying",
-                self.peer,
-                "request",
-            )
+            raise self._no_reply()
         return reply

@@ -17,7 +17,7 @@ import ssl as ssl_module
 from typing import Any, Self
 
 from .._boundary import network_errors
-from ..errors import LocalProtocolError, NetworkError, format_peer
+from ..errors import LocalProtocolError
 from ..protocols.lines import EOF, NEED_DATA, LineBuffer
 from ._stream import DEFAULT, StreamClient, Timeout, open_stream
 
@@ -120,9 +120,5 @@ class LineClient(StreamClient):
             await self.send_line(line, timeout=None)
             reply = await self.read_line(timeout=None)
         if reply is None:
-            raise NetworkError(
-                f"{format_peer(self.peer)} closed the connection instead of replying",
-                self.peer,
-                "request",
-            )
+            raise self._no_reply()
         return reply
