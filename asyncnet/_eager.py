@@ -15,10 +15,11 @@ start.  Handlers that need a task from their first line set ``run_in_task = True
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Coroutine, Generator
 from typing import Any
 
-__all__ = ["PENDING", "continue_in_task", "step"]
+__all__ = ["PENDING", "continue_in_task", "start", "step"]
 
 
 class _Pending:
@@ -85,3 +86,20 @@ def continue_in_task(
 ) -> asyncio.Task[Any]:
     """Wrap a coroutine that :func:`step` left suspended in a task that finishes it."""
     return asyncio.get_running_loop().create_task(_finish(coro, yielded), name=name)
+
+
+def start(result: Any, *, in_task: bool, expected: str) -> tuple[Any, asyncio.Future[Any] | None]:
+    """Start what a handler returned: ``(value, None)`` if a coroutine finished without
+    suspending, else ``(PENDING, task)`` carrying on with it.
+
+    A coroutine is stepped in place unless ``in_task``; any other awaitable becomes a
+    task; anything else is a ``TypeError`` saying the handler must return ``expected``.
+    """
+    if inspect.iscoroutine(result) and not in_task:
+        value, yielded = step(result)
+        if value is not PENDING:
+            return value, None
+        return PENDING, continue_in_task(result, yielded)
+    if inspect.isawaitable(result):
+        return PENDING, asyncio.ensure_future(result)
+    raise TypeError(f"{expected}, not {type(result).__name__}")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -121,3 +123,20 @@ async def test_over_long_line_while_a_reply_is_pending_comes_after_that_reply() 
     assert first == b"<later>"
     assert second.startswith(b"error: line too long")
     assert conn.server.stats.protocol_errors == 1
+
+
+async def test_handle_line_returning_the_wrong_type_is_a_handler_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """S5: handle_line() returning neither str, None nor an awaitable: one logged
+    TypeError that says what it must return, and that connection is closed."""
+
+    class Wrong(LineHandler):
+        def handle_line(self, line: str) -> Any:
+            return 42
+
+    conn = drive(Wrong)
+    conn.feed(b"anything\n")
+    await conn.wait_closed()
+    assert conn.server.stats.handler_errors == 1
+    assert "handle_line() must return str, None or an awaitable, not int" in caplog.text

@@ -183,3 +183,22 @@ async def test_retry_unreachable_keeps_trying_then_reports_it() -> None:
             await client.request(b"x")
         assert info.value.attempts == 2
         assert "port unreachable" in " ".join(getattr(info.value, "__notes__", []))
+
+
+async def test_a_handler_returning_the_wrong_type_is_a_logged_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """S5 (UDP): handle() returning neither bytes, None nor an awaitable: one logged
+    TypeError that says what it must return; the next datagram is still answered."""
+
+    class Wrong(DatagramHandler):
+        def handle(self, data: bytes, addr: Any) -> Any:
+            return 42 if data == b"wrong" else data.upper()
+
+    async with udp_server(Wrong) as server, await DatagramClient.connect(*server.address) as c:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.sendto(b"wrong", server.address)
+        await server.events.wait_datagrams(1, timeout=5)
+        assert await c.request(b"abc") == b"ABC"
+    assert server.stats.handler_errors == 1
+    assert "handle() must return bytes, None or an awaitable, not int" in caplog.text

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any, cast
 
-from .._eager import PENDING, continue_in_task, step
+from .._eager import PENDING, start
 from ..errors import ConfigurationError, StateError, format_peer
 from ._base import DEFAULT_HOST, ServerBase, check_bind_host
 from ._validate import check_count, check_family, check_port
@@ -110,17 +110,13 @@ class _Endpoint(asyncio.DatagramProtocol):
             if inspect.iscoroutine(reply):
                 reply.close()
             return None
-        if inspect.iscoroutine(reply) and not self._run_in_task:
-            value, yielded = step(reply)
-            if value is not PENDING:
-                return value
-            task = continue_in_task(reply, yielded)
-        elif inspect.isawaitable(reply):
-            task = asyncio.ensure_future(reply)
-        else:
-            raise TypeError(
-                f"handle() must return bytes, None or an awaitable, not {type(reply).__name__}"
-            )
+        value, task = start(
+            reply,
+            in_task=self._run_in_task,
+            expected="handle() must return bytes, None or an awaitable",
+        )
+        if task is None:
+            return value
         server._tasks.add(task)
         task.add_done_callback(lambda t: self._task_done(t, addr))
         return PENDING
@@ -212,7 +208,7 @@ class DatagramServer(ServerBase):
         self.max_pending = max_pending
         self.receive_buffer = receive_buffer
         self._transport: asyncio.DatagramTransport | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._lost: asyncio.Event | None = None
         self.drop_sources = check_filter(drop_sources)
         self._source_guard: SourceGuard | None = None

@@ -16,12 +16,11 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
-import inspect
 import logging
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from ..._eager import PENDING, continue_in_task, step
+from ..._eager import PENDING, start
 from ...errors import ConfigurationError, LineTooLong, PeerProtocolError, format_peer
 from ...protocols.lines import LineBuffer
 from .base import ConnectionBase, log_handler_error, logger
@@ -124,7 +123,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         self._out: list[bytes] | None = None
         self._held: list[bytes] | None = None  # lines taken, not handled: a handler suspended
         self._discard_held = False  # start_tls(): lines behind the STARTTLS are dropped
-        self._task: asyncio.Task[Any] | None = None
+        self._task: asyncio.Future[Any] | None = None
         self._blocked = False
         self._reading_paused = False
         self._write_paused = False
@@ -336,17 +335,13 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         return None
 
     def _await(self, result: Any) -> Any:
-        if inspect.iscoroutine(result) and not type(self._handler).run_in_task:
-            value, yielded = step(result)
-            if value is not PENDING:
-                return value
-            task = continue_in_task(result, yielded)
-        elif inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-        else:
-            raise TypeError(
-                f"handle_line() must return str, None or an awaitable, not {type(result).__name__}"
-            )
+        value, task = start(
+            result,
+            in_task=type(self._handler).run_in_task,
+            expected="handle_line() must return str, None or an awaitable",
+        )
+        if task is None:
+            return value
         self._task = task
         self._update_blocked()
         task.add_done_callback(self._task_done)
