@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 
 import pytest
@@ -187,3 +188,24 @@ async def test_start_twice_and_use_before_start_are_clear_errors() -> None:
         await server.start()
     await server.stop()
     await server.stop()  # idempotent
+
+
+async def test_a_connection_accepted_while_closing_cannot_wake_the_closed_server_twice() -> None:
+    """python/cpython#109564 (before 3.12.8 / 3.13.1): a connection accepted as the
+    server closes fails to attach, and its transport's ``__del__`` detaches it anyway;
+    the closed ``asyncio.Server`` then woke its waiters a second time and printed a
+    TypeError at exit (seen after a double Ctrl-C on 3.13.0).  The transport's late
+    detach is replayed here, as ``__del__`` does it."""
+    server = tcp_server(Upper)
+    await server.start()
+    inner = server._server  # the asyncio.Server: what the CPython bug is about
+    await server.stop()
+    if not hasattr(inner, "_wakeup"):
+        pytest.skip("not asyncio's own Server (uvloop)")
+    if not inspect.signature(inner._detach).parameters:  # type: ignore[union-attr]
+        pytest.skip("3.11, 3.12.1: a transport's __del__ does not detach it")
+
+    class HalfMadeTransport:  # weak-referenceable, like a transport
+        pass
+
+    inner._detach(HalfMadeTransport())  # type: ignore[union-attr]  # TypeError before the fix

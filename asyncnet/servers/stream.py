@@ -204,6 +204,7 @@ class StreamServer(ServerBase):
                 ssl_handshake_timeout=self.ssl_handshake_timeout if self.ssl else None,
             )
 
+        _accept_errors.tolerate_late_accepts(self._server)
         self._watched = [sock.fileno() for sock in self._server.sockets]
         _accept_errors.watch(self.loop, self, self._watched)
 
