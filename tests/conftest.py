@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
@@ -42,6 +43,20 @@ def _loopback_guard() -> Iterator[list[str]]:
     with loopback_only() as refused:
         yield refused
     assert not refused, f"non-loopback traffic was attempted: {refused}"
+
+
+@pytest.fixture(autouse=True)
+def _asyncnet_logger_restored() -> Iterator[None]:
+    """Harness: a test that runs a CLI in-process (which configures the ``asyncnet``
+    logger on the captured stderr) must not leave a handler on a stream that pytest
+    closes afterwards ("--- Logging error --- I/O operation on closed file")."""
+    loggers = [logging.getLogger(name) for name in ("asyncnet", "mail.log", "aiohttp.access")]
+    saved = [(log, log.handlers[:], log.level, log.propagate) for log in loggers]
+    yield
+    for log, handlers, level, propagate in saved:
+        log.handlers[:] = handlers
+        log.setLevel(level)
+        log.propagate = propagate
 
 
 @pytest.fixture(autouse=True)

@@ -90,6 +90,7 @@ class CGIRunner:
         self.max_body = max_body
         self.url_prefix = url_prefix.rstrip("/")
         self.server_software = server_software
+        self._reaping: set[asyncio.Future[None]] = set()
 
     def script_for(self, tail: str) -> tuple[Path, str, str]:
         """(script path, script name, PATH_INFO) for the part of the path after the prefix."""
@@ -170,11 +171,25 @@ class CGIRunner:
             raise web.HTTPGatewayTimeout(text="the script took too long") from None
         finally:
             # Reached on success, on errors, and when aiohttp cancels the handler
-            # because the client went away: never leave a script running.
+            # because the client went away: never leave a script running.  Reaping
+            # runs in a task of its own, which a second cancellation (the client's
+            # connection dropping while we wait) cannot cut short; aclose() waits
+            # for what is left, so no pipe or task outlives the server.
             _kill(process)
-            with contextlib.suppress(ProcessLookupError):
-                await asyncio.shield(process.wait())
-            await errors
+            reaping = asyncio.ensure_future(_reap(process, errors))
+            self._reaping.add(reaping)
+            reaping.add_done_callback(self._reaped)
+            await asyncio.shield(reaping)
+
+    def _reaped(self, reaping: asyncio.Future[None]) -> None:
+        self._reaping.discard(reaping)
+        if not reaping.cancelled() and (exc := reaping.exception()) is not None:
+            logger.error("CGI cleanup failed: %r", exc, exc_info=exc)
+
+    async def aclose(self) -> None:
+        """Wait until every script that was started has been reaped (server shutdown)."""
+        if self._reaping:
+            await asyncio.wait(set(self._reaping))
 
     async def _relay(
         self,
@@ -256,6 +271,13 @@ async def _log_stderr(process: asyncio.subprocess.Process, script_name: str) -> 
             logger.warning(
                 "CGI %s stderr: %s", script_name, escape_log(line.decode(errors="replace").rstrip())
             )
+
+
+async def _reap(process: asyncio.subprocess.Process, errors: asyncio.Future[None]) -> None:
+    """Wait for a killed script to exit and for its stderr to be read to the end."""
+    with contextlib.suppress(ProcessLookupError):
+        await process.wait()
+    await errors
 
 
 def _kill(process: asyncio.subprocess.Process) -> None:

@@ -143,6 +143,11 @@ def site_app(
         scripts = Path(cgi_dir) if cgi_dir is not None else root_path / "cgi-bin"
         runner = CGIRunner(scripts, max_body=max_body, **(cgi_options or {}))
         app.router.add_route("*", "/cgi-bin/{tail:.*}", runner.handle)
+
+        async def reap_scripts(app: web.Application) -> None:
+            await runner.aclose()
+
+        app.on_cleanup.append(reap_scripts)
     if form:
         page = FormPage(upload_dir=upload_dir, max_body=max_body)
         app.router.add_get("/form", page.get)
