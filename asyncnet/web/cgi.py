@@ -273,11 +273,27 @@ async def _log_stderr(process: asyncio.subprocess.Process, script_name: str) -> 
             )
 
 
+_REAP_SECONDS = 5.0
+"""How long a killed script's pipes may take to close before we give up on it."""
+
+
 async def _reap(process: asyncio.subprocess.Process, errors: asyncio.Future[None]) -> None:
-    """Wait for a killed script to exit and for its stderr to be read to the end."""
-    with contextlib.suppress(ProcessLookupError):
-        await process.wait()
-    await errors
+    """Wait for a killed script to exit, its output pipe to end and its stderr to be read.
+
+    asyncio's ``wait()`` returns only once every pipe has closed, and a script killed
+    mid-flood leaves output in its stdout pipe that nobody reads any more (reading
+    was paused when our buffer filled): drain it, discarding.
+    """
+    try:
+        async with asyncio.timeout(_REAP_SECONDS):
+            if process.stdout is not None:
+                while await process.stdout.read(64 * 1024):
+                    pass
+            with contextlib.suppress(ProcessLookupError):
+                await process.wait()
+            await errors
+    except TimeoutError:
+        logger.warning("CGI script (pid %d) not reaped after %g s", process.pid, _REAP_SECONDS)
 
 
 def _kill(process: asyncio.subprocess.Process) -> None:
