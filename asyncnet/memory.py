@@ -239,6 +239,7 @@ class MemoryServer(StreamServer):
             for conn in list(self._connections):
                 conn.abort()
             await self._wait_all_gone(5.0)
+        self.deadlines.stop()
         self._mark_closed()
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import ConfigurationError, format_peer
 from . import _accept_errors
 from ._base import DEFAULT_HOST, ServerBase, check_bind_host
-from ._connection import DeadlineWheel, LineConnection, StreamConnection
+from ._connection import DeadlineSweep, LineConnection, Registry, StreamConnection
 from ._validate import check_bytes, check_count, check_family, check_port, check_seconds
 from .handlers import BaseHandler, LineHandler, StreamHandler
 from .proxy_protocol import HandshakeFactory, ProxyProtocolOptions
@@ -149,8 +149,11 @@ class StreamServer(ServerBase):
         self.write_timeout = write_timeout
         self.write_buffer_high = write_buffer_high
         self._server: asyncio.Server | None = None
-        self._wheel: DeadlineWheel | None = None
-        self._connections: set[_Connection] = set()
+        self._connections: Registry[_Connection] = Registry()
+        self.deadlines = DeadlineSweep(
+            self._connections, idle=idle_timeout, line=line_timeout, write=write_timeout
+        )
+        """The clock behind the idle, line and write timeouts (one timer per server)."""
         self._all_gone: asyncio.Event | None = None
         self._accept_error_logged_at = -math.inf
         self._watched: list[int] = []
@@ -226,15 +229,6 @@ class StreamServer(ServerBase):
         ]
 
     @property
-    def deadline_wheel(self) -> DeadlineWheel:
-        """The shared timers behind the idle, line and write timeouts."""
-        if self._wheel is None:
-            self._wheel = DeadlineWheel.for_timeouts(
-                self.loop, self.idle_timeout, self.line_timeout, self.write_timeout
-            )
-        return self._wheel
-
-    @property
     def connections(self) -> int:
         """Number of connections open right now."""
         return len(self._connections)
@@ -283,20 +277,23 @@ class StreamServer(ServerBase):
             transport.max_size = READ_SIZE  # type: ignore[attr-defined]
         _accept_errors.check_headroom(self, transport, self.loop.time())
         self._connections.add(conn)
+        self.deadlines.start()
         stats.connections_total += 1
         stats.connections_active += 1
         self.events.connection_opened()
         return True
 
     def _unregister(self, conn: _Connection) -> None:
+        """Bookkeeping for a registered connection that has finished (called once).
+
+        The connection has already left :attr:`_connections` (before its handler's
+        ``finish()``, so that runs once).
+        """
         connections = self._connections
-        registered = conn in connections
-        connections.discard(conn)
         self.stats.connections_active = len(connections)
         if not connections and self._all_gone is not None:
             self._all_gone.set()
-        if registered:  # last: a waiter sees the stats already updated
-            self.events.connection_closed()
+        self.events.connection_closed()  # last: a waiter sees the stats already updated
 
     # -- shutdown -----------------------------------------------------------------
 
@@ -332,6 +329,7 @@ class StreamServer(ServerBase):
         except TimeoutError:
             logger.debug("%s: asyncio.Server.wait_closed() did not return", self.name)
         await asyncio.sleep(0)  # let connection_lost callbacks scheduled by close() run
+        self.deadlines.stop()
         if self.path is not None:
             _remove_socket_file(self.path)
         self._mark_closed()

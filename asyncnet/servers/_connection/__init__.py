@@ -3,16 +3,17 @@
 * :mod:`.base` -- what every connection shares: registering with the server (the
   connection limit, counters, graceful shutdown), the handler's ``setup()`` /
   ``finish()`` bracket, closing on a timeout.
-* :mod:`.deadlines` -- the idle, partial-line and write timeouts: a
-  :class:`Deadlines` object per connection in the server's shared
-  :class:`DeadlineWheel`, re-armed lazily rather than on every read.
+* :mod:`.deadlines` -- the idle, partial-line and write timeouts: three stamps per
+  connection and one :class:`DeadlineSweep` per server that checks them every tick.
+* :mod:`.registry` -- the server's open connections, linked through themselves.
 * :mod:`.line` -- :class:`LineConnection`, the fast path for ``LineHandler``.
 * :mod:`.stream` -- :class:`StreamConnection`, one ``StreamHandler.handle()``
   task over asyncio streams.
 """
 
-from .deadlines import Deadlines, DeadlineWheel
+from .deadlines import DeadlineSweep
 from .line import LineConnection
+from .registry import Registry
 from .stream import StreamConnection
 
-__all__ = ["DeadlineWheel", "Deadlines", "LineConnection", "StreamConnection"]
+__all__ = ["DeadlineSweep", "LineConnection", "Registry", "StreamConnection"]

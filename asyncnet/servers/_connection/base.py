@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from typing import TYPE_CHECKING, Any, cast
 
 from ...errors import format_peer
-from .deadlines import Deadlines
 
 if TYPE_CHECKING:
     from ..handlers import BaseHandler
@@ -31,16 +29,8 @@ def log_handler_error(handler: Any, peer: Any, exc: BaseException) -> None:
     )
 
 
-def _shared_host(peer: Any) -> Any:
-    """``peer`` with its host string interned: connections from one address (a balancer,
-    a NAT, a benchmark) share one string instead of ~60 bytes each."""
-    if peer.__class__ is tuple and peer and peer[0].__class__ is str:
-        return (sys.intern(peer[0]), *peer[1:])
-    return peer
-
-
 class ConnectionBase:
-    """One accepted connection: its server, handler, deadlines and registration.
+    """One accepted connection: its server, handler, deadline stamps and registration.
 
     Subclasses (which also derive from an asyncio protocol class) implement
     :meth:`_start` (what happens once registered) and :meth:`_gone` (true once
@@ -48,18 +38,19 @@ class ConnectionBase:
     whenever :meth:`_gone` may have become true.
     """
 
-    # Slots: see LineConnection on the size of an idle connection.
+    # Slots: see LineConnection on the size of an idle connection.  _prev/_next link
+    # the server's registry (registry.py); the stamps are the sweep's (deadlines.py).
     __slots__ = (
         "_conn_closed",
-        "_deadlines",
         "_handler",
-        "_last_activity",
-        "_loop",
+        "_next",
         "_partial_since",
-        "_registered",
+        "_prev",
+        "_seen",
         "_server",
         "_stats",
         "_transport",
+        "_write_blocked_since",
     )
 
     _handler: BaseHandler
@@ -67,17 +58,15 @@ class ConnectionBase:
 
     def _init_connection(self, server: StreamServer, handler: BaseHandler) -> None:
         self._server = server
-        self._loop = server.loop
         self._stats = server.stats
         self._handler = handler
         self._transport = None
         self._conn_closed = False
-        self._registered = False
-        # The deadlines' clocks live here: the request path sets them without
-        # touching a second per-connection object (cache misses at 1000s of clients).
-        self._last_activity = self._loop.time()
-        self._partial_since: float | None = None
-        self._deadlines = Deadlines(self)
+        self._prev: ConnectionBase | None = None
+        self._next: ConnectionBase | None = None
+        self._seen = 0  # stamped for real once registered (the sweep's clock runs then)
+        self._partial_since: int | None = None
+        self._write_blocked_since: int | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Register with the server (which may refuse), then start the handler."""
@@ -86,13 +75,14 @@ class ConnectionBase:
         handler = self._handler
         handler.transport = transport
         handler.server = self._server
-        handler.peer = _shared_host(transport.get_extra_info("peername"))
+        # handler.peer is fetched when first read (BaseHandler.__getattr__): uvloop
+        # makes a socket object to answer "peername" and keeps it, ~160 bytes with the
+        # tuple, for every connection whether or not anything ever logs its peer.
         if not self._server._register(self, transport):  # type: ignore[arg-type]
             self._conn_closed = True
             return
-        self._registered = True
+        self._seen = self._server.deadlines.tick
         self._start(transport)
-        self._deadlines.arm()
 
     def _start(self, transport: asyncio.Transport) -> None:
         raise NotImplementedError
@@ -104,15 +94,24 @@ class ConnectionBase:
         """True while the handler is working, which does not count as idle."""
         return False
 
+    @property
+    def _registered(self) -> bool:
+        return self in self._server._connections
+
+    def _stamp_write_blocked(self, blocked: bool) -> None:
+        """The peer stopped taking our output (``pause_writing``), or reads again."""
+        self._write_blocked_since = self._server.deadlines.tick if blocked else None
+
     def _maybe_unregister(self) -> None:
         """Once the connection is gone: the handler's ``finish()``, then unregister."""
-        if self._registered and self._gone():
-            self._registered = False
+        if self._gone() and self._registered:
+            server = self._server
+            server._connections.discard(self)  # type: ignore[arg-type]  # first: finish() once
             try:
                 self._handler.finish()
             except Exception as exc:
                 log_handler_error(self._handler, self._handler.peer, exc)
-            self._server._unregister(self)  # type: ignore[arg-type]
+            server._unregister(self)  # type: ignore[arg-type]
 
     def _log_closing(self, level: int, exc: BaseException) -> None:
         """Log why the connection closes, naming the peer once (most errors name it)."""
@@ -124,8 +123,8 @@ class ConnectionBase:
     def _timed_out(self, which: str, seconds: float, *, abort: bool = False) -> None:
         """Count, log and close: deadline ``which`` of ``seconds`` has passed."""
         transport = self._transport
-        if transport is None:
-            return
+        if transport is None or transport.is_closing():
+            return  # closing already: counted once, by whoever closed it
         self._stats.connections_timed_out += 1
         logger.info(
             "closing %s: %s timeout (%g s)", format_peer(self._handler.peer), which, seconds

@@ -106,7 +106,6 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         "_reading_paused",
         "_rules",
         "_task",
-        "_timed",
         "_write_paused",
         "_yielding",
     )
@@ -130,7 +129,6 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         self._yielding = False  # a batch ended with lines left: the loop's turn
         self._close_requested = False
         self._linger: asyncio.TimerHandle | None = None
-        self._timed = server.idle_timeout is not None or server.line_timeout is not None
 
     # -- asyncio.Protocol -------------------------------------------------------
 
@@ -164,8 +162,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             # nothing for _settle() to do once the reply is written.
             # _write(), inlined: the one step this path runs for every request.
             self._stats.bytes_out += len(reply)
-            if self._timed:
-                self._last_activity = self._loop.time()
+            self._seen = self._server.deadlines.tick
             if self._partial_since is not None:
                 self._partial_since = None
             self._transport.write(reply)  # type: ignore[union-attr]
@@ -176,12 +173,11 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             self._partial_since = None
         if self._out or self._close_requested:
             self._settle()
-        elif self._timed and reply is None:
-            self._last_activity = self._loop.time()  # _write() notes it otherwise
+        elif reply is None:
+            self._seen = self._server.deadlines.tick  # _write() notes it otherwise
 
     def _data_received(self, data: bytes) -> None:
-        if self._timed:
-            self._last_activity = self._loop.time()
+        self._seen = self._server.deadlines.tick
         if self._close_requested:
             return  # after a protocol error nothing more is ever handled
         lines = self._own_lines()
@@ -199,9 +195,9 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             return
         if completed:
             self._process()
-        elif self._server.line_timeout is not None and self._partial_since is None:
+        elif self._partial_since is None:
             # Part of a line, and every line before it was handled: only its clock starts.
-            self._deadlines.partial_line(True)
+            self._partial_since = self._server.deadlines.tick
 
     def eof_received(self) -> bool:
         if self._linger is not None:
@@ -216,11 +212,11 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
     def pause_writing(self) -> None:
         self._write_paused = True
         self._update_blocked()
-        self._deadlines.write_blocked()
+        self._stamp_write_blocked(True)
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        self._deadlines.write_unblocked()
+        self._stamp_write_blocked(False)
         self._resume()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -228,7 +224,6 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             return
         self._conn_closed = True
         self._blocked = True
-        self._deadlines.cancel()
         if self._linger is not None:
             self._linger.cancel()
         if self._task is not None:
@@ -290,16 +285,17 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         except LineTooLong as exc:
             self._peer_error(exc)
             return
-        if not self._blocked and self._server.line_timeout is not None:
-            partial = lines.pending > 0
-            if partial is (self._partial_since is None):  # it changed
-                self._deadlines.partial_line(partial)
+        if not self._blocked:
+            if lines.pending <= 0:
+                self._partial_since = None
+            elif self._partial_since is None:
+                self._partial_since = self._server.deadlines.tick
         self._settle()
 
     def _yield_to_loop(self) -> None:
         self._yielding = True
         self._update_blocked()
-        self._loop.call_soon(self._end_yield)
+        self._server.loop.call_soon(self._end_yield)
 
     def _end_yield(self) -> None:
         self._yielding = False
@@ -423,8 +419,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
     def _write(self, data: bytes) -> None:
         """Write ``data`` now, counted (the caller checked the connection is open)."""
         self._stats.bytes_out += len(data)
-        if self._timed:
-            self._last_activity = self._loop.time()
+        self._seen = self._server.deadlines.tick
         self._transport.write(data)  # type: ignore[union-attr]
 
     def _busy(self) -> bool:
@@ -489,7 +484,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             self._lines.take_bytes()
         assert self._transport is not None
         try:
-            transport = await self._loop.start_tls(
+            transport = await self._server.loop.start_tls(
                 self._transport,
                 self,
                 context,
@@ -550,7 +545,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         self._settle()
         self._close_requested = True
         transport.write_eof()
-        self._linger = self._loop.call_later(_LINGER_SECONDS, transport.abort)
+        self._linger = self._server.loop.call_later(_LINGER_SECONDS, transport.abort)
         if self._reading_paused:
             self._reading_paused = False
             transport.resume_reading()

@@ -65,25 +65,25 @@ class StreamConnection(ConnectionBase, asyncio.StreamReaderProtocol):
         ConnectionBase.connection_made(self, transport)
 
     def _start(self, transport: asyncio.Transport) -> None:
-        writer = _ServerStreamWriter(transport, self, self._reader, self._loop)
+        writer = _ServerStreamWriter(transport, self, self._reader, self._server.loop)
         writer._connection = self
         handler = self._handler
         handler.reader = self._reader
         handler.writer = writer
-        self._handler_task = task = self._loop.create_task(self._run(writer))
+        self._handler_task = task = self._server.loop.create_task(self._run(writer))
         task.add_done_callback(lambda _task: self._maybe_unregister())
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        self._deadlines.write_blocked()
+        self._stamp_write_blocked(True)
 
     def resume_writing(self) -> None:
-        self._deadlines.write_unblocked()
+        self._stamp_write_blocked(False)
         super().resume_writing()
 
     def data_received(self, data: bytes) -> None:
         self._stats.bytes_in += len(data)
-        self._last_activity = self._loop.time()
+        self._seen = self._server.deadlines.tick
         if self._shutting_down:
             return  # the reader already saw EOF; feeding it more would be an error
         super().data_received(data)
@@ -91,7 +91,6 @@ class StreamConnection(ConnectionBase, asyncio.StreamReaderProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         asyncio.StreamReaderProtocol.connection_lost(self, exc)
         self._lost = True
-        self._deadlines.cancel()
         self._maybe_unregister()
 
     def _gone(self) -> bool:
@@ -100,7 +99,7 @@ class StreamConnection(ConnectionBase, asyncio.StreamReaderProtocol):
 
     def _count_out(self, n: int) -> None:
         self._stats.bytes_out += n
-        self._last_activity = self._loop.time()
+        self._seen = self._server.deadlines.tick
 
     def _timed_out(self, which: str, seconds: float, *, abort: bool = False) -> None:
         if which == "write":

@@ -1,0 +1,256 @@
+"""The connection deadlines (one sweep per server, three stamps per connection), the
+connection registry and the peer read on first use (RELIABILITY.md S2, S9)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import time
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from asyncnet import LineClient, LineHandler, tcp_server
+from asyncnet.demos.upper import Upper
+from asyncnet.servers._connection.deadlines import ticks_for
+from asyncnet.servers._connection.registry import Registry
+
+from .helpers import read_all
+
+# -- the tick arithmetic, without sockets ------------------------------------------
+
+
+@given(
+    timeout=st.floats(min_value=0.001, max_value=3600, allow_nan=False),
+    resolution=st.floats(min_value=0.001, max_value=2.0, allow_nan=False),
+)
+def test_a_deadline_is_never_due_early_and_at_most_two_ticks_late(
+    timeout: float, resolution: float
+) -> None:
+    """A stamp at tick s means activity somewhere in [s, s+1): due at s + ticks."""
+    ticks = ticks_for(timeout, resolution)
+    assert ticks is not None
+    # The latest the activity can have been is the end of its tick: (ticks - 1) ticks
+    # must cover the timeout (a hair of float slack), and one tick less must not.
+    assert (ticks - 1) * resolution >= timeout * (1 - 1e-9)
+    assert (ticks - 2) * resolution < timeout
+
+
+def test_no_timeout_means_no_deadline() -> None:
+    assert ticks_for(None, 0.5) is None
+
+
+# -- the registry, without sockets -------------------------------------------------
+
+
+class Member:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._prev: Member | None = None
+        self._next: Member | None = None
+
+
+def test_registry_add_discard_contains_len_and_order() -> None:
+    registry: Registry[Member] = Registry()
+    a, b, c = Member("a"), Member("b"), Member("c")
+    assert not registry and len(registry) == 0 and a not in registry
+    for member in (a, b, c):
+        registry.add(member)
+    assert [m.name for m in registry] == ["c", "b", "a"]
+    assert len(registry) == 3 and all(m in registry for m in (a, b, c))
+    assert registry.discard(b) is True
+    assert registry.discard(b) is False  # twice is harmless
+    assert [m.name for m in registry] == ["c", "a"] and b not in registry
+    assert registry.discard(c) is True  # the head
+    assert registry.discard(a) is True  # the last one
+    assert not registry and len(registry) == 0 and list(registry) == []
+    registry.add(b)  # a discarded member can come back
+    assert list(registry) == [b]
+
+
+def test_registry_walk_survives_discarding_the_member_being_visited() -> None:
+    registry: Registry[Member] = Registry()
+    members = [Member(str(i)) for i in range(5)]
+    for member in members:
+        registry.add(member)
+    seen = []
+    for member in registry:
+        seen.append(member.name)
+        registry.discard(member)
+    assert seen == ["4", "3", "2", "1", "0"]
+    assert len(registry) == 0
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 7)), max_size=60))
+def test_registry_matches_a_set_for_any_sequence_of_adds_and_discards(
+    ops: list[tuple[bool, int]],
+) -> None:
+    registry: Registry[Member] = Registry()
+    pool = [Member(str(i)) for i in range(8)]
+    model: set[int] = set()
+    for add, index in ops:
+        member = pool[index]
+        if add and index not in model:
+            registry.add(member)
+            model.add(index)
+        elif not add:
+            assert registry.discard(member) is (index in model)
+            model.discard(index)
+        assert len(registry) == len(model)
+        assert {int(m.name) for m in registry} == model
+        assert all((m in registry) is (int(m.name) in model) for m in pool)
+
+
+# -- the sweep, on real sockets ----------------------------------------------------
+
+@pytest.mark.all_loops
+async def test_a_client_that_keeps_talking_outlives_the_idle_timeout() -> None:
+    """Activity moves the idle clock: 1.2 s of requests 0.1 s apart, idle_timeout 0.3."""
+    async with (
+        tcp_server(Upper, idle_timeout=0.3) as server,
+        await LineClient.connect(*server.address, timeout=5) as client,
+    ):
+        for i in range(12):  # the client's own pace, not a readiness wait
+            assert await client.request(f"ping {i}") == f"PING {i}"
+            await asyncio.sleep(0.1)
+        assert server.stats.connections_timed_out == 0
+
+
+@pytest.mark.all_loops
+async def test_an_idle_client_is_closed_not_early_and_within_two_ticks() -> None:
+    """S9's idle twin: closed after idle_timeout, at most two ticks (plus slack) later."""
+    async with tcp_server(Upper, idle_timeout=0.32, line_timeout=None, write_timeout=None) as server:
+        tick = server.deadlines.resolution
+        reader, writer = await asyncio.open_connection(*server.address)
+        writer.write(b"hi\n")
+        assert await reader.readline() == b"HI\n"
+        answered = time.monotonic()
+        assert await read_all(reader, timeout=5) == b""
+        waited = time.monotonic() - answered
+        assert 0.32 <= waited < 0.32 + 2 * tick + 0.5
+        assert server.stats.connections_timed_out == 1
+        writer.close()
+
+
+class Slow(LineHandler):
+    """Replies after a pause longer than the idle timeout."""
+
+    async def handle_line(self, line: str) -> str:
+        await asyncio.sleep(0.6)  # the work itself: longer than idle_timeout
+        return line.upper()
+
+
+@pytest.mark.all_loops
+async def test_a_handler_at_work_is_not_an_idle_connection() -> None:
+    async with (
+        tcp_server(Slow, idle_timeout=0.2) as server,
+        await LineClient.connect(*server.address, timeout=5) as client,
+    ):
+        assert await client.request("slow") == "SLOW"
+        assert server.stats.connections_timed_out == 0
+
+
+@pytest.mark.all_loops
+async def test_a_completed_line_stops_the_line_clock() -> None:
+    """S9's other side: lines that arrive in pieces are fine while each completes in time."""
+    async with (
+        tcp_server(Upper, line_timeout=0.3, idle_timeout=30) as server,
+    ):
+        reader, writer = await asyncio.open_connection(*server.address)
+        for i in range(5):  # 5 x 0.2 s of partial lines, each finished within 0.3 s
+            writer.write(b"par")
+            await asyncio.sleep(0.1)
+            writer.write(f"t{i}\n".encode())
+            assert await reader.readline() == f"PART{i}\n".encode()
+            await asyncio.sleep(0.1)
+        assert server.stats.connections_timed_out == 0
+        writer.close()
+        await writer.wait_closed()
+
+
+@pytest.mark.all_loops
+async def test_the_clock_restarts_for_a_connection_after_an_empty_spell() -> None:
+    """With no connection the sweep stops; the next connection starts it again."""
+    async with tcp_server(Upper, idle_timeout=0.2, line_timeout=None, write_timeout=None) as server:
+        async with await LineClient.connect(*server.address, timeout=5) as first:
+            assert await first.request("a") == "A"
+        await server.events.wait_for(lambda: server.stats.connections_active == 0, timeout=5)
+        await asyncio.sleep(4 * server.deadlines.resolution)  # an empty spell: the clock stops
+        reader, writer = await asyncio.open_connection(*server.address)
+        assert await read_all(reader, timeout=5) == b""
+        assert server.stats.connections_timed_out == 1
+        writer.close()
+
+
+def test_no_timeouts_means_no_clock() -> None:
+    server = tcp_server(Upper, idle_timeout=None, line_timeout=None, write_timeout=None)
+    assert not server.deadlines.enabled
+
+
+def test_the_tick_is_a_32nd_of_the_shortest_timeout() -> None:
+    server = tcp_server(Upper, idle_timeout=300, line_timeout=64, write_timeout=None)
+    assert server.deadlines.resolution == 2.0
+
+
+# -- the peer, read on first use ---------------------------------------------------
+
+
+class PeerKeeper(LineHandler):
+    """Replies with the peer it sees; remembers it at finish() (after the connection)."""
+
+    finished: list[Any] = []
+
+    def handle_line(self, line: str) -> str:
+        return repr(self.peer)
+
+    def finish(self) -> None:
+        self.finished.append(self.peer)
+
+
+@pytest.mark.all_loops
+async def test_the_peer_is_the_clients_address() -> None:
+    async with (
+        tcp_server(PeerKeeper) as server,
+        await LineClient.connect(*server.address, timeout=5) as client,
+    ):
+        assert await client.request("who") == repr(tuple(client.local_address[:2]))
+
+
+@pytest.mark.all_loops
+async def test_the_peer_is_known_in_finish_after_a_reset() -> None:
+    """A peer never read during the connection is still there after an RST."""
+
+    got_line = asyncio.Event()
+
+    class Fresh(PeerKeeper):
+        finished: list[Any] = []
+
+        def handle_line(self, line: str) -> None:
+            got_line.set()  # and never looks at self.peer while connected
+
+    async with tcp_server(Fresh) as server:
+        loop = asyncio.get_running_loop()
+        client = socket.socket()
+        client.setblocking(False)
+        await loop.sock_connect(client, server.address)
+        await loop.sock_sendall(client, b"hello\n")
+        async with asyncio.timeout(5):
+            await got_line.wait()
+        expected = client.getsockname()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # RST
+        await server.events.wait_for(lambda: server.stats.connections_active == 0, timeout=5)
+    assert Fresh.finished == [expected]
+
+
+def test_an_assigned_peer_wins_and_other_missing_attributes_still_raise() -> None:
+    handler = PeerKeeper()
+    with pytest.raises(AttributeError, match="peer"):
+        _ = handler.peer  # no transport yet: nothing to ask
+    handler.peer = ("127.0.0.9", 4242)  # what a PROXY header says, for instance
+    assert handler.peer == ("127.0.0.9", 4242)
+    with pytest.raises(AttributeError, match="'PeerKeeper' object has no attribute 'nick'"):
+        _ = handler.nick  # type: ignore[attr-defined]
