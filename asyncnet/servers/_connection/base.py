@@ -104,9 +104,9 @@ class ConnectionBase:
 
     def _maybe_unregister(self) -> None:
         """Once the connection is gone: the handler's ``finish()``, then unregister."""
-        if self._gone() and self._registered:
-            server = self._server
-            server._connections.discard(self)  # type: ignore[arg-type]  # first: finish() once
+        # Out of the registry before finish(): a re-entered call then finds it gone.
+        server = self._server
+        if self._gone() and server._connections.discard(self):  # type: ignore[arg-type]
             try:
                 self._handler.finish()
             except Exception as exc:
