@@ -105,6 +105,11 @@ class DeadlineSweep:
         """True when at least one timeout is set (else there is nothing to sweep)."""
         return self._idle is not None or self._line is not None or self._write is not None
 
+    @property
+    def running(self) -> bool:
+        """True while the clock ticks (there were connections at the last tick)."""
+        return self._handle is not None
+
     def start(self) -> None:
         """Make sure the clock runs (a connection was registered)."""
         if self._handle is None and self.enabled:
