@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from asyncnet import LineClient, LineHandler, tcp_server
 from asyncnet.demos.upper import Upper
-from asyncnet.servers._connection.deadlines import ticks_for
+from asyncnet.servers._connection.deadlines import DeadlineSweep, ticks_for
 from asyncnet.servers._connection.registry import Registry
 
 from .helpers import read_all
@@ -110,6 +110,132 @@ def test_registry_matches_a_set_for_any_sequence_of_adds_and_discards(
         assert all((m in registry) is (int(m.name) in model) for m in pool)
 
 
+def test_a_walk_skips_members_that_leave_before_their_turn_and_new_ones() -> None:
+    """Any member may leave during a walk, the next one too (the walk moves past it)."""
+    registry: Registry[Member] = Registry()
+    a, b, c, d = (Member(name) for name in "abcd")
+    for member in (d, c, b, a):
+        registry.add(member)  # order: a b c d
+    registry.start_walk()
+    assert registry.step() is a
+    registry.discard(b)  # the walk's next member
+    registry.add(Member("new"))  # joins at the front: not this walk's
+    assert registry.step() is c
+    registry.discard(c)  # the member being visited
+    registry.discard(d)  # the last one
+    assert registry.step() is None
+    assert registry.step() is None  # and it stays over
+
+
+@given(
+    st.integers(0, 8),
+    st.lists(st.tuples(st.sampled_from(["step", "discard", "add"]), st.integers(0, 11))),
+)
+def test_a_walk_visits_each_starting_member_still_there_once_in_order(
+    size: int, ops: list[tuple[str, int]]
+) -> None:
+    registry: Registry[Member] = Registry()
+    pool = [Member(str(i)) for i in range(12)]
+    for member in reversed(pool[:size]):
+        registry.add(member)
+    members = set(range(size))
+    pending = list(range(size))  # the model: what the walk has still to visit, in order
+    registry.start_walk()
+    for op, index in ops:
+        if op == "step":
+            got = registry.step()
+            expected = pending.pop(0) if pending else None
+            assert (None if got is None else int(got.name)) == expected
+        elif op == "discard":
+            assert registry.discard(pool[index]) is (index in members)
+            members.discard(index)
+            if index in pending:
+                pending.remove(index)
+        elif index not in members:
+            registry.add(pool[index])
+            members.add(index)
+    assert [int(m.name) for m in iter(registry.step, None)] == pending
+
+
+# -- the sweep's walk, without sockets -----------------------------------------------
+
+
+class Stale:
+    """A registry member whose idle deadline passed long ago; notes when it times out."""
+
+    def __init__(self, name: int, log: list[int]) -> None:
+        self.name = str(name)
+        self.log = log
+        self._prev: Stale | None = None
+        self._next: Stale | None = None
+        self._conn_closed = False
+        self._seen = -1_000_000
+        self._partial_since: int | None = None
+        self._write_blocked_since: int | None = None
+        self.on_timeout: Any = None
+
+    def _busy(self) -> bool:
+        return False
+
+    def _timed_out(self, which: str, seconds: float, *, abort: bool = False) -> None:
+        self._conn_closed = True  # as a closing transport does
+        self.log.append(int(self.name))
+        if self.on_timeout is not None:
+            self.on_timeout()
+
+
+def _stale_registry(count: int, log: list[int]) -> tuple[Registry[Stale], list[Stale]]:
+    registry: Registry[Stale] = Registry()
+    members = [Stale(i, log) for i in range(count)]
+    for member in reversed(members):
+        registry.add(member)  # walk order 0, 1, 2...
+    return registry, members
+
+
+async def _sweep_until(sweep: DeadlineSweep, log: list[int], count: int) -> None:
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def poll() -> None:
+        if len(log) >= count:
+            done.set()
+        elif sweep.running:
+            loop.call_later(sweep.resolution, poll)
+
+    sweep.start()
+    poll()
+    try:
+        async with asyncio.timeout(5):
+            await done.wait()
+    finally:
+        sweep.stop()
+
+
+async def test_the_walk_lets_the_loop_run_between_chunks() -> None:
+    """A tick's walk takes ``chunk`` connections per turn: a callback scheduled during
+    the first chunk runs before the second."""
+    log: list[int] = []
+    registry, members = _stale_registry(5, log)
+    sweep = DeadlineSweep(registry, idle=0.032, line=None, write=None)
+    sweep.chunk = 2
+    seen_by_callback: list[list[int]] = []
+    loop = asyncio.get_running_loop()
+    members[0].on_timeout = lambda: loop.call_soon(lambda: seen_by_callback.append(list(log)))
+    await _sweep_until(sweep, log, 5)
+    assert log == [0, 1, 2, 3, 4]
+    assert seen_by_callback == [[0, 1]]
+
+
+async def test_the_walk_survives_a_visitor_removing_the_next_connection() -> None:
+    """Closing one connection may take another out of the registry at once."""
+    log: list[int] = []
+    registry, members = _stale_registry(6, log)
+    members[1].on_timeout = lambda: registry.discard(members[2])
+    sweep = DeadlineSweep(registry, idle=0.032, line=None, write=None)
+    await _sweep_until(sweep, log, 5)
+    assert log == [0, 1, 3, 4, 5]
+
+
 # -- the sweep, on real sockets ----------------------------------------------------
 
 
@@ -144,6 +270,21 @@ async def test_an_idle_client_is_closed_not_early_and_within_two_ticks() -> None
         assert 0.32 - 0.001 <= waited < 0.32 + 2 * tick + 0.5
         assert server.stats.connections_timed_out == 1
         writer.close()
+
+
+@pytest.mark.all_loops
+async def test_idle_clients_beyond_one_chunk_are_all_closed() -> None:
+    """The walk spread over several turns still reaches every connection."""
+    async with tcp_server(Upper, idle_timeout=0.2, line_timeout=None, write_timeout=None) as server:
+        server.deadlines.chunk = 2
+        clients = [await asyncio.open_connection(*server.address) for _ in range(7)]
+        for reader, writer in clients:
+            writer.write(b"hi\n")
+            assert await reader.readline() == b"HI\n"
+        for reader, writer in clients:
+            assert await read_all(reader, timeout=5) == b""
+            writer.close()
+        assert server.stats.connections_timed_out == 7
 
 
 class Slow(LineHandler):

@@ -2,8 +2,13 @@
 
 A ``set`` of 10,000 connections keeps a 32,768-entry table: about 52 bytes per
 connection.  Two pointers on each connection (``_prev``/``_next``) do the same job
-in 16, with O(1) add and remove.  Walking the list is what the deadline sweep does
-once per tick, and removing the connection being visited is allowed.
+in 16, with O(1) add and remove.
+
+Two ways to visit the members.  Iterating allows removing the member being visited
+(shutdown takes a ``list()`` snapshot anyway).  A *walk* (:meth:`Registry.start_walk`,
+:meth:`Registry.step`) is what the deadline sweep uses: it can be spread over
+several turns of the event loop, and any removal meanwhile, of any member, is
+allowed: the registry moves the walk's position past a member that leaves.
 """
 
 from __future__ import annotations
@@ -31,11 +36,12 @@ L = TypeVar("L", bound=Linked)
 class Registry(Generic[L]):
     """An ordered collection of connections: add, discard, ``in``, ``len``, iterate."""
 
-    __slots__ = ("_count", "_head")
+    __slots__ = ("_count", "_cursor", "_head")
 
     def __init__(self) -> None:
         self._head: L | None = None
         self._count = 0
+        self._cursor: L | None = None  # the walk's next member (None: no walk)
 
     def add(self, item: L) -> None:
         """Add ``item`` (not already a member: its links must be ``None``) at the front."""
@@ -52,6 +58,8 @@ class Registry(Generic[L]):
         if item not in self:
             return False
         prev, nxt = item._prev, item._next
+        if item is self._cursor:
+            self._cursor = nxt
         if prev is None:
             self._head = nxt
         else:
@@ -77,3 +85,19 @@ class Registry(Generic[L]):
             nxt = item._next  # read first: the caller may discard ``item``
             yield item
             item = nxt
+
+    def start_walk(self) -> None:
+        """Begin a walk at the front (one walk at a time: this ends any other)."""
+        self._cursor = self._head
+
+    def step(self) -> L | None:
+        """The walk's next member, or ``None`` once it has visited them all.
+
+        A member discarded before its turn is not visited; members added during the
+        walk (at the front) are not visited either: the walk is over the members of
+        its start that are still here.
+        """
+        item = self._cursor
+        if item is not None:
+            self._cursor = item._next
+        return item
