@@ -8,9 +8,10 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import IO
 
 from asyncnet import DatagramHandler, LineHandler
 
@@ -69,6 +70,26 @@ def spawn(args: list[str], **kwargs: object) -> Iterator[subprocess.Popen[str]]:
         proc.communicate(timeout=10)
 
 
+@asynccontextmanager
+async def program(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run ``python ARGS`` (in the repository, pipes, unbuffered); kill it if the test
+    left it running."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
 def read_listening_line(proc: subprocess.Popen[str], pattern: str) -> re.Match[str]:
     """Read stdout lines until one matches ``pattern`` (the program says it is ready)."""
     assert proc.stdout is not None
@@ -82,3 +103,59 @@ def read_listening_line(proc: subprocess.Popen[str], pattern: str) -> re.Match[s
         f"program exited before announcing itself; stdout={seen!r}, "
         f"stderr={proc.stderr.read() if proc.stderr else ''!r}"
     )
+
+
+FD_LIMITED_UPPER = """
+import asyncio, resource, sys
+from asyncnet import run, tcp_server
+from asyncnet.demos.upper import Upper
+from asyncnet.runner import configure_logging
+
+configure_logging(0)
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+async def main():
+    async with tcp_server(Upper, backlog=200) as server:
+        print("listening on port", server.address[1], flush=True)
+        done = asyncio.Event()
+        asyncio.get_running_loop().add_reader(sys.stdin.fileno(), done.set)
+        await done.wait()
+        stats = server.stats
+        print("accept_errors", stats.accept_errors, "at_fd_limit", stats.connections_at_fd_limit)
+
+run(main(), use_uvloop=sys.argv[1] == "uvloop")
+"""
+"""The upper server in a process of 64 file descriptors; a line on stdin stops it."""
+
+
+@contextmanager
+def fd_limited_upper(loop: str, log: IO[str]) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """Run :data:`FD_LIMITED_UPPER` on ``loop``; yield the process and its port.
+
+    ``log`` (its stderr) should be a file: a pipe nobody drains would hide a log
+    flood as a hang.
+    """
+    with subprocess.Popen(
+        [sys.executable, "-c", FD_LIMITED_UPPER, loop],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    ) as proc:
+        try:
+            yield proc, int(read_listening_line(proc, r"listening on port (\d+)")[1])
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def stop_fd_limited(proc: subprocess.Popen[str], timeout: float) -> dict[str, int]:
+    """Stop :func:`fd_limited_upper`'s server; return the counters it printed."""
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    words = proc.stdout.read().split()
+    assert proc.wait(timeout=timeout) == 0
+    return {name: int(value) for name, value in zip(words[::2], words[1::2], strict=True)}

@@ -7,13 +7,9 @@ rather than guessing a port, and stops servers with SIGINT, expecting exit statu
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import socket
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -22,29 +18,12 @@ import pytest
 from asyncnet.creosote import Bucket, Emitter, spew
 from asyncnet.protocols.creosote import MAGIC
 
+from .helpers import program
+
 ROOT = Path(__file__).resolve().parent.parent
 CLASSIC = ROOT / "demos" / "creosote.py"
 
 pytestmark = pytest.mark.slow
-
-
-@asynccontextmanager
-async def program(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    """Run ``python ARGS`` with pipes; kill it if the test left it running."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def read_line(proc: asyncio.subprocess.Process, timeout: float = 15.0) -> str:

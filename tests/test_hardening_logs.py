@@ -21,7 +21,7 @@ import pytest
 from asyncnet import LineClient, tcp_server
 from asyncnet.demos.upper import Upper
 
-from .helpers import ROOT, read_all, read_listening_line
+from .helpers import ROOT, fd_limited_upper, read_all, read_listening_line, stop_fd_limited
 
 REFUSED = 60
 
@@ -44,27 +44,6 @@ async def test_max_connections_refusals_log_one_line_not_one_each(caplog: Any) -
     assert "refused 1 connection(s)" in lines[0]
 
 
-SERVER = """
-import asyncio, resource, sys
-from asyncnet import run, tcp_server
-from asyncnet.demos.upper import Upper
-from asyncnet.runner import configure_logging
-
-configure_logging(0)
-resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-
-async def main():
-    async with tcp_server(Upper, backlog=200) as server:
-        print("listening on port", server.address[1], flush=True)
-        done = asyncio.Event()
-        asyncio.get_running_loop().add_reader(sys.stdin.fileno(), done.set)
-        await done.wait()
-        print("at_limit", server.stats.connections_at_fd_limit, flush=True)
-
-run(main(), use_uvloop=sys.argv[1] == "uvloop")
-"""
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_running_out_of_descriptors_is_counted_and_logged_on_both_loops(
@@ -73,50 +52,34 @@ def test_running_out_of_descriptors_is_counted_and_logged_on_both_loops(
     """Issue 10 item 7: EMFILE on uvloop (silent drops) still leaves a count and one line."""
     if loop == "uvloop":
         pytest.importorskip("uvloop")
-    with (
-        open(tmp_path / "stderr.log", "w+") as err,
-        subprocess.Popen(
-            [sys.executable, "-c", SERVER, loop],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        ) as proc,
-    ):
-        clients: list[socket.socket] = []
+    clients: list[socket.socket] = []
+    with open(tmp_path / "stderr.log", "w+") as err:
         try:
-            port = int(read_listening_line(proc, r"listening on port (\d+)")[1])
-            for _ in range(100):
-                client = socket.create_connection(("127.0.0.1", port), timeout=5)
-                clients.append(client)
-                client.sendall(b"ping\n")
-            # Read answers in order until the first client the server could not take:
-            # then every connection it did take has been registered (and checked).
-            answered = 0
-            for client in clients:
-                client.settimeout(2)
-                try:
-                    if client.recv(100) != b"PING\n":
-                        break  # EOF: uvloop accepted and closed it (libuv's EMFILE trick)
-                except OSError:  # a reset, or asyncio's backlog waiting: a timeout
-                    break
-                answered += 1
-            assert 40 <= answered < 100, answered
-            assert proc.stdin is not None
-            assert proc.stdout is not None
-            proc.stdin.write("\n")
-            proc.stdin.flush()
-            summary = proc.stdout.read()
-            assert proc.wait(timeout=20) == 0
+            with fd_limited_upper(loop, err) as (proc, port):
+                for _ in range(100):
+                    client = socket.create_connection(("127.0.0.1", port), timeout=5)
+                    clients.append(client)
+                    client.sendall(b"ping\n")
+                # Read answers in order until the first client the server could not
+                # take: then every connection it did take has been registered (and
+                # checked).
+                answered = 0
+                for client in clients:
+                    client.settimeout(2)
+                    try:
+                        if client.recv(100) != b"PING\n":
+                            break  # EOF: uvloop accepted and closed it (libuv's EMFILE trick)
+                    except OSError:  # a reset, or asyncio's backlog waiting: a timeout
+                        break
+                    answered += 1
+                assert 40 <= answered < 100, answered
+                stats = stop_fd_limited(proc, timeout=20)
         finally:
             for client in clients:
                 client.close()
-            if proc.poll() is None:
-                proc.kill()
         err.seek(0)
         log = err.read()
-    assert int(summary.split()[-1]) > 0, summary  # counted...
+    assert stats["at_fd_limit"] > 0, stats  # counted...
     assert log.count("out of file descriptors") == 1, log  # ...and logged once per 10 s
     assert "Traceback" not in log
 

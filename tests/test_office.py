@@ -7,16 +7,16 @@ servers it embeds (all on loopback, port 0) and checks what it leaves on disk.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
+
+from .helpers import program
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFICE = ["-m", "asyncnet.demos.office", "--plain"]
@@ -24,30 +24,15 @@ OFFICE = ["-m", "asyncnet.demos.office", "--plain"]
 pytestmark = pytest.mark.slow
 
 
-@asynccontextmanager
-async def office(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+def office(*args: str) -> AbstractAsyncContextManager[asyncio.subprocess.Process]:
     """Run the office with pipes; kill it if the test left it running."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *OFFICE,
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    return program(*OFFICE, *args)
 
 
 async def lines_until(proc: asyncio.subprocess.Process, needle: str, timeout: float = 30) -> str:
     """Read stdout up to and including the line containing ``needle``."""
     assert proc.stdout is not None
-    seen = []
+    seen: list[str] = []
     async with asyncio.timeout(timeout):
         while True:
             raw = await proc.stdout.readline()
