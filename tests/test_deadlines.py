@@ -160,11 +160,25 @@ def test_a_walk_visits_each_starting_member_still_there_once_in_order(
 # -- the sweep's walk, without sockets -----------------------------------------------
 
 
+class TimeoutLog(list[int]):
+    """Which members timed out, in order; ``full`` is set once ``expected`` have."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__()
+        self.expected = expected
+        self.full = asyncio.Event()
+
+    def note(self, name: int) -> None:
+        self.append(name)
+        if len(self) >= self.expected:
+            self.full.set()
+
+
 class Stale:
     """A registry member whose idle deadline passed long ago; notes when it times out."""
 
-    def __init__(self, name: int, log: list[int]) -> None:
-        self.name = str(name)
+    def __init__(self, name: int, log: TimeoutLog) -> None:
+        self.name = name
         self.log = log
         self._prev: Stale | None = None
         self._next: Stale | None = None
@@ -179,12 +193,12 @@ class Stale:
 
     def _timed_out(self, which: str, seconds: float, *, abort: bool = False) -> None:
         self._conn_closed = True  # as a closing transport does
-        self.log.append(int(self.name))
+        self.log.note(self.name)
         if self.on_timeout is not None:
             self.on_timeout()
 
 
-def _stale_registry(count: int, log: list[int]) -> tuple[Registry[Stale], list[Stale]]:
+def _stale_registry(count: int, log: TimeoutLog) -> tuple[Registry[Stale], list[Stale]]:
     registry: Registry[Stale] = Registry()
     members = [Stale(i, log) for i in range(count)]
     for member in reversed(members):
@@ -192,21 +206,11 @@ def _stale_registry(count: int, log: list[int]) -> tuple[Registry[Stale], list[S
     return registry, members
 
 
-async def _sweep_until(sweep: DeadlineSweep, log: list[int], count: int) -> None:
-    done = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def poll() -> None:
-        if len(log) >= count:
-            done.set()
-        elif sweep.running:
-            loop.call_later(sweep.resolution, poll)
-
+async def _sweep_until_full(sweep: DeadlineSweep, log: TimeoutLog) -> None:
     sweep.start()
-    poll()
     try:
         async with asyncio.timeout(5):
-            await done.wait()
+            await log.full.wait()
     finally:
         sweep.stop()
 
@@ -214,25 +218,25 @@ async def _sweep_until(sweep: DeadlineSweep, log: list[int], count: int) -> None
 async def test_the_walk_lets_the_loop_run_between_chunks() -> None:
     """A tick's walk takes ``chunk`` connections per turn: a callback scheduled during
     the first chunk runs before the second."""
-    log: list[int] = []
+    log = TimeoutLog(5)
     registry, members = _stale_registry(5, log)
     sweep = DeadlineSweep(registry, idle=0.032, line=None, write=None)
     sweep.chunk = 2
     seen_by_callback: list[list[int]] = []
     loop = asyncio.get_running_loop()
     members[0].on_timeout = lambda: loop.call_soon(lambda: seen_by_callback.append(list(log)))
-    await _sweep_until(sweep, log, 5)
+    await _sweep_until_full(sweep, log)
     assert log == [0, 1, 2, 3, 4]
     assert seen_by_callback == [[0, 1]]
 
 
 async def test_the_walk_survives_a_visitor_removing_the_next_connection() -> None:
     """Closing one connection may take another out of the registry at once."""
-    log: list[int] = []
+    log = TimeoutLog(5)
     registry, members = _stale_registry(6, log)
     members[1].on_timeout = lambda: registry.discard(members[2])
     sweep = DeadlineSweep(registry, idle=0.032, line=None, write=None)
-    await _sweep_until(sweep, log, 5)
+    await _sweep_until_full(sweep, log)
     assert log == [0, 1, 3, 4, 5]
 
 
