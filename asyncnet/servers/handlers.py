@@ -38,26 +38,34 @@ class BaseHandler:
 
     server: StreamServer
     """The server that accepted this connection."""
-    peer: Any
-    """The client's address: ``(host, port)`` for TCP, a path or ``''`` for Unix sockets.
-
-    Asked of the transport when first read, then kept (assigning it works as usual):
-    on uvloop the answer costs a socket object per connection, ~160 bytes that an idle
-    connection nobody logs should not pay."""
     transport: asyncio.Transport
     """The connection's transport (for ``get_extra_info()``: socket, TLS details...)."""
 
-    if not TYPE_CHECKING:  # for mypy every other attribute stays an error
+    # A property, not __getattr__: a class with __getattr__ loses CPython's fast
+    # attribute and method lookups for every other name too (handle_line included).
+    @property
+    def peer(self) -> Any:
+        """The client's address: ``(host, port)`` for TCP, a path or ``''`` for Unix sockets.
 
-        def __getattr__(self, name: str) -> Any:
-            # Only reached when normal lookup failed: peer not read (or set) yet.
-            transport = self.__dict__.get("transport") if name == "peer" else None
-            if transport is None:
-                raise AttributeError(
-                    f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
-                )
-            self.peer = peer = transport.get_extra_info("peername")
-            return peer
+        Asked of the transport when first read, then kept (assigning it works as usual):
+        on uvloop the answer costs a socket object per connection, ~160 bytes that an idle
+        connection nobody logs should not pay."""
+        state = self.__dict__
+        try:
+            return state["peer"]
+        except KeyError:
+            pass
+        transport = state.get("transport")
+        if transport is None:
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute 'peer'", name="peer", obj=self
+            )
+        state["peer"] = peer = transport.get_extra_info("peername")
+        return peer
+
+    @peer.setter
+    def peer(self, value: Any) -> None:
+        self.__dict__["peer"] = value
 
     def setup(self) -> None:
         """Called when the connection opens, before any data is handled."""

@@ -75,7 +75,7 @@ class ConnectionBase:
         handler = self._handler
         handler.transport = transport
         handler.server = self._server
-        # handler.peer is fetched when first read (BaseHandler.__getattr__): uvloop
+        # handler.peer is fetched when first read (the BaseHandler.peer property): uvloop
         # makes a socket object to answer "peername" and keeps it, ~160 bytes with the
         # tuple, for every connection whether or not anything ever logs its peer.
         if not self._server._register(self, transport):  # type: ignore[arg-type]

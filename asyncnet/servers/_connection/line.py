@@ -144,15 +144,21 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         self._settle()
 
     def data_received(self, data: bytes) -> None:
-        self._stats.bytes_in += len(data)
+        size = len(data)
+        self._stats.bytes_in += size
         # The request/reply case: exactly one complete line and nothing held back.  While
         # nothing was ever buffered, LineBuffer.share() lets us split it by hand.
         # (_close_requested implies _blocked: request_close() and _end_of_input() block.)
         # The same steps as _process() then, without its loop and bookkeeping.
-        end = len(data) - 1
+        end = size - 1
         line: bytes | None
-        if 0 <= end <= self._lines.shortcut_limit and data.find(b"\n") == end and not self._blocked:
-            line = data[: end - 1] if end and data[end - 1] == 13 else data[:end]
+        if (
+            0 <= end <= self._lines.shortcut_limit
+            and data[end] == 10
+            and 10 not in (line := data[: end - 1] if end and data[end - 1] == 13 else data[:end])
+            and not self._blocked
+        ):
+            pass
         elif self._blocked or (line := self._lines.single_line(data)) is None:
             self._data_received(data)
             return
