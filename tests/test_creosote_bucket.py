@@ -186,12 +186,10 @@ async def test_emitter_drops_rather_than_queue_without_limit(tmp_path: Path) -> 
         async with Emitter(
             sock=ours, max_buffer=20_000, bufsize=1000, close_timeout=0.1
         ) as emitter:
-            transport = emitter._transport
-            assert transport is not None
             biggest = 0
             for n in range(5000):
                 emitter.emit(b"%d" % n + b"." * 995)
-                biggest = max(biggest, transport.get_write_buffer_size())  # type: ignore[attr-defined]
+                biggest = max(biggest, emitter.write_buffer_size)
             assert emitter.stats.dropped > 0
             assert biggest <= 20_000 + 1000  # the bound plus the message that crossed it
             # spew() waits a bounded time for the buffer to drain, then gives up.
@@ -199,7 +197,7 @@ async def test_emitter_drops_rather_than_queue_without_limit(tmp_path: Path) -> 
             async with asyncio.timeout(5):
                 assert await emitter.send(b"w" * 30_000, timeout=0.05) < 30
             assert emitter.stats.dropped == dropped + 1
-            assert transport.get_write_buffer_size() <= 20_000 + 1000  # type: ignore[attr-defined]
+            assert emitter.write_buffer_size <= 20_000 + 1000
             emitter.close()
 
 

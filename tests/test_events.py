@@ -58,7 +58,7 @@ async def test_wait_for_times_out_naming_what_it_waited_for() -> None:
         with pytest.raises(OperationTimeout, match="3 connections") as info:
             await server.events.wait_opened(3, timeout=0.05)
     assert isinstance(info.value, TimeoutError)
-    assert server.events._waiters == []
+    assert server.events.waiting == 0
 
 
 async def test_a_failing_condition_fails_its_waiter_not_the_server() -> None:

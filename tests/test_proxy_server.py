@@ -271,10 +271,11 @@ async def test_shutdown_drops_connections_still_waiting_for_a_header() -> None:
         reader, writer = await asyncio.open_connection(*server.address)
         writer.write(b"PROXY TCP4 ")
         await writer.drain()
-        handshakes = server._handshakes
-        assert handshakes is not None
-        while not handshakes.pending:  # accepted, waiting for the rest of the header
-            await asyncio.sleep(0.001)
+        # A second connection, made after the first, served end to end: the server
+        # accepts in order, so the first is now accepted and waiting for its header.
+        after_reader, after_writer = await asyncio.open_connection(*server.address)
+        after_writer.write(b"PROXY TCP4 192.0.2.7 127.0.0.1 4000 80\r\nping\n")
+        assert await after_reader.readline() == b"PING\n"
         loop = asyncio.get_running_loop()
         started = loop.time()
         await server.stop()
@@ -282,7 +283,8 @@ async def test_shutdown_drops_connections_still_waiting_for_a_header() -> None:
         with contextlib.suppress(ConnectionResetError):
             assert await reader.read() == b""
         assert loop.time() - started < 1  # not the 5 s header timeout
-        writer.close()
-        with contextlib.suppress(ConnectionResetError):
-            await writer.wait_closed()
-    assert Recording.seen == []
+        for w in (writer, after_writer):
+            w.close()
+            with contextlib.suppress(ConnectionResetError):
+                await w.wait_closed()
+    assert [(s["peer"], s["lines"]) for s in Recording.seen] == [(("192.0.2.7", 4000), ["ping"])]

@@ -352,6 +352,16 @@ class Emitter(_Framer, Endpoint):
         return self._transport is not None and not self._transport.is_closing()
 
     @property
+    def write_buffer_size(self) -> int:
+        """Bytes emitted but not yet handed to the kernel (0 before :meth:`start`).
+
+        It stays within ``max_buffer`` plus one message: past that, :meth:`emit` drops.
+        """
+        if self._transport is None:
+            return 0
+        return _buffered(self._transport)
+
+    @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The loop the endpoint lives on (``None`` before :meth:`start`)."""
         return self._loop

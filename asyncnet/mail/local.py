@@ -57,6 +57,8 @@ class Delivery:
     key: str
     sender: str
     data: bytes
+    peer: Any = None
+    """The SMTP client's address, ``(host, port)``: one connection, one port."""
 
 
 class _DeliveryHandler:
@@ -84,7 +86,9 @@ class _DeliveryHandler:
         try:
             for user in sorted(users):
                 key = await self.owner.maildirs.deliver(user, data)
-                self.owner._delivered(Delivery(user, key, envelope.mail_from or "", data))
+                self.owner._delivered(
+                    Delivery(user, key, envelope.mail_from or "", data, session.peer)
+                )
         except OSError as exc:
             logger.error("delivery failed: %s", exc)
             return "451 4.3.0 local delivery failed, try again later"

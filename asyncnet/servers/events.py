@@ -46,6 +46,11 @@ class ServerEvents:
         """Connections open right now."""
         return self.opened - self.closed
 
+    @property
+    def waiting(self) -> int:
+        """Conditions being waited for right now (``wait_*()`` calls not yet returned)."""
+        return sum(1 for _, future in self._waiters if not future.done())
+
     # -- called by the servers -----------------------------------------------------
 
     def connection_opened(self) -> None:
