@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from asyncnet.demos._cli import explain
+from asyncnet.demos._explain import explain
 from asyncnet.errors import ConfigurationError, NetworkError, OperationTimeout
 
 
