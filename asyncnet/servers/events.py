@@ -48,8 +48,8 @@ class ServerEvents:
 
     @property
     def waiting(self) -> int:
-        """Conditions being waited for right now (``wait_*()`` calls not yet returned)."""
-        return sum(1 for _, future in self._waiters if not future.done())
+        """Conditions being waited for right now (``wait_*()`` calls not yet woken)."""
+        return len(self._waiters)  # an entry leaves when woken, timed out or cancelled
 
     # -- called by the servers -----------------------------------------------------
 

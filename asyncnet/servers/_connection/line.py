@@ -152,14 +152,12 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         # The same steps as _process() then, without its loop and bookkeeping.
         end = size - 1
         line: bytes | None
-        if (
+        if not (
             0 <= end <= self._lines.shortcut_limit
             and data[end] == 10
             and 10 not in (line := data[: end - 1] if end and data[end - 1] == 13 else data[:end])
             and not self._blocked
-        ):
-            pass
-        elif self._blocked or (line := self._lines.single_line(data)) is None:
+        ) and (self._blocked or (line := self._lines.single_line(data)) is None):
             self._data_received(data)
             return
         reply = self._reply(line)
