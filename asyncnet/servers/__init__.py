@@ -5,6 +5,7 @@ from .datagram import DatagramServer
 from .events import ServerEvents
 from .framed import FramedHandler
 from .handlers import BaseHandler, DatagramHandler, LineHandler, StreamHandler
+from .logins import LoginAttempt, LoginThrottle
 from .stats import ServerStats
 from .stream import StreamServer
 
@@ -15,6 +16,8 @@ __all__ = [
     "DatagramServer",
     "FramedHandler",
     "LineHandler",
+    "LoginAttempt",
+    "LoginThrottle",
     "ServerEvents",
     "ServerStats",
     "StreamHandler",
