@@ -46,7 +46,7 @@ import sys
 from typing import ClassVar, TextIO
 
 from .clients.framed import FramedClient
-from .console import stdin_lines
+from .console import line_bytes, stdin_lines
 from .errors import AsyncNetError, ConfigurationError, format_peer
 from .servers.commands import CommandHandler, Reply
 from .text import nickname_problem, normalize_nickname, printable
@@ -266,7 +266,8 @@ async def chat_session(
 
     async def outgoing() -> None:
         async for line in stdin_lines(stdin):
-            await client.send_frame(line.encode())
+            # Any input bytes go as they came: the room decodes with "replace".
+            await client.send_frame(line_bytes(line))
             if line.strip().lower() == "/quit":
                 return
         await client.send_frame(b"/quit")

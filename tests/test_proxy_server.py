@@ -288,3 +288,66 @@ async def test_shutdown_drops_connections_still_waiting_for_a_header() -> None:
             with contextlib.suppress(ConnectionResetError):
                 await w.wait_closed()
     assert [(s["peer"], s["lines"]) for s in Recording.seen] == [(("192.0.2.7", 4000), ["ping"])]
+
+
+UNTRUSTED_FLOOD = 60
+
+
+async def test_untrusted_sources_log_one_line_not_one_each(caplog) -> None:
+    """Refusals of untrusted PROXY sources are counted one by one but logged rate-limited,
+    like the server's other refusals: 60 refusals, 60 counted, one WARNING line."""
+    caplog.set_level(logging.WARNING, logger="asyncnet.server")
+    async with tcp_server(Recording, proxy_protocol=True, proxy_trusted=["192.0.2.0/24"]) as server:
+        for _ in range(UNTRUSTED_FLOOD):
+            try:
+                reply = await exchange(server.address, encode_v1(CLIENT4, FRONT4) + b"x\n\n")
+            except ConnectionResetError:
+                reply = b""
+            assert reply == b""
+        assert server.stats.connections_refused == UNTRUSTED_FLOOD
+    lines = [r.getMessage() for r in caplog.records if "PROXY" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "not a trusted PROXY protocol source" in lines[0]
+    assert "refused 1 connection(s)" in lines[0]
+    assert Recording.seen == []
+
+
+async def test_bad_headers_log_one_line_not_one_each(caplog) -> None:
+    """A flood of malformed headers (from anyone the trusted networks let in) is counted
+    per connection and logged rate-limited, with the latest reason."""
+    caplog.set_level(logging.WARNING, logger="asyncnet.server")
+    async with tcp_server(Recording, proxy_protocol=True) as server:
+        for _ in range(UNTRUSTED_FLOOD):
+            try:
+                reply = await exchange(server.address, BAD_HEADERS["not a header"])
+            except ConnectionResetError:
+                reply = b""
+            assert reply == b""
+        assert await exchange(server.address, encode_v1(CLIENT4, FRONT4) + b"ok\n\n") == b"OK\n"
+    assert server.stats.protocol_errors == UNTRUSTED_FLOOD
+    lines = [r.getMessage() for r in caplog.records if "PROXY" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "bad PROXY protocol header" in lines[0]
+
+
+async def test_header_timeouts_log_one_line_not_one_each(caplog) -> None:
+    """Connections that never finish their header time out one by one, logged rate-limited."""
+    caplog.set_level(logging.WARNING, logger="asyncnet.server")
+
+    async def silent(address: Any) -> None:
+        reader, writer = await asyncio.open_connection(*address[:2])
+        writer.write(b"PROXY TCP4 ")
+        with contextlib.suppress(ConnectionResetError):
+            assert await reader.read() == b""
+        writer.close()
+        with contextlib.suppress(ConnectionResetError):
+            await writer.wait_closed()
+
+    async with tcp_server(Recording, proxy_protocol=True, proxy_header_timeout=0.2) as server:
+        async with asyncio.timeout(5), asyncio.TaskGroup() as group:
+            for _ in range(20):
+                group.create_task(silent(server.address))
+    assert server.stats.connections_timed_out == 20
+    lines = [r.getMessage() for r in caplog.records if "PROXY" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "no complete PROXY protocol header within 0.2 s" in lines[0]

@@ -2,6 +2,12 @@
 
 Replies are printed through :func:`~asyncnet.text.printable`: a hostile server must
 not be able to send ESC sequences, BEL or CR to the user's terminal.
+
+Input that is not text (bytes the locale cannot decode, see :mod:`asyncnet.console`)
+is handled per protocol.  The TCP client speaks UTF-8 lines: such a line cannot be
+sent as one (a strict server answers an error and hangs up), so it is refused with
+one message and the session goes on.  A datagram is bytes: the UDP client sends the
+line's bytes as they came.
 """
 
 from __future__ import annotations
@@ -9,13 +15,16 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from ..console import stdin_lines
+from ..console import line_bytes, not_text, stdin_lines
 from ..errors import AsyncNetError, format_peer
 from ..text import printable
 from .datagram import DatagramClient
 from .lines import LineClient
 
 __all__ = ["datagram_session", "line_session"]
+
+_SHOWN = 40
+"""Bytes of a refused line shown in the message (a line may be 64 KiB)."""
 
 
 async def line_session(
@@ -42,11 +51,25 @@ async def line_session(
                 if not line:
                     await client.send_line("")
                     break
+                if not_text(line, client.encoding):
+                    _refuse(line, client.encoding.upper())
+                    continue
                 print(printable(await client.request(line)), file=stdout or sys.stdout, flush=True)
     except AsyncNetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _refuse(line: str, encoding: str) -> None:
+    """Say on stderr that ``line`` is not sent, showing (the start of) its bytes escaped."""
+    data = line_bytes(line)
+    shown = repr(data[:_SHOWN]) + ("..." if len(data) > _SHOWN else "")
+    print(
+        f"error: line not sent: {shown} is not {encoding} text (the server reads {encoding} lines)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 async def datagram_session(
@@ -68,7 +91,7 @@ async def datagram_session(
             if not line:
                 break
             try:
-                reply = await client.request(line.encode())
+                reply = await client.request(line_bytes(line))
             except AsyncNetError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 for note in getattr(exc, "__notes__", ()):

@@ -14,6 +14,8 @@ import argparse
 import ipaddress
 import logging
 import math
+import os
+import select
 import socket
 import sys
 import traceback
@@ -21,11 +23,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ..console import line_bytes, not_text
 from ..errors import format_peer
 from ..runner import Servable, configure_logging, run_servers
 from ..servers import DatagramServer
 from ..servers._base import ServerBase
-from ._explain import explain
+from ._explain import _leaf, explain
 
 __all__ = [
     "UsageError",
@@ -46,6 +49,7 @@ __all__ = [
     "positive_int",
     "serve",
     "server_options",
+    "utf8_text",
 ]
 
 logger = logging.getLogger("asyncnet.demos")
@@ -138,6 +142,17 @@ def existing_file(text: str) -> str:
     return text
 
 
+def utf8_text(text: str) -> str:
+    """An argparse ``type=``: an argument that can be sent as UTF-8 text.
+
+    The OS hands argv over as bytes; those that are not UTF-8 arrive as lone
+    surrogates, which no UTF-8 line protocol can carry.
+    """
+    if not_text(text):
+        raise argparse.ArgumentTypeError(f"{line_bytes(text)!r} is not UTF-8 text")
+    return text
+
+
 # -- the common options ----------------------------------------------------------
 
 
@@ -226,7 +241,8 @@ def main(
     """Parse ``argv``, set up logging from ``-v``, run ``body``; one line per expected failure.
 
     Returns the exit status: ``body``'s, 1 for an expected failure, 2 for a usage
-    error, 130 for Ctrl-C.  Unexpected exceptions (bugs) still raise.  A demo whose
+    error, 130 for Ctrl-C, and 1 without a word when stdout's reader went away
+    (``| head``).  Unexpected exceptions (bugs) still raise.  A demo whose
     peer is not ``--host``/``--port`` names its own flag (``URL``, ``--server``) as
     ``address_flag``, so that the advice names what the user typed.
     """
@@ -234,13 +250,20 @@ def main(
     verbose = getattr(args, "verbose", 0)
     configure_logging(verbose)
     try:
-        return body(args)
+        status = body(args)
+        if sys.stdout is not None:
+            # Python flushes at exit too, but then a reader that went away is only
+            # "Exception ignored ... BrokenPipeError" and exit status 120.
+            sys.stdout.flush()
+        return status
     except KeyboardInterrupt:
         return 130
     except UsageError as exc:
         print(f"{parser.prog}: error: {exc} (see --help)", file=sys.stderr, flush=True)
         return 2
     except Exception as exc:
+        if _stdout_went_away(exc):
+            return _quiet_exit()
         message = explain(exc, host=getattr(args, "host", None))
         if message is None:
             raise
@@ -254,6 +277,42 @@ def main(
             message = message.replace("--host", address_flag)
         print(f"{parser.prog}: error: {message}", file=sys.stderr, flush=True)
         return 1
+
+
+def _stdout_went_away(exc: BaseException) -> bool:
+    """True when ``exc`` is EPIPE because whoever read stdout closed it (``| head``).
+
+    A broken pipe from a peer (a socket) is a real error and stays one: stdout
+    itself is asked whether its reader is gone (poll reports POLLERR, or POLLHUP, on
+    a pipe without a reader).  Where there is no poll (Windows) it is never assumed.
+    """
+    if not isinstance(_leaf(exc), BrokenPipeError) or sys.stdout is None:
+        return False
+    poll = getattr(select, "poll", None)
+    if poll is None:
+        return False
+    try:
+        poller = poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        events = poller.poll(0)
+    except (OSError, ValueError):  # no descriptor (a StringIO), or a closed one
+        return False
+    return any(mask & (select.POLLERR | select.POLLHUP) for _, mask in events)
+
+
+def _quiet_exit() -> int:
+    """Python's recipe for a closed stdout (see the SIGPIPE note in the ``signal`` docs).
+
+    Whatever is still buffered for stdout would fail again when Python flushes it
+    at exit, so stdout now points at the null device.  Exit status 1, no message:
+    the reader had all it wanted.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+    return 1
 
 
 def serve(

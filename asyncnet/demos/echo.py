@@ -46,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     """Serve echo, or with --client send one message to it."""
     parser = cli.parser("python -m asyncnet.demos.echo", __doc__)
     cli.add_server_arguments(parser, port=PORT)
-    parser.add_argument("--client", metavar="MESSAGE", help="send MESSAGE and print the reply")
+    parser.add_argument(
+        "--client",
+        metavar="MESSAGE",
+        type=cli.utf8_text,
+        help="send MESSAGE (UTF-8 text) and print the reply",
+    )
     parser.add_argument(
         "--timeout", type=cli.positive_float, default=5.0, help="client: seconds per step"
     )

@@ -13,9 +13,14 @@
    client, and passes on whatever the client sent after the header.
 
 A missing, malformed, truncated or oversized header closes the connection: the
-handler is never created, so it never sees a byte.  The header and its TLVs stay
-available as ``transport.get_extra_info("proxy_header")`` / ``("proxy_tlvs")``,
-and the balancer's own address as ``get_extra_info("proxy_peername")``.
+handler is never created, so it never sees a byte.  Each refusal is counted in the
+server's stats at once, but logged at most once per 10 seconds per kind
+(untrusted source, bad header, header timeout), with the number since the last
+line: a flood of refused connections must not become a flood of log lines.
+
+The header and its TLVs stay available as ``transport.get_extra_info("proxy_header")``
+/ ``("proxy_tlvs")``, and the balancer's own address as
+``get_extra_info("proxy_peername")``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ConfigurationError, format_peer
 from ..protocols.proxy import NEED_DATA, ProxyHeader, ProxyHeaderError, ProxyHeaderParser
+from ._accept_errors import RateLimitedLog
 
 if TYPE_CHECKING:
     from .stats import ServerStats
@@ -126,16 +132,37 @@ class HandshakeFactory:
         self._stats = stats
         self.pending: set[ProxyHandshake] = set()
         """Connections whose header has not arrived yet (not yet the server's)."""
+        self._logs = _RefusalLogs()
 
     def __call__(self) -> ProxyHandshake:
         return ProxyHandshake(
-            self._factory, self._options, name=self._name, stats=self._stats, pending=self.pending
+            self._factory,
+            self._options,
+            name=self._name,
+            stats=self._stats,
+            pending=self.pending,
+            logs=self._logs,
         )
 
     def close_all(self) -> None:
         """The server is shutting down: drop connections still waiting for a header."""
         for handshake in list(self.pending):
             handshake.abort()
+
+
+class _RefusalLogs:
+    """One server's rate-limited log lines about refused connections, one per kind.
+
+    Separate kinds, so that a flood of one (a port scan from outside the trusted
+    networks) cannot hide the first line of another (a misconfigured balancer).
+    """
+
+    __slots__ = ("bad_header", "timeout", "untrusted")
+
+    def __init__(self) -> None:
+        self.untrusted = RateLimitedLog()
+        self.bad_header = RateLimitedLog()
+        self.timeout = RateLimitedLog()
 
 
 class ProxyHandshake(asyncio.Protocol):
@@ -149,12 +176,14 @@ class ProxyHandshake(asyncio.Protocol):
         name: str,
         stats: ServerStats,
         pending: set[ProxyHandshake] | None = None,
+        logs: _RefusalLogs | None = None,
     ) -> None:
         self._factory = factory
         self._options = options
         self._name = name
         self._stats = stats
         self._pending = set() if pending is None else pending
+        self._logs = _RefusalLogs() if logs is None else logs
         self._transport: asyncio.Transport | None = None
         self._parser: ProxyHeaderParser | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -163,18 +192,22 @@ class ProxyHandshake(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self._transport = transport
         peer = transport.get_extra_info("peername")
+        loop = asyncio.get_running_loop()
         if not is_trusted(peer, self._options.trusted):
-            logger.warning(
-                "%s: refusing %s: not a trusted PROXY protocol source (proxy_trusted)",
-                self._name,
-                format_peer(peer),
-            )
             self._stats.connections_refused += 1
+            if since := self._logs.untrusted.hit(loop.time()):
+                logger.warning(
+                    "%s: refused %d connection(s), latest from %s: not a trusted PROXY "
+                    "protocol source (proxy_trusted); %d refused so far",
+                    self._name,
+                    since,
+                    format_peer(peer),
+                    self._stats.connections_refused,
+                )
             transport.abort()
             return
         self._parser = ProxyHeaderParser(max_v2_length=self._options.max_v2_length, peer=peer)
         self._pending.add(self)
-        loop = asyncio.get_running_loop()
         self._timer = loop.call_later(self._options.header_timeout, self._header_timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -224,8 +257,15 @@ class ProxyHandshake(asyncio.Protocol):
         self._parser = None
 
     def _fail(self, exc: ProxyHeaderError) -> None:
-        logger.warning("%s: closing connection: %s", self._name, exc)
         self._stats.protocol_errors += 1
+        if since := self._logs.bad_header.hit(asyncio.get_running_loop().time()):
+            logger.warning(
+                "%s: closed %d connection(s), latest: %s; %d protocol errors so far",
+                self._name,
+                since,
+                exc,
+                self._stats.protocol_errors,
+            )
         self._stop()
         if self._transport is not None:
             self._transport.abort()
@@ -234,14 +274,18 @@ class ProxyHandshake(asyncio.Protocol):
         self._timer = None
         if self._transport is None or self._parser is None:
             return
-        logger.warning(
-            "%s: closing %s: no complete PROXY protocol header within %g s (%d bytes)",
-            self._name,
-            format_peer(self._transport.get_extra_info("peername")),
-            self._options.header_timeout,
-            self._parser.buffered,
-        )
         self._stats.connections_timed_out += 1
+        if since := self._logs.timeout.hit(asyncio.get_running_loop().time()):
+            logger.warning(
+                "%s: closed %d connection(s), latest %s: no complete PROXY protocol header "
+                "within %g s (%d bytes); %d timed out so far",
+                self._name,
+                since,
+                format_peer(self._transport.get_extra_info("peername")),
+                self._options.header_timeout,
+                self._parser.buffered,
+                self._stats.connections_timed_out,
+            )
         self._stop()
         self._transport.abort()
 
