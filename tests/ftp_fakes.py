@@ -39,6 +39,8 @@ class FakeFTP:
     """Answer RETR with an endless "150-" multi-line reply (bounded here at 50 000)."""
     depth_loop: bool = False
     """Every directory listing holds one more directory "d" (d/d/d/...)."""
+    replies: dict[str, bytes] = field(default_factory=dict)
+    """A fixed reply for a verb (``{"MLSD": b"550 ...\\r\\n"}``), instead of serving it."""
     commands: list[str] = field(default_factory=list)
     data_peers: list[Any] = field(default_factory=list)
 
@@ -81,7 +83,9 @@ class FakeFTP:
                 verb, _, arg = text.partition(" ")
                 verb = verb.upper()
                 reply = b""
-                if verb == "USER":
+                if verb in self.replies:
+                    reply = self.replies[verb]
+                elif verb == "USER":
                     reply = b"331 password please\r\n"
                 elif verb == "PASS":
                     reply = b"230 welcome\r\n"

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from .. import run
 from ..errors import ConfigurationError
-from ..ftp import FTPClient, FTPServer, RichTransfers, TransferProgress
+from ..ftp import FTPClient, FTPServer, RemoteEntry, RichTransfers, TransferProgress
+from ..text import printable
 from . import _cli as cli
 
 
@@ -48,6 +49,12 @@ class Interrupted(Exception):
     """Stands in for Ctrl-C or a dropped connection half-way through a download."""
 
 
+def listing_line(entry: RemoteEntry, width: int) -> str:
+    """One listing entry for the terminal: type and name come from the server, so
+    control characters in them are shown escaped, never acted on."""
+    return f"  {printable(entry.type):4} {entry.size or 0:>{width},}  {printable(entry.name)}"
+
+
 def sha256(path: Path) -> str:
     """The first 16 hex digits of a local file's SHA-256."""
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
@@ -58,8 +65,8 @@ async def tour(client: Callable[[], FTPClient], work: Path) -> None:
     served = work / "served"
     async with client() as ftp:
         for entry in sorted(await ftp.list(), key=lambda e: e.name):
-            print(f"  {entry.type:4} {entry.size or 0:>10,}  {entry.name}")
-        await ftp.retrieve_lines("README.txt", lambda line: print(f"  | {line}"))
+            print(listing_line(entry, 10))
+        await ftp.retrieve_lines("README.txt", lambda line: print(f"  | {printable(line)}"))
         writer = Writer(work / "copy.bin")
         await ftp.retrieve("big.bin", writer)  # retrbinary, callback = the Writer
         writer.close()
@@ -128,7 +135,7 @@ async def remote(args: argparse.Namespace, password: str) -> None:
         command_timeout=args.timeout,
     ) as ftp:
         for entry in await ftp.list(args.dir):
-            print(f"  {entry.type:4} {entry.size or 0:>12,}  {entry.name}")
+            print(listing_line(entry, 12))
         with RichTransfers() as bars:
             if args.get:
                 got = await ftp.download(

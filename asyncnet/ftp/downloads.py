@@ -14,7 +14,13 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PeerProtocolError
-from .errors import FTPReplyError, IncompleteTransfer, IntegrityError, TreeLimitExceeded
+from .errors import (
+    FTPReplyError,
+    IncompleteTransfer,
+    IntegrityError,
+    OversizedTransfer,
+    TreeLimitExceeded,
+)
 from .integrity import DownloadResult, PartFile
 from .progress import ProgressCallback, TransferProgress
 from .safety import check_argument, local_path_for, safe_name
@@ -108,7 +114,11 @@ async def download_file(
     sha256: str | None,
     progress: ProgressCallback | None,
 ) -> DownloadResult:
-    """RETR into ``dest.part``; check count, 226 and sha256; fsync and rename."""
+    """RETR into ``dest.part``; check count, 226 and sha256; fsync and rename.
+
+    The count is checked as bytes arrive too: the first byte past SIZE ends the
+    transfer with :class:`OversizedTransfer`.
+    """
     remote = await client.fingerprint(path)
     part = PartFile(dest)
     offset = part.resumable_offset(remote) if resume else 0
@@ -120,6 +130,16 @@ async def download_file(
                 if progress is not None:
                     progress(state)
                 async for chunk in reader:
+                    if remote.size is not None and part.size + len(chunk) > remote.size:
+                        # One byte past SIZE proves the mismatch; reading on would let
+                        # a lying server fill the disk.
+                        part.write(chunk[: remote.size + 1 - part.size])
+                        raise OversizedTransfer(
+                            f"RETR {path}: SIZE is {remote.size} but more arrived; stopped "
+                            f"at {part.size} bytes, kept {part.part.name}",
+                            received=part.size,
+                            expected=remote.size,
+                        )
                     part.write(chunk)
                     state.done += len(chunk)
                     if progress is not None:

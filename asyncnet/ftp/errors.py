@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import AsyncNetError, NetworkError, PeerProtocolError, format_peer
+from ..text import printable
 
 __all__ = [
     "FTPAuthError",
@@ -21,6 +22,7 @@ __all__ = [
     "FTPTemporaryError",
     "IncompleteTransfer",
     "IntegrityError",
+    "OversizedTransfer",
     "ReplyTooLong",
     "TreeLimitExceeded",
     "UnsafeRemotePath",
@@ -35,8 +37,10 @@ class FTPReplyError(FTPError):
     """The server answered a command with a code we did not expect.
 
     ``code`` is the three-digit reply code (a string, as on the wire), ``text`` the
-    reply's text, ``command`` the command as sent (a password is never included)
-    and ``phase`` what the client was doing.
+    reply's text as the server sent it, ``command`` the command as sent (a password
+    is never included) and ``phase`` what the client was doing.  The message shows
+    the text with control characters escaped (:func:`~asyncnet.text.printable`): it
+    ends up on terminals, and the server chose it.
     """
 
     def __init__(self, code: str, text: str, *, phase: str, peer: Any = None) -> None:
@@ -45,7 +49,7 @@ class FTPReplyError(FTPError):
         self.phase = phase
         self.peer = peer
         where = f" {format_peer(peer)}" if peer is not None else ""
-        super().__init__(f"{phase}: server{where} replied {code} {text}".rstrip())
+        super().__init__(f"{phase}: server{where} replied {printable(f'{code} {text}')}".rstrip())
 
     def __str__(self) -> str:
         return str(self.args[0])
@@ -99,6 +103,20 @@ class IncompleteTransfer(IntegrityError):
     """The data connection ended before the announced number of bytes arrived."""
 
     def __init__(self, message: str, *, received: int, expected: int | None) -> None:
+        self.received = received
+        self.expected = expected
+        super().__init__(message)
+
+
+class OversizedTransfer(IntegrityError):
+    """More bytes arrived than the server's SIZE announced.
+
+    The download stops at the first byte past it: ``received`` is ``expected + 1``
+    and ``name.part`` holds those bytes, so a server that lies about SIZE (or a file
+    that grows without end) cannot fill the disk.
+    """
+
+    def __init__(self, message: str, *, received: int, expected: int) -> None:
         self.received = received
         self.expected = expected
         super().__init__(message)
