@@ -10,9 +10,10 @@ throttle (the local POP3 server and the embedded FTP server each take one):
 * after a failure the attempt keeps its turn for a delay that doubles with each
   failure in a row (``first_delay``, ``2 * first_delay``, ... up to ``max_delay``), so a
   peer gets at most one guess per delay however many connections it opens;
-* an attempt that would wait longer than ``max_delay`` behind that peer's queue is
-  refused at once, without checking the password (a temporary lockout that also
-  keeps a flood of attempts from holding connections open);
+* an attempt that would wait longer than ``max_delay`` behind that peer's queue (each
+  attempt ahead of it counted as a failure, with its doubled delay) is refused at
+  once, without checking the password: a temporary lockout that also keeps a flood
+  of attempts from holding connections open;
 * failures are forgotten ``forget_after`` seconds after the last one, or at a
   successful login.
 
@@ -116,6 +117,19 @@ class LoginThrottle:
             return 0.0
         return min(self.first_delay * 2.0 ** min(failures - 1, 62), self.max_delay)
 
+    def _queue_wait(self, failures: int, queued: int) -> float:
+        """The longest wait behind ``queued`` attempts if each of them fails in turn.
+
+        Reckoned as if they all fail, since that is what a guesser's queue does; an
+        attempt that succeeds holds its turn for no time at all.
+        """
+        wait = 0.0
+        for n in range(failures + 1, failures + queued + 1):
+            wait += self.delay(n)
+            if wait > self.max_delay or wait == 0.0:
+                break
+        return wait
+
     def __len__(self) -> int:
         """Peers the throttle remembers (bounded by ``max_peers``)."""
         return len(self._peers)
@@ -184,7 +198,7 @@ class LoginAttempt:
         throttle = self._throttle
         state = self._state = throttle._state(self._key)
         queued = state.waiting + (1 if state.lock.locked() else 0)
-        if state.failures and queued * throttle.delay(state.failures) > throttle.max_delay:
+        if queued and throttle._queue_wait(state.failures, queued) > throttle.max_delay:
             throttle.refused_logins += 1
             throttle._report("login refused, peer locked out", self._key, state)
             return self
