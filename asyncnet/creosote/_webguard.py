@@ -3,10 +3,12 @@
 Debug messages often hold secrets, and a page on *any* web site can reach a server
 on 127.0.0.1 by re-pointing its own host name there (DNS rebinding).  So:
 
-* **Host** must name the address the view is bound to (``127.0.0.1:PORT``,
-  ``localhost:PORT``, ``[::1]:PORT``, or the explicit bind host with the port).
-  A rebinding page sends its own name, and gets 403.  A view bound to every
-  interface cannot list its names, so there the token below does this job.
+* **Host** must name the address the view is bound to, with its port: a
+  loopback name or address (``127.0.0.1:PORT``, ``localhost:PORT``,
+  ``[::1]:PORT``) or the explicit bind host (the rule is
+  :class:`asyncnet._httpguard.HostRule`, shared with the web server's debug
+  pages).  A rebinding page sends its own name, and gets 403.  A view bound to
+  every interface cannot list its names, so there the token below does this job.
 * **Origin**, when present, must be this same origin (``http://`` + the Host); a
   cross-site request gets 403.
 * **A token**, when the view listens beyond loopback: a random secret in the URL
@@ -32,6 +34,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
+from .._httpguard import HostRule, one_line_http_logger
 from ..servers._accept_errors import RateLimitedLog
 
 logger = logging.getLogger("asyncnet.creosote")
@@ -70,28 +73,20 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def _host_name(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
 class Gate:
     """The per-request checks (an aiohttp middleware) and the shared refusal log."""
 
     def __init__(self, stats: WebViewStats, token: str | None) -> None:
         self.stats = stats
         self.token = token
-        self.allowed_hosts: frozenset[str] | None = frozenset()
+        self.hosts: HostRule | None = HostRule(port=0)  # nothing matches until bind()
         self.cookie = TOKEN_COOKIE.format(port=0)
         self._logs: dict[str, RateLimitedLog] = {}
 
     def bind(self, host: str | None, port: int) -> None:
         """Allow the Host values naming ``host:port`` (``None``: any Host, token required)."""
         self.cookie = TOKEN_COOKIE.format(port=port)
-        if host is None:
-            self.allowed_hosts = None
-            return
-        names = {"127.0.0.1", "localhost", "[::1]", _host_name(host).lower()}
-        self.allowed_hosts = frozenset(f"{name}:{port}" for name in names)
+        self.hosts = None if host is None else HostRule([host], port=port)
 
     def refuse(self, kind: str, what: str, peer: Any) -> None:
         """Count a refusal of ``kind`` and log it, at most once per interval per kind."""
@@ -116,7 +111,7 @@ class Gate:
         """Refuse foreign Host and Origin values and missing tokens with 403."""
         peer = request.remote or "?"
         host = request.headers.get("Host", "").lower()
-        if self.allowed_hosts is not None and host not in self.allowed_hosts:
+        if self.hosts is not None and not self.hosts.allows(host):
             self.refuse("forbidden_host", f"refused Host {host[:100]!r}", peer)
             raise web.HTTPForbidden(text="forbidden: unknown Host\n")
         origin = request.headers.get("Origin")
@@ -139,48 +134,13 @@ class Gate:
         return response
 
 
-class _OneLineErrors(logging.Filter):
-    """aiohttp's "Error handling request" records: one line, no traceback, rate-limited.
-
-    A hostile or broken client (bad method, a negative Content-Length...) makes
-    aiohttp log a traceback per request; for a debug viewer that is only noise.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._log = RateLimitedLog()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not record.exc_info:
-            return True
-        since = 1
-        if record.levelno >= logging.WARNING:  # debug records are not worth a slot
-            since = self._log.hit(time.monotonic())
-            if not since:
-                return False
-        error = record.exc_info[1]
-        detail = " ".join(str(error).split())[:200] if error is not None else "?"
-        what = record.getMessage()
-        record.msg = "creosote web view: %s: %s (%d such since the last report)"
-        record.args = (what, detail, since)
-        record.exc_info = None
-        record.exc_text = None
-        if record.levelno > logging.WARNING:
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-        return True
-
-
 def http_logger() -> logging.Logger:
-    """A logger for aiohttp's request handler: its errors become one line each.
+    """A logger for aiohttp's request handler: a peer's malformed request is one line.
 
-    One per view, so each view has its own rate limit; it is not registered with
-    :mod:`logging` (nothing accumulates) and passes records on to the
-    ``asyncnet.creosote.http`` logger, where handlers and levels are configured.
+    (The shared :func:`asyncnet._httpguard.one_line_http_logger`, one per view, so
+    each view has its own rate limit; records go on to ``asyncnet.creosote.http``.)
     """
-    logger = logging.Logger("asyncnet.creosote.http")
-    logger.parent = logging.getLogger("asyncnet.creosote.http")
-    logger.addFilter(_OneLineErrors())
-    return logger
+    return one_line_http_logger("asyncnet.creosote.http", "creosote web view")
 
 
 async def one_request_per_connection(request: web.Request, response: web.StreamResponse) -> None:

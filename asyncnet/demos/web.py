@@ -8,7 +8,9 @@
 Listings escape every name, paths cannot leave DIR (encoded, doubled, backslash,
 NUL, symlinks), dotfiles stay hidden, and /form is the tutorial's review form
 handled in the server.  ``--debug`` adds /debug/crash and shows tracebacks, only
-to loopback clients; it refuses --all-interfaces.  ``--port 0`` picks a free port.
+to loopback clients asking for a loopback name (``--debug-host NAME`` trusts one
+more, e.g. a local proxy's); it refuses --all-interfaces.  ``--port 0`` picks a
+free port.
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cgi", action="store_true", help="run scripts in DIR/cgi-bin/")
     parser.add_argument("--sample", action="store_true", help="serve the bundled sample site")
     parser.add_argument("--debug", action="store_true", help="tracebacks for loopback clients")
+    parser.add_argument(
+        "--debug-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --debug: also show tracebacks to requests for this Host name (repeatable)",
+    )
     parser.add_argument("--uploads", metavar="DIR", help="accept /form file uploads into DIR")
     parser.add_argument("--show-hidden", action="store_true", help="serve dotfiles too")
     return cli.main(parser, serve, argv)
@@ -55,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     """The body of main(): check the directories, then serve (a second Ctrl-C: at once)."""
+    if args.debug_host and not args.debug:
+        raise cli.UsageError("--debug-host only matters with --debug")
     with contextlib.ExitStack() as stack:
         root = Path(args.directory or args.directory_option or ".")
         options: dict[str, Any] = {"cgi": args.cgi, "show_hidden": args.show_hidden}
@@ -68,7 +79,7 @@ def serve(args: argparse.Namespace) -> int:
             if path is not None and not Path(path).is_dir():
                 raise ConfigurationError(f"no directory {str(path)!r} (check {flag})")
         server = WebServer(
-            site_app(root, debug=args.debug, **options),
+            site_app(root, debug=args.debug, debug_hosts=args.debug_host, **options),
             debug=args.debug,
             access_log=args.verbose >= 1,  # -v: a line per request
             **cli.server_options(args),

@@ -7,6 +7,14 @@ shows the traceback with each frame's local variables, everything HTML-escaped
 and values whose names look secret (password, token, key...) redacted.  The
 server refuses ``debug=True`` unless it is bound to loopback (see
 :class:`~asyncnet.web.server.WebServer`).
+
+Loopback is not enough on its own: a page on any web site can re-point its own
+name at 127.0.0.1 (DNS rebinding) and read what the server answers there.  So the
+traceback page also needs a ``Host`` header that is a loopback name or address
+(``localhost:8000``, ``127.0.0.1:8000``, ``[::1]:8000``) or one of
+``debug_hosts``; a rebinding page sends its own name and gets the plain 500
+(the rule is the creosote web view's, :class:`asyncnet._httpguard.HostRule`).
+Those refusals are logged, one line per 10 seconds at most.
 """
 
 from __future__ import annotations
@@ -15,14 +23,18 @@ import html
 import logging
 import re
 import secrets
+import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from .._httpguard import HostRule, split_host
 from .._loopback import is_loopback_address
+from ..servers._accept_errors import RateLimitedLog
+from .errors import WebConfigurationError
 
 __all__ = ["error_middleware", "is_loopback_client", "redact", "traceback_html"]
 
@@ -64,7 +76,7 @@ def traceback_html(exc: BaseException, *, path: str, error_id: str) -> str:
         f"<h1>{html.escape(type(exc).__name__)}: {html.escape(str(exc))}</h1>",
         f"<p>Request path <code>{html.escape(path)}</code>, error id "
         f"<code>{html.escape(error_id)}</code>. Shown because the server runs with "
-        "--debug and you are on loopback.</p>",
+        "--debug and you are on loopback, asking for a loopback name.</p>",
     ]
     tb: TracebackType | None = exc.__traceback__
     while tb is not None:
@@ -92,8 +104,40 @@ def is_loopback_client(request: web.Request) -> bool:
     return is_loopback_address((request.remote or "").split("%", 1)[0])
 
 
-def error_middleware(*, debug: bool = False) -> Middleware:
-    """An aiohttp middleware: plain 500 with an id, or (debug, loopback) the traceback page."""
+def error_middleware(*, debug: bool = False, debug_hosts: Iterable[str] = ()) -> Middleware:
+    """An aiohttp middleware: plain 500 with an id, or (debug, loopback) the traceback page.
+
+    The traceback page needs all three: ``debug``, a client on loopback, and a
+    ``Host`` header naming loopback or one of ``debug_hosts`` (names such as a
+    local reverse proxy's, any port).
+    """
+    names = [debug_hosts] if isinstance(debug_hosts, str) else list(debug_hosts)
+    for name in names:
+        parsed = split_host(name)
+        if parsed is None or parsed[1] is not None:
+            raise WebConfigurationError(
+                f"debug hosts are host names such as dev.example or [::1], without a port: "
+                f"not {name!r}"
+            )
+    hosts = HostRule(names)
+    withheld = RateLimitedLog()
+
+    def shows_traceback(request: web.Request) -> bool:
+        if not (debug and is_loopback_client(request)):
+            return False
+        host = request.headers.get("Host")
+        if hosts.allows(host):
+            return True
+        since = withheld.hit(time.monotonic())
+        if since:
+            logger.warning(
+                "debug page withheld from a request with Host %s: not a loopback name "
+                "(a DNS-rebinding page?); sent the plain 500 (%d such since the last "
+                "report; trust a name with debug_hosts / --debug-host)",
+                escape_log(repr(host)[:100]),
+                since,
+            )
+        return False
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -111,7 +155,7 @@ def error_middleware(*, debug: bool = False) -> Middleware:
                 request.remote,
             )
             headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
-            if debug and is_loopback_client(request):
+            if shows_traceback(request):
                 page = traceback_html(exc, path=request.raw_path, error_id=error_id)
                 return web.Response(
                     status=500,

@@ -11,19 +11,24 @@
 :func:`asyncnet.run_servers` runs it.  It binds 127.0.0.1 unless
 ``all_interfaces=True``, refuses ``debug=True`` on anything but loopback (before
 opening a socket), closes a connection whose request headers have not arrived
-within ``header_timeout`` seconds (slowloris), and cancels a handler whose client
-went away.
+within ``header_timeout`` seconds (slowloris), cancels a handler whose client
+went away, and logs a malformed request (the peer's fault) as one line without a
+traceback, at most one such line per 10 seconds with a count (logger
+``asyncnet.web.http``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
+from .._httpguard import one_line_http_logger
 from .._loopback import is_loopback_host
 from ..errors import format_peer
 from ..servers._base import ServerBase, check_bind_host
@@ -31,7 +36,7 @@ from .cgi import CGIRunner
 from .debug import error_middleware
 from .errors import WebConfigurationError
 from .forms import FormPage
-from .static import StaticFiles
+from .static import StaticFiles, resolve
 
 __all__ = ["WebServer", "site_app", "web_server"]
 
@@ -85,7 +90,14 @@ class WebServer(ServerBase):
         self._runner: web.AppRunner | None = None
 
     async def _bind(self) -> None:
-        runner = web.AppRunner(self.app, shutdown_timeout=self.grace, **self._runner_options)
+        # A malformed request is the peer's fault: one line (rate-limited), not the
+        # traceback aiohttp logs for each; a fresh logger per start, so per server.
+        runner = web.AppRunner(
+            self.app,
+            shutdown_timeout=self.grace,
+            logger=one_line_http_logger("asyncnet.web.http", self.name),
+            **self._runner_options,
+        )
         await runner.setup()
         try:
             await web.TCPSite(runner, self.host, self.port).start()
@@ -126,6 +138,7 @@ def site_app(
     form: bool = True,
     upload_dir: str | os.PathLike[str] | None = None,
     debug: bool = False,
+    debug_hosts: Iterable[str] = (),
     show_hidden: bool = False,
     max_body: int = 1024 * 1024,
     cgi_options: dict[str, Any] | None = None,
@@ -133,15 +146,22 @@ def site_app(
     """The demo site: static files under ``root``, ``/cgi-bin/`` scripts, ``/form``.
 
     ``cgi=True`` runs executables from ``cgi_dir`` (default ``root/cgi-bin``) at
-    ``/cgi-bin/NAME``; ``form=True`` serves the tutorial's form at ``/form`` (uploads
-    go to ``upload_dir``, or are refused when it is None).  ``max_body`` bounds
-    every request body.
+    ``/cgi-bin/NAME``, never serving that folder as files whatever the spelling;
+    ``cgi_options`` go to :class:`~asyncnet.web.CGIRunner` (``time_limit``,
+    ``max_output``, ``max_scripts`` = 16, ``max_scripts_per_peer`` = 4).
+    ``form=True`` serves the tutorial's form at ``/form`` (uploads go to
+    ``upload_dir``, or are refused when it is None).  ``max_body`` bounds every
+    request body.  ``debug`` shows tracebacks to loopback clients asking for
+    a loopback ``Host`` or one of ``debug_hosts`` (see :mod:`asyncnet.web.debug`).
     """
-    app = web.Application(middlewares=[error_middleware(debug=debug)], client_max_size=max_body)
+    middleware = error_middleware(debug=debug, debug_hosts=debug_hosts)
+    app = web.Application(middlewares=[middleware], client_max_size=max_body)
     root_path = Path(root)
+    runner: CGIRunner | None = None
     if cgi:
         scripts = Path(cgi_dir) if cgi_dir is not None else root_path / "cgi-bin"
-        runner = CGIRunner(scripts, max_body=max_body, **(cgi_options or {}))
+        options = {"document_root": root_path, **(cgi_options or {})}
+        runner = CGIRunner(scripts, max_body=max_body, **options)
         app.router.add_route("*", "/cgi-bin/{tail:.*}", runner.handle)
 
         async def reap_scripts(app: web.Application) -> None:
@@ -159,8 +179,27 @@ def site_app(
             raise ValueError(f"deliberate error for {request.query.get('q', '<script>x')}")
 
         app.router.add_get("/debug/crash", crash)
-    app.router.add_get("/{tail:.*}", StaticFiles(root_path, show_hidden=show_hidden).handle)
+    files = StaticFiles(root_path, show_hidden=show_hidden)
+    app.router.add_get("/{tail:.*}", files.handle if runner is None else _outside(runner, files))
     return app
+
+
+def _outside(runner: CGIRunner, files: StaticFiles) -> Handler:
+    """``files.handle``, answering 404 for whatever resolves into the CGI directory.
+
+    The CGI route matches one spelling of its prefix; every other one
+    (``//cgi-bin/``, ``/%2e/cgi-bin/``, a symlink to the folder...) falls through to
+    the static route, which must neither serve a script's source nor list the folder.
+    Checking the resolved target covers every spelling at once.
+    """
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        target = resolve(files.root, request.raw_path, show_hidden=files.show_hidden)
+        if runner.owns(target):
+            raise web.HTTPNotFound()
+        return await files.handle(request)
+
+    return handle
 
 
 def web_server(
