@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import re
 import socket
+import ssl
 
 from ..errors import AsyncNetError, ConfigurationError, format_peer
 
@@ -76,6 +77,17 @@ def explain(exc: BaseException, *, host: str | None = None) -> str | None:
 def _explain(exc: BaseException, host: str | None) -> str:
     if isinstance(exc, ConfigurationError):
         return str(exc)
+    if any(isinstance(link, ssl.SSLCertVerificationError) for link in _chain(exc)):
+        # The server is running (it sent a certificate): a connection hint would mislead.
+        return (
+            f"{_text(exc)}: a certificate problem, not a connection one; check that the "
+            "server's certificate is valid for that name and issued by a CA you trust"
+        )
+    if getattr(exc, "phase", None) == "proxy":  # the web client's ProxyError
+        # The forward proxy failed, not the target: the advice is about the proxy.
+        if _errno(exc) == errno.ECONNREFUSED:
+            return f"{_text(exc)}: is the proxy running? check --proxy"
+        return f"{_text(exc)}; check --proxy"
     number = _errno(exc)
     if number == errno.EADDRINUSE:
         address = _bind_address(exc)  # asyncio's own wording: "... on address ('h', p) ..."

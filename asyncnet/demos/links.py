@@ -3,8 +3,10 @@
     python -m asyncnet.demos.links http://127.0.0.1:8000/
     python -m asyncnet.demos.links URL --max-pages 500 --concurrency 8
 
-Fetches pages of the URL's own origin only, a few at a time, obeys robots.txt,
-shows a progress bar, and lists every broken link with the page that links to it.
+Checks links of the URL's own origin only, a few at a time, obeys robots.txt,
+shows a progress bar, and lists every broken link with the page that links to it
+(what the site sent is shown escaped).  A redirect to another origin is not
+followed; a file that is not HTML is checked without downloading it.
 Exit status 0 when nothing is broken, 1 when something is (or the site is unreachable).
 """
 
@@ -15,6 +17,7 @@ import sys
 
 from ..errors import ConfigurationError
 from ..runner import run
+from ..text import printable
 from ..web.links import CrawlReport, crawl
 from . import _cli as cli
 from .fetch import bar
@@ -27,8 +30,13 @@ def show(report: CrawlReport) -> None:
         f"{len(report.external)} external links not followed, "
         f"{len(report.disallowed)} disallowed by robots.txt, {report.skipped} over the limit"
     )
-    for broken in report.broken:
-        print(f"  BROKEN {broken.url}: {broken.problem} (linked from {broken.referrer or '-'})")
+    for broken in report.broken:  # the site's words: escaped, they cannot drive the terminal
+        print(
+            f"  BROKEN {printable(broken.url)}: {printable(broken.problem)}"
+            f" (linked from {printable(broken.referrer or '-')})"
+        )
+    for url in sorted(report.truncated):
+        print(f"  LONG {printable(url)}: read in part; links past that point not checked")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,9 +80,12 @@ def check(args: argparse.Namespace) -> int:
     finally:
         if tty:
             print(file=sys.stderr)
-    if report.pages.get(args.url.split("#")[0]) == 0:  # the start page itself is unreachable
-        problem = report.broken[0].problem
-        raise ConfigurationError(f"{problem}: is the server running? check the URL")
+    start = args.url.split("#")[0]
+    if report.pages.get(start) == 0:  # the start page itself is unreachable
+        failure = next(b for b in report.broken if b.url == start)
+        if failure.error is None:
+            raise ConfigurationError(f"{failure.problem}: is the server running? check the URL")
+        raise failure.error  # worded by explain(): refused, timed out, a certificate...
     show(report)
     return 1 if report.broken else 0
 

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ConfigurationError, LocalProtocolError, PeerProtocolError, format_peer
+from ..errors import (
+    ConfigurationError,
+    LocalProtocolError,
+    NetworkError,
+    PeerProtocolError,
+    format_peer,
+)
 
 __all__ = [
     "BodyTooLarge",
+    "CompressionBomb",
     "HTTPStatusError",
     "IncompleteBody",
+    "ProxyError",
     "TooManyRedirects",
     "UnsafeRequest",
     "WebConfigurationError",
@@ -39,6 +47,25 @@ class BodyTooLarge(PeerProtocolError):
         self.url = url
         self.limit = limit
         super().__init__(f"response body from {url} exceeds {limit} bytes")
+
+
+class CompressionBomb(PeerProtocolError):
+    """A compressed body expanded more than ``max_ratio`` times its size on the wire."""
+
+    def __init__(self, url: str, max_ratio: float, size: int, wire: int) -> None:
+        self.url = url
+        self.max_ratio = max_ratio
+        self.size = size
+        self.wire = wire
+        super().__init__(
+            f"response body from {url} expands more than {max_ratio:g} times "
+            f"({size} bytes from {wire} bytes as sent)"
+        )
+
+
+class ProxyError(NetworkError):
+    """The forward proxy could not be reached (refused, unknown host...): check the proxy,
+    not the target."""
 
 
 class TooManyRedirects(PeerProtocolError):

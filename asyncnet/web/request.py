@@ -133,8 +133,14 @@ class Response:
         return self.status < 400
 
     def text(self, encoding: str | None = None) -> str:
-        """The body decoded with ``encoding``, the response's charset, or UTF-8."""
-        return self.body.decode(encoding or self.charset or "utf-8", errors="replace")
+        """The body decoded with ``encoding``, the response's charset, or UTF-8 (also when
+        the server names a charset Python does not know)."""
+        if encoding is None and self.charset:
+            try:
+                return self.body.decode(self.charset, errors="replace")
+            except LookupError:  # the peer can name any charset: not a reason to fail
+                pass
+        return self.body.decode(encoding or "utf-8", errors="replace")
 
     def json(self) -> Any:
         """The body parsed as JSON."""
