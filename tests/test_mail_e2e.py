@@ -79,9 +79,10 @@ async def test_roundtrip_byte_identical(build) -> None:  # type: ignore[no-untyp
             await pop.login("alice", "wonderland")
             (number, size), *_ = (await pop.list()).items()
             received = await pop.retr(number)
+        stored = mail.deliveries[0].data  # read from the Maildir, which close() removes
     sent = flatten_message(original, cte_type="8bit")  # what aiosmtplib put after DATA
     assert received == ensure_final_newline(sent)
-    assert mail.deliveries[0].data == ensure_final_newline(sent)
+    assert stored == ensure_final_newline(sent)
     assert size == len(received)
     parsed = email.message_from_bytes(received, policy=email.policy.default)
     assert str(parsed["Subject"]) == str(original["Subject"])

@@ -14,6 +14,7 @@ from aiosmtpd.smtp import SMTP as AioSMTP
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from asyncnet.errors import ConfigurationError, LocalProtocolError, OperationTimeout
+from asyncnet.mail._smtpd import BoundedSMTP
 from asyncnet.mail.errors import (
     MailProtocolError,
     MessageNotSent,
@@ -22,7 +23,7 @@ from asyncnet.mail.errors import (
     TLSRequired,
     split_refused,
 )
-from asyncnet.mail.local import LocalMailServer, _TrackedSMTP
+from asyncnet.mail.local import LocalMailServer
 from asyncnet.mail.smtp import SMTPClient, make_message, send_message
 
 from .test_pop3_client import tls_pair
@@ -59,7 +60,7 @@ async def aiosmtpd_server(
     loop = asyncio.get_running_loop()
     connections: set[AioSMTP] = set()
     server = await loop.create_server(
-        lambda: _TrackedSMTP(handler, connections, hostname="localhost", loop=loop, **options),
+        lambda: BoundedSMTP(handler, connections, hostname="localhost", loop=loop, **options),
         "127.0.0.1",
         0,
         ssl=ssl_context,

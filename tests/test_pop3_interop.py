@@ -301,3 +301,18 @@ async def test_twisted_uidl_top_retr_stls(
             assert sorted((await pop.uidl()).values()) == sorted(
                 u for n, u in uids.items() if n != 1
             )
+
+
+@pytest.mark.slow
+async def test_twisted_uidl_of_one_message(
+    twisted_pop3: int, tls: tuple[Path, Path, ssl.SSLContext]
+) -> None:
+    """twisted.mail.pop3 answers ``UIDL n`` with ``+OK <uid>`` (no message number): the
+    client takes it as message n's unique-id, the same one the full listing gives."""
+    options = {"tls": "stls", "ssl_context": tls[2], "timeout": 10}
+    async with asyncio.timeout(60):
+        async with POP3Client("127.0.0.1", twisted_pop3, **options) as pop:  # type: ignore[arg-type]
+            await pop.login("alice", "secret")
+            listing = await pop.uidl()
+            for number, uid in listing.items():
+                assert await pop.uidl(number) == {number: uid}

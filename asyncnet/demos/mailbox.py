@@ -9,7 +9,8 @@
 The password comes from $ASYNCNET_MAIL_PASSWORD or a prompt (the local pair's is
 "demo"), never from the command line.  --save DIR stores every message in the
 Maildir DIR keyed by its UIDL before any DELE: a dropped connection loses nothing,
-and running again stores nothing twice and reports deletions it could not confirm.
+and running again stores nothing twice and reports deletions it could not confirm
+(it also removes the partial file a killed run left in DIR/tmp).
 """
 
 from __future__ import annotations

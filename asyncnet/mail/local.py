@@ -20,19 +20,30 @@ partial and total refusals are easy to provoke.  Messages are stored exactly as
 received (no headers added).  Without ``root`` the Maildirs live in a temporary
 directory removed on :meth:`close`.  ``on_delivery`` is called for each stored copy.
 
+``deliveries`` keeps the last ``max_deliveries`` (1000) copies' metadata, never their
+bytes: :attr:`Delivery.data` reads the message back from the Maildir, so a server
+that runs for days holds no more than it did on the first message.
+``delivery_count`` counts every copy.
+
 aiosmtpd's ``Controller`` runs a thread with a loop of its own; here the aiosmtpd
 protocol is served by ``loop.create_server`` on *your* loop, beside the POP3 server.
+It is aiosmtpd's protocol with two bounds of asyncnet's
+(:class:`~asyncnet.mail._smtpd.BoundedSMTP`): DATA held within ``data_size_limit``
+(32 MiB) whatever a client sends (``552`` beyond; aiosmtpd alone keeps every piece of
+a line that never ends), and at most ``max_recipients`` (100) RCPTs per message
+(``452 4.5.3 Too many recipients`` beyond).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
@@ -41,6 +52,7 @@ from aiosmtpd.smtp import Envelope, Session
 
 from ..errors import ConfigurationError
 from ..lifecycle import Endpoint
+from ._smtpd import DEFAULT_MAX_RECIPIENTS, BoundedSMTP
 from .maildir import Maildirs
 from .pop3.server import PasswordAuthenticator, POP3Server
 
@@ -51,14 +63,31 @@ logger = logging.getLogger("asyncnet.mail")
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One message stored in one user's Maildir."""
+    """One message stored in one user's Maildir (its metadata; the bytes stay on disk)."""
 
     user: str
     key: str
+    """The message's key in the user's Maildir (its POP3 unique-id)."""
     sender: str
-    data: bytes
+    size: int
+    """Octets received (what :attr:`data` holds while the message is in the Maildir)."""
     peer: Any = None
     """The SMTP client's address, ``(host, port)``: one connection, one port."""
+    maildirs: Maildirs | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def data(self) -> bytes:
+        """The message as received (CRLF), read from the Maildir now.
+
+        Raises ``KeyError`` once it has left the Maildir (deleted over POP3, or a
+        temporary root removed when the server closed).
+        """
+        if self.maildirs is None:
+            raise KeyError(self.key)
+        try:
+            return self.maildirs.read(self.user, self.key)
+        except FileNotFoundError as exc:  # the whole Maildir is gone
+            raise KeyError(self.key) from exc
 
 
 class _DeliveryHandler:
@@ -83,32 +112,17 @@ class _DeliveryHandler:
     async def handle_DATA(self, server: AioSMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
         users = {u for a in envelope.rcpt_tos if (u := self.owner.user_for(a)) is not None}
+        maildirs, sender = self.owner.maildirs, envelope.mail_from or ""
         try:
             for user in sorted(users):
-                key = await self.owner.maildirs.deliver(user, data)
+                key = await maildirs.deliver(user, data)
                 self.owner._delivered(
-                    Delivery(user, key, envelope.mail_from or "", data, session.peer)
+                    Delivery(user, key, sender, len(data), session.peer, maildirs)
                 )
         except OSError as exc:
             logger.error("delivery failed: %s", exc)
             return "451 4.3.0 local delivery failed, try again later"
         return f"250 OK delivered to {len(users)} mailbox(es)"
-
-
-class _TrackedSMTP(AioSMTP):
-    """aiosmtpd's protocol, remembered while connected so stop() can close it."""
-
-    def __init__(self, handler: Any, registry: set[AioSMTP], **options: Any) -> None:
-        super().__init__(handler, **options)
-        self._registry = registry
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._registry.add(self)
-        super().connection_made(transport)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        self._registry.discard(self)
-        super().connection_lost(error)
 
 
 class LocalMailServer(Endpoint):
@@ -125,6 +139,8 @@ class LocalMailServer(Endpoint):
         on_delivery: Callable[[Delivery], object] | None = None,
         failed_login_delay: float = 0.5,
         data_size_limit: int = 32 * 1024 * 1024,
+        max_recipients: int = DEFAULT_MAX_RECIPIENTS,
+        max_deliveries: int = 1000,
         **pop3_options: Any,
     ) -> None:
         self.users = dict(users if users is not None else {"demo": "demo"})
@@ -137,10 +153,17 @@ class LocalMailServer(Endpoint):
         self.pop3_port = pop3_port
         self.on_delivery = on_delivery
         self.failed_login_delay = failed_login_delay
+        if data_size_limit < 1 or max_recipients < 1 or max_deliveries < 0:
+            raise ConfigurationError(
+                "data_size_limit and max_recipients must be at least 1, max_deliveries at least 0"
+            )
         self.data_size_limit = data_size_limit
+        self.max_recipients = max_recipients
         self.pop3_options = pop3_options
-        self.deliveries: list[Delivery] = []
-        """Every copy stored, in order."""
+        self.deliveries: collections.deque[Delivery] = collections.deque(maxlen=max_deliveries)
+        """The last ``max_deliveries`` copies stored, oldest first (metadata only)."""
+        self.delivery_count = 0
+        """Copies stored since the server started (``deliveries`` keeps only the last)."""
         self._arrived = asyncio.Event()
         self._smtp: asyncio.Server | None = None
         self._smtp_connections: set[AioSMTP] = set()
@@ -154,6 +177,7 @@ class LocalMailServer(Endpoint):
 
     def _delivered(self, delivery: Delivery) -> None:
         self.deliveries.append(delivery)
+        self.delivery_count += 1
         if self.on_delivery is not None:
             try:
                 self.on_delivery(delivery)
@@ -165,7 +189,7 @@ class LocalMailServer(Endpoint):
     async def wait_for_deliveries(self, count: int, timeout: float | None = 10.0) -> None:
         """Wait until at least ``count`` copies have been stored (no polling)."""
         async with asyncio.timeout(timeout):
-            while len(self.deliveries) < count:
+            while self.delivery_count < count:
                 await self._arrived.wait()
 
     @property
@@ -209,11 +233,12 @@ class LocalMailServer(Endpoint):
         try:
             await self._pop3.start()
             self._smtp = await loop.create_server(
-                lambda: _TrackedSMTP(
+                lambda: BoundedSMTP(
                     handler,
                     self._smtp_connections,
                     hostname="localhost",  # aiosmtpd would ask DNS (getfqdn) otherwise
                     data_size_limit=self.data_size_limit,
+                    max_recipients=self.max_recipients,
                     loop=loop,
                 ),
                 self.host,

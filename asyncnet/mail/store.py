@@ -16,7 +16,9 @@ cannot produce a second copy.  Nothing is DELEted before it is safely stored.
 What happens when the connection drops:
 
 * mid-RETR: the partial file in ``tmp`` is removed; nothing was DELEted; the next
-  run fetches the message;
+  run fetches the message.  When the process itself is killed there, the next
+  :class:`FetchStore` on the directory removes the file
+  (:func:`~asyncnet.mail.maildir.clean_tmp`: its name carries the dead process's pid);
 * after DELE, or when QUIT's ``+OK`` is lost: the server keeps the messages (RFC
   1939 deletes only in the UPDATE state, after QUIT); the next run finds them
   already stored, does not store them again, and sends DELE again.  Until a QUIT
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import AsyncNetError
+from .maildir import clean_tmp, tmp_name
 from .pop3.client import POP3Client
 
 __all__ = ["FetchReport", "FetchStore", "fetch_all"]
@@ -42,13 +45,18 @@ _SEEN_PREFIX = ".asyncnet-seen-"
 
 
 class FetchStore:
-    """A local Maildir plus a durable seen-set for one POP3 account."""
+    """A local Maildir plus a durable seen-set for one POP3 account.
+
+    Creating one removes what killed runs left in ``directory/tmp``
+    (:func:`~asyncnet.mail.maildir.clean_tmp`).
+    """
 
     def __init__(self, directory: str | Path, account: str) -> None:
         self.directory = Path(directory)
         self.account = account
         for sub in ("tmp", "new", "cur"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
+        clean_tmp(self.directory)
         tag = hashlib.sha256(account.encode()).hexdigest()[:16]
         self.seen_path = self.directory / f"{_SEEN_PREFIX}{tag}"
         self.stored: set[str] = set()
@@ -98,8 +106,9 @@ class FetchStore:
         return False
 
     def begin(self, uid: str) -> tuple[Path, IO[bytes]]:
-        """Open a temporary file for the message (in ``tmp``)."""
-        path = self.directory / "tmp" / f"{self.name_for(uid)}.{os.getpid()}.{os.urandom(4).hex()}"
+        """Open a temporary file for the message (in ``tmp``, named with our pid and host
+        so that a later run can tell it was left by a process that died)."""
+        path = self.directory / "tmp" / tmp_name()
         return path, open(path, "xb")
 
     def commit(self, uid: str, path: Path, file: IO[bytes]) -> Path:

@@ -60,7 +60,7 @@ from .protocol import (
     parse_listing,
     parse_stat,
     parse_uidl,
-    parse_uidl_line,
+    parse_uidl_reply,
 )
 
 __all__ = ["POP3Client", "POP3TLSMode"]
@@ -366,9 +366,13 @@ class POP3Client(Endpoint):
         return parse_listing(await self._multi("LIST"))
 
     async def uidl(self, number: int | None = None) -> dict[int, str]:
-        """UIDL: ``{message number: unique-id}``, stable across sessions."""
+        """UIDL: ``{message number: unique-id}``, stable across sessions.
+
+        With ``number``, both reply forms are taken: ``+OK n uid`` (RFC 1939) and
+        ``+OK uid`` (twisted.mail.pop3's, the reply being for the message asked for).
+        """
         if number is not None:
-            found, uid = parse_uidl_line(await self._simple("UIDL", str(number)))
+            found, uid = parse_uidl_reply(await self._simple("UIDL", str(number)), number)
             return {found: uid}
         return parse_uidl(await self._multi("UIDL"))
 

@@ -23,7 +23,8 @@ and its limits:
 * CR, LF and NUL in a command argument are refused before anything is encoded.
 
 The parsers for the replies' contents (:func:`parse_stat`, :func:`parse_listing`,
-:func:`parse_uidl`, :func:`parse_capa`, :func:`apop_timestamp`) are plain functions.
+:func:`parse_uidl`, :func:`parse_uidl_reply`, :func:`parse_capa`, :func:`apop_timestamp`)
+are plain functions.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ __all__ = [
     "parse_listing",
     "parse_stat",
     "parse_uidl",
+    "parse_uidl_reply",
 ]
 
 MAX_COMMAND_LENGTH: Final = 255
@@ -164,6 +166,22 @@ def parse_uidl_line(text: str) -> tuple[int, str]:
     if len(words) != 2:
         raise POP3ProtocolError(f"UIDL line is not 'number unique-id': {text[:80]!r}")
     return _int_field(words[0], "UIDL message number"), check_uid(words[1])
+
+
+def parse_uidl_reply(text: str, number: int) -> tuple[int, str]:
+    """The ``+OK`` text of ``UIDL number`` -> ``(number, unique-id)``.
+
+    RFC 1939 answers ``+OK n uid``; twisted.mail.pop3 answers ``+OK uid``.  The reply
+    is for the message asked for, so one word is its unique-id; two words must name
+    that message.  Anything else is a :class:`POP3ProtocolError`.
+    """
+    words = text.split(" ")
+    if len(words) == 1:
+        return number, check_uid(words[0])
+    found, uid = parse_uidl_line(text)
+    if found != number:
+        raise POP3ProtocolError(f"UIDL {number} answered for message {found}: {text[:80]!r}")
+    return found, uid
 
 
 def parse_uidl(body: bytes) -> dict[int, str]:

@@ -11,11 +11,20 @@ Each connection is a :class:`POP3Session`, a
 :class:`~asyncnet.servers.commands.CommandHandler`: ``do_USER``, ``do_RETR``...
 with the verbs RFC 1939 allows in each state:
 
-* AUTHORIZATION: USER/PASS or APOP (a failed login waits ``failed_login_delay``
-  before answering), CAPA, STLS (when the server has an ``ssl_context``), QUIT;
+* AUTHORIZATION: USER/PASS or APOP, CAPA, STLS (when the server has an
+  ``ssl_context``), QUIT;
 * TRANSACTION: STAT, LIST, UIDL, TOP, RETR, DELE, RSET, NOOP, CAPA, QUIT;
 * UPDATE happens only on QUIT: a session that drops, times out (``autologout``)
   or is stopped deletes nothing.
+
+Password guessing is slowed per peer host, across all of its connections, by a
+:class:`~asyncnet.servers.LoginThrottle` (one per server unless ``login_throttle``
+is given; ``failed_login_delay`` is its first delay): a peer's logins are checked one
+at a time, each failure doubles the delay before the reply, and a peer whose queue
+would wait past the throttle's ``max_delay`` is refused at once, its password
+unchecked, with ``-ERR [SYS/TEMP] too many failed logins; try again later``.
+RFC 3206's ``[SYS/TEMP]`` rather than ``[AUTH]``: the credentials were not judged, so
+a client must not tell its user the password is wrong, only to try again later.
 
 One session per maildrop at a time (a second login gets ``-ERR [IN-USE]``).  The
 maildrop is the user's Maildir as it was at login; UIDL is the Maildir key
@@ -31,11 +40,11 @@ import inspect
 import logging
 import os
 import ssl as ssl_module
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, Protocol
 
 from ...protocols.lines import dot_stuff
-from ...servers import CommandHandler, StreamServer
+from ...servers import CommandHandler, LoginThrottle, StreamServer
 from ..maildir import Maildirs, MaildropEntry
 
 __all__ = ["Authenticator", "POP3Server", "POP3Session", "PasswordAuthenticator"]
@@ -79,6 +88,9 @@ class PasswordAuthenticator:
         """The password doubles as the APOP secret."""
         return self.passwords.get(user)
 
+
+_LOCKED_OUT_REPLY = "-ERR [SYS/TEMP] too many failed logins; try again later"
+"""The reply to a login from a peer the login throttle has locked out (RFC 3206)."""
 
 _AUTH_VERBS = {"USER", "PASS", "APOP", "CAPA", "STLS", "QUIT"}
 _TRANSACTION_VERBS = {"STAT", "LIST", "UIDL", "TOP", "RETR", "DELE", "RSET", "NOOP", "CAPA"}
@@ -151,28 +163,36 @@ class POP3Session(CommandHandler):
         user, self.user = self.user, None
         if user is None:
             return "-ERR send USER first"
-        ok = self.pop3.authenticator.check(user, args)
-        if inspect.isawaitable(ok):
-            ok = await ok
-        return await self._login(user, bool(ok))
+        return await self._login(user, lambda: self.pop3.authenticator.check(user, args))
 
     async def do_APOP(self, args: str) -> str:
         """APOP name digest: log in with MD5(timestamp + secret)."""
         user, _, digest = args.partition(" ")
-        secret = self.pop3.authenticator.secret(user) if user else None
-        ok = False
-        if secret is not None:
+
+        def check() -> bool:
+            secret = self.pop3.authenticator.secret(user) if user else None
+            if secret is None:
+                return False
             expected = hashlib.md5(
                 _octets(self.timestamp + secret), usedforsecurity=False
             ).hexdigest()
-            ok = hmac.compare_digest(expected.encode(), _octets(digest.strip().lower()))
-        return await self._login(user, ok)
+            return hmac.compare_digest(expected.encode(), _octets(digest.strip().lower()))
 
-    async def _login(self, user: str, ok: bool) -> str:
-        if not ok:
-            logger.info("failed POP3 login for %r from %s", user, self.peer)
-            await asyncio.sleep(self.pop3.failed_login_delay)  # slows password guessing
-            return "-ERR [AUTH] invalid user name or password"
+        return await self._login(user, check)
+
+    async def _login(self, user: str, check: Callable[[], bool | Awaitable[bool]]) -> str:
+        """Check the credentials in this peer's turn of the server's login throttle."""
+        async with self.pop3.login_throttle.attempt(self.peer) as attempt:
+            if not attempt.admitted:
+                return _LOCKED_OUT_REPLY
+            ok = check()
+            if inspect.isawaitable(ok):
+                ok = await ok
+            if not ok:
+                logger.info("failed POP3 login for %r from %s", user, self.peer)
+                attempt.failed()  # the reply waits out this peer's delay
+                return "-ERR [AUTH] invalid user name or password"
+            attempt.succeeded()
         if user in self.pop3.locked:
             return "-ERR [IN-USE] maildrop already locked by another session"
         self.pop3.locked.add(user)
@@ -318,7 +338,11 @@ class POP3Server(StreamServer):
 
     ``ssl_context`` enables STLS; ``implicit_tls=True`` serves TLS from the first
     byte instead (port 995 style).  ``autologout`` closes an idle session (RFC 1939
-    asks for at least 10 minutes; the default).  Other options go to
+    asks for at least 10 minutes; the default).  ``login_throttle`` slows password
+    guessing per peer across its connections (share one with other servers to pool
+    their penalties); without it the server makes its own, with ``failed_login_delay``
+    as the delay after a first failure (doubling with each further one, up to
+    ``max(30, failed_login_delay)`` seconds).  Other options go to
     :class:`~asyncnet.servers.StreamServer` (``host``, ``port``...).
     """
 
@@ -330,6 +354,7 @@ class POP3Server(StreamServer):
         ssl_context: ssl_module.SSLContext | None = None,
         implicit_tls: bool = False,
         failed_login_delay: float = 1.0,
+        login_throttle: LoginThrottle | None = None,
         autologout: float | None = 600.0,
         handshake_timeout: float = 10.0,
         **options: Any,
@@ -345,6 +370,14 @@ class POP3Server(StreamServer):
         self.authenticator = authenticator
         self.ssl_context = None if implicit_tls else ssl_context
         self.failed_login_delay = failed_login_delay
+        if login_throttle is None:
+            login_throttle = LoginThrottle(
+                first_delay=failed_login_delay,
+                max_delay=max(30.0, failed_login_delay),
+                service="pop3",
+            )
+        self.login_throttle = login_throttle
+        """The per-peer login penalty of this server (see the module docs)."""
         self.handshake_timeout = handshake_timeout
         self.locked: set[str] = set()
         """Users whose maildrop a session holds."""
