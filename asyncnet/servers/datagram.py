@@ -40,7 +40,8 @@ class _Endpoint(asyncio.DatagramProtocol):
         self._run_in_task = type(server.handler).run_in_task
         self._transport: asyncio.DatagramTransport | None = None
         guard = server._source_guard
-        self._drops = guard.drops if guard is not None else None
+        self._admit = guard.admit if guard is not None else None
+        self._answered = guard.answered if guard is not None else None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
@@ -85,12 +86,16 @@ class _Endpoint(asyncio.DatagramProtocol):
         stats = self._stats
         stats.datagrams_in += 1
         stats.bytes_in += len(data)
-        if self._drops is not None and self._drops(addr):
+        # The guard's verdict: None drops the datagram unanswered; else the
+        # fingerprint to hand back with the reply (0: nothing to remember).
+        key = 0 if self._admit is None else self._admit(data, addr)
+        if key is None:
+            self._events.datagram_handled()  # finished with it
             return
         try:
             reply = self._handle(data, addr)
             if reply is not None and reply.__class__ is not bytes:
-                reply = self._await(reply, addr)
+                reply = self._await(reply, addr, key)
                 if reply is PENDING:
                     return
         except Exception as exc:
@@ -98,10 +103,10 @@ class _Endpoint(asyncio.DatagramProtocol):
             self._events.datagram_handled()
             return
         if reply is not None:
-            self._reply(reply, addr)
+            self._reply(reply, addr, key)
         self._events.datagram_handled()
 
-    def _await(self, reply: Any, addr: Any) -> Any:
+    def _await(self, reply: Any, addr: Any, key: int) -> Any:
         if isinstance(reply, (bytearray, memoryview)):
             return bytes(reply)
         server = self._server
@@ -118,10 +123,10 @@ class _Endpoint(asyncio.DatagramProtocol):
         if task is None:
             return value
         server._tasks.add(task)
-        task.add_done_callback(lambda t: self._task_done(t, addr))
+        task.add_done_callback(lambda t: self._task_done(t, addr, key))
         return PENDING
 
-    def _task_done(self, task: asyncio.Future[Any], addr: Any) -> None:
+    def _task_done(self, task: asyncio.Future[Any], addr: Any, key: int) -> None:
         self._server._tasks.discard(task)
         try:
             if task.cancelled():
@@ -130,17 +135,19 @@ class _Endpoint(asyncio.DatagramProtocol):
             if exc is not None:
                 self._failed(exc, addr)
             elif (reply := task.result()) is not None:
-                self._reply(reply, addr)
+                self._reply(reply, addr, key)
         finally:
             self._events.datagram_handled()
 
-    def _reply(self, reply: bytes, addr: Any) -> None:
+    def _reply(self, reply: bytes, addr: Any, key: int) -> None:
         transport = self._transport
         if transport is None or transport.is_closing():
             return
         self._stats.datagrams_out += 1
         self._stats.bytes_out += len(reply)
         transport.sendto(reply, addr)
+        if key and self._answered is not None:
+            self._answered(key, reply)
 
     def _failed(self, exc: BaseException, addr: Any) -> None:
         self._stats.handler_errors += 1
@@ -172,7 +179,9 @@ class DatagramServer(ServerBase):
     are dropped and counted, as a flooded UDP service should).  On :meth:`close`,
     suspended handlers get ``grace`` seconds to finish.  ``drop_sources`` (a
     :class:`~asyncnet.servers.reflection.SourceFilter`; ``None`` answers everybody)
-    says which sources are never answered, so no datagram can start a reflection loop.
+    says which sources are never answered, and how many repeats a source may have
+    answered (its reply budget), so that no forged datagram can start or keep up a
+    reflection loop.
     """
 
     def __init__(

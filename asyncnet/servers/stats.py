@@ -42,8 +42,9 @@ class ServerStats:
     send_errors: int = 0
     """Errors the OS reported for datagrams we sent (ICMP port unreachable...)."""
     datagrams_reflected: int = 0
-    """Datagrams dropped unanswered because answering could start a reflection loop
-    (see :mod:`asyncnet.servers.reflection`)."""
+    """Datagrams dropped unanswered because answering could start or keep up a
+    reflection loop: from a refused address, or a repeat beyond its source's reply
+    budget (see :mod:`asyncnet.servers.reflection`)."""
 
     def as_dict(self) -> dict[str, int]:
         """Return the counters as a plain dict (for logs, JSON, metrics)."""
