@@ -16,6 +16,9 @@ loop::
 from __future__ import annotations
 
 from ._factories import tcp_server, udp_server, unix_server
+from ._lifecycle import Endpoint
+from ._runner import Servable, catch_signals, configure_logging, run, run_servers
+from ._workers import run_workers
 from .clients import DatagramClient, FramedClient, LineClient
 from .errors import (
     AddressInUse,
@@ -35,8 +38,6 @@ from .errors import (
     StateError,
     WriteTimeout,
 )
-from .lifecycle import Endpoint
-from .runner import Servable, run, run_servers
 from .servers import (
     BaseHandler,
     CommandHandler,
@@ -53,6 +54,9 @@ from .servers import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "catch_signals",
+    "configure_logging",
+    "run_workers",
     "AddressInUse",
     "AsyncNetError",
     "BroadcastNotAllowed",

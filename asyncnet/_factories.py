@@ -13,9 +13,8 @@ import socket
 import ssl as ssl_module
 from collections.abc import Callable, Iterable
 
-from .servers import BaseHandler, DatagramHandler, DatagramServer, StreamServer
-from .servers._base import DEFAULT_HOST
-from .servers.reflection import SourceFilter
+from ._loopback import DEFAULT_HOST
+from .servers import BaseHandler, DatagramHandler, DatagramServer, SourceFilter, StreamServer
 
 __all__ = ["tcp_server", "udp_server", "unix_server"]
 

@@ -9,7 +9,7 @@
 * :func:`one_line_http_logger`: aiohttp logs a traceback for every malformed
   request ("Error handling request"); a hostile or broken client then writes
   nine log lines per request.  Those become one line, at most one per
-  :data:`~asyncnet.servers._accept_errors.INTERVAL` seconds with a count, while a
+  :data:`~asyncnet._ratelimit.INTERVAL` seconds with a count, while a
   bug in the server's own code keeps its traceback.
 """
 
@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from aiohttp.http import HttpProcessingError
 
 from ._loopback import is_loopback_host
-from .servers._accept_errors import RateLimitedLog
+from ._ratelimit import RateLimitedLog
 
 __all__ = ["HostRule", "one_line_http_logger", "split_host"]
 

@@ -8,7 +8,7 @@ says to every other member, prefixed with the speaker's nickname.  Pass its
     room = ChatRoom()
     run_servers(tcp_server(room.handler, port=9998))
 
-:class:`ChatHandler` is a :class:`~asyncnet.servers.commands.CommandHandler` with
+:class:`ChatHandler` is a :class:`~asyncnet.servers._commands.CommandHandler` with
 ``command_prefix = "/"``: ``/nick NAME``, ``/who``, ``/quit`` and ``/help`` are its
 ``do_NICK`` ... methods, and a subclass adds ``/word`` by defining ``do_WORD(self, args)``.
 
@@ -45,11 +45,10 @@ import logging
 import sys
 from typing import ClassVar, TextIO
 
-from .clients.framed import FramedClient
-from .console import line_bytes, stdin_lines
+from .clients import FramedClient, stdin_lines
 from .errors import AsyncNetError, ConfigurationError, format_peer
-from .servers.commands import CommandHandler, Reply
-from .text import nickname_problem, normalize_nickname, printable
+from .servers import CommandHandler, Reply
+from .text import line_bytes, nickname_problem, normalize_nickname, printable
 
 __all__ = ["ChatHandler", "ChatRoom", "chat_session", "printable"]
 

@@ -17,7 +17,7 @@ Fixtures:
 
 * ``asyncnet_server``: a :class:`ServerFactory`; each server it starts listens on
   127.0.0.1 port 0 inside the running test's loop and is stopped at teardown.
-* ``asyncnet_drive``: :func:`asyncnet.memory.drive` for this test -- a handler on a
+* ``asyncnet_drive``: :func:`asyncnet._memory.drive` for this test -- a handler on a
   fake transport, no sockets (``conn = asyncnet_drive(Upper)``, ``conn.feed(...)``,
   ``await conn.replies()``); connections still open at teardown are ended and
   their handlers' ``finish()`` has run.
@@ -43,9 +43,8 @@ except ImportError:  # pytest runs every installed plugin: never break a project
     pytest_asyncio = None  # type: ignore[assignment]
 
 from . import tcp_server, udp_server
-from .memory import DrivenConnection, drive
-from .servers import BaseHandler, DatagramHandler, DatagramServer, StreamServer
-from .servers._base import ServerBase
+from .servers import BaseHandler, DatagramHandler, DatagramServer, ServerBase, StreamServer
+from .testing import DrivenConnection, drive
 from .testing import loopback_only as _loopback_only
 
 __all__ = ["DriveFactory", "ServerFactory"]
@@ -125,7 +124,7 @@ else:
 
 
 class DriveFactory:
-    """:func:`asyncnet.memory.drive` that remembers its connections for teardown."""
+    """:func:`asyncnet._memory.drive` that remembers its connections for teardown."""
 
     def __init__(self) -> None:
         self.connections: list[DrivenConnection] = []

@@ -6,7 +6,7 @@
   "connection opened/closed" or "datagram handled" instead of polling.
 * :func:`loopback_only` makes any connect or send to a non-loopback address fail at
   once with ``PermissionError``, so a test can never put traffic on a real network.
-* :func:`drive` (from :mod:`asyncnet.memory`) runs a handler on a
+* :func:`drive` (from :mod:`asyncnet._memory`) runs a handler on a
   :class:`FakeTransport`, no sockets at all: ``conn = drive(Upper)``,
   ``conn.feed(b"hi\\n")``, ``await conn.replies()``.
 * The local mail pair for mail code: :func:`asyncnet.mail.local_mail_server`.
@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ._loopback import is_loopback_host
-from .memory import DrivenConnection, FakeTransport, drive
+from ._memory import DrivenConnection, FakeTransport, drive
 
 __all__ = [
     "DrivenConnection",

@@ -20,7 +20,18 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 
-__all__ = ["nickname_problem", "normalize_nickname", "printable", "skeleton"]
+__all__ = [
+    "WIRE_ENCODING",
+    "line_bytes",
+    "nickname_problem",
+    "normalize_nickname",
+    "not_text",
+    "printable",
+    "skeleton",
+]
+
+WIRE_ENCODING = "utf-8"
+"""The interactive clients' encoding on the network."""
 
 _BIDI_CONTROLS = frozenset(
     "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
@@ -112,3 +123,19 @@ def nickname_problem(
                 else (f"{nick} looks too much like {other}")
             )
     return None
+
+
+def line_bytes(line: str) -> bytes:
+    """``line`` as bytes to send: text in UTF-8, undecodable input bytes as they came."""
+    return line.encode(WIRE_ENCODING, "surrogateescape")
+
+
+def not_text(line: str, encoding: str = WIRE_ENCODING) -> bool:
+    """True when ``line`` holds input bytes that cannot be sent as ``encoding`` text."""
+    if line.isascii():
+        return False
+    try:
+        line.encode(encoding)
+    except UnicodeEncodeError:
+        return True
+    return False

@@ -109,7 +109,7 @@ FD_LIMITED_UPPER = """
 import asyncio, resource, sys
 from asyncnet import run, tcp_server
 from asyncnet.demos.upper import Upper
-from asyncnet.runner import configure_logging
+from asyncnet._runner import configure_logging
 
 configure_logging(0)
 resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))

@@ -8,7 +8,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-from asyncnet.protocols.lines import dot_stuff
+from asyncnet.protocols import dot_stuff
 
 Script = Callable[["FakePOP3", asyncio.StreamReader, asyncio.StreamWriter], Any]
 

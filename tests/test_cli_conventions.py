@@ -392,7 +392,7 @@ def test_second_ctrl_c_stops_at_once(no_uvloop: str, monkeypatch: pytest.MonkeyP
 
 STUCK_WORKERS = STUCK_SERVER.replace(
     'sys.exit(cli.serve(tcp_server(Stuck, port=0, grace=60), name="stuck"))',
-    "from asyncnet.workers import run_workers\n"
+    "from asyncnet._workers import run_workers\n"
     "sys.exit(run_workers(tcp_server(Stuck, port=0, grace=60), workers=2,"
     ' ready=cli.announce("stuck")))',
 )

@@ -32,8 +32,7 @@ from asyncnet.creosote import (
     is_broadcast_address,
     spew,
 )
-from asyncnet.errors import ConfigurationError, NetworkError
-from asyncnet.protocols.creosote import (
+from asyncnet.creosote._protocol import (
     HEADER_SIZE,
     MAX_DATAGRAM,
     TRUNCATION_MARKER,
@@ -41,6 +40,7 @@ from asyncnet.protocols.creosote import (
     chunk_framed,
     encode_header,
 )
+from asyncnet.errors import ConfigurationError, NetworkError
 
 from .helpers import wait_until
 

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from asyncnet.creosote import Bucket, Emitter, spew
-from asyncnet.protocols.creosote import MAGIC
+from asyncnet.creosote._protocol import MAGIC
 
 from .helpers import program
 

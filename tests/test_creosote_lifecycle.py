@@ -13,8 +13,7 @@ import aiohttp
 import pytest
 
 from asyncnet import run_servers
-from asyncnet.creosote import Bucket, Emitter, Message
-from asyncnet.creosote.web import WebView
+from asyncnet.creosote import Bucket, Emitter, Message, WebView
 
 
 async def test_bucket_close_then_wait_closed_and_stop_with_grace() -> None:

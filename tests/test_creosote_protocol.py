@@ -13,8 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asyncnet.errors import ConfigurationError
-from asyncnet.protocols.creosote import (
+from asyncnet.creosote._protocol import (
     CUT_MARKER,
     DEFAULT_BUFSIZE,
     HEADER_SIZE,
@@ -31,6 +30,7 @@ from asyncnet.protocols.creosote import (
     prepare,
     safe_text,
 )
+from asyncnet.errors import ConfigurationError
 
 SENDER = ("127.0.0.1", 40000)
 OTHER = ("127.0.0.1", 40001)

@@ -17,8 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from asyncnet.creosote import Bucket, spew
-from asyncnet.creosote.web import WebView
+from asyncnet.creosote import Bucket, WebView, spew
 from asyncnet.errors import NetworkError
 
 HOSTILE = "<script>document.title='pwned'</script><b>bold</b> & \x1b[2J"

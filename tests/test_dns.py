@@ -28,7 +28,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import asyncnet.runner
+import asyncnet._runner
 from asyncnet import dns
 from asyncnet.demos import dns as demo
 from asyncnet.errors import ConfigurationError, NetworkError, OperationTimeout
@@ -497,7 +497,7 @@ def test_demo_default_run_asks_no_resolver(
 ) -> None:
     """main() with no arguments, on a loop (stdlib or uvloop) whose resolver refuses."""
     RefusingLoop.asked = []
-    monkeypatch.setattr(asyncnet.runner, "loop_factory", lambda use_uvloop=None: loop_class)
+    monkeypatch.setattr(asyncnet._runner, "loop_factory", lambda use_uvloop=None: loop_class)
     if not listed:
         write_hosts(hosts_file, "")
     status = demo.main([])
@@ -532,7 +532,7 @@ def test_demo_network_flag_hands_loopback_and_fqdn_to_the_resolver(
         async def getnameinfo(self, sockaddr: Any, flags: int = 0) -> tuple[str, str]:
             return f"resolved-{sockaddr[0].replace(':', '-')}", "0"
 
-    monkeypatch.setattr(asyncnet.runner, "loop_factory", lambda use_uvloop=None: AnsweringLoop)
+    monkeypatch.setattr(asyncnet._runner, "loop_factory", lambda use_uvloop=None: AnsweringLoop)
     monkeypatch.setattr(socket, "getfqdn", lambda name="": "fqdn.from.resolver")
     assert demo.main(["--network"]) == 0
     assert capsys.readouterr().out.splitlines() == [

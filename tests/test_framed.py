@@ -9,7 +9,7 @@ import struct
 import pytest
 
 from asyncnet import tcp_server
-from asyncnet.clients.framed import FramedClient
+from asyncnet.clients import FramedClient
 from asyncnet.errors import (
     FrameTooLarge,
     IncompleteFrame,
@@ -18,8 +18,8 @@ from asyncnet.errors import (
     OperationTimeout,
     PeerProtocolError,
 )
-from asyncnet.protocols.framing import ByteCount, Delimiter, LengthPrefix, encode_frame
-from asyncnet.servers.framed import FramedHandler, FrameTimeout
+from asyncnet.protocols import ByteCount, Delimiter, LengthPrefix, encode_frame
+from asyncnet.servers._framed import FramedHandler, FrameTimeout
 
 from .helpers import read_all, wait_until
 

@@ -1,4 +1,4 @@
-"""Tests for asyncnet.protocols.framing: the sans-IO replacement for asynchat's set_terminator.
+"""Tests for asyncnet.protocols._framing: the sans-IO replacement for asynchat's set_terminator.
 
 No sockets and no event loop: the framer is fed byte strings directly.
 """
@@ -21,7 +21,7 @@ from asyncnet.errors import (
     LocalProtocolError,
     PeerProtocolError,
 )
-from asyncnet.protocols.framing import (
+from asyncnet.protocols import (
     NEED_DATA,
     ByteCount,
     Delimiter,

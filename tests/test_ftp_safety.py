@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from asyncnet.errors import LocalProtocolError
 from asyncnet.ftp import UnsafeRemotePath
-from asyncnet.ftp.integrity import PartFile, RemoteFingerprint
-from asyncnet.ftp.safety import check_argument, local_path_for, pin_passive_host, safe_name
+from asyncnet.ftp._integrity import PartFile, RemoteFingerprint
+from asyncnet.ftp._safety import check_argument, local_path_for, pin_passive_host, safe_name
 
 
 @pytest.mark.parametrize(

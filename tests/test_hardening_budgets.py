@@ -14,10 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from asyncnet.creosote import Bucket, Emitter, Message, format_line
-from asyncnet.creosote.bucket import MAX_LINE_TEXT
-from asyncnet.creosote.web import WebView
-from asyncnet.protocols.creosote import CHUNK_OVERHEAD, CUT_MARKER, Reassembler, chunk_framed
+from asyncnet.creosote import Bucket, Emitter, Message, WebView, format_line
+from asyncnet.creosote._bucket import MAX_LINE_TEXT
+from asyncnet.creosote._protocol import CHUNK_OVERHEAD, CUT_MARKER, Reassembler, chunk_framed
 
 BIG = bytes(range(256)) * (4 * 1024 * 1024 // 256)  # 4 MiB, every byte needs escaping
 RCVBUF = 4 * 1024 * 1024

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from asyncnet.web import CGIRunner, WebServer, web_server
-from asyncnet.web.cgi import CGIError, parse_cgi_headers
+from asyncnet.web._cgi import CGIError, parse_cgi_headers
 
 from .helpers import wait_until
 from .web_helpers import RawResponse, parse_response, raw_exchange, raw_get

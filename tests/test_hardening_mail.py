@@ -19,14 +19,21 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import SMTP as AioSMTP
 
-from asyncnet.mail import LocalMailServer, POP3Client, make_message, send_message
+from asyncnet.mail import (
+    FetchStore,
+    LocalMailServer,
+    PasswordAuthenticator,
+    POP3Client,
+    POP3ProtocolError,
+    POP3ReplyError,
+    POP3Server,
+    make_message,
+    send_message,
+)
+from asyncnet.mail._maildir import Maildirs, clean_tmp, tmp_name
+from asyncnet.mail._pop3.protocol import parse_uidl_reply
 from asyncnet.mail._smtpd import _DataBody
-from asyncnet.mail.errors import POP3ProtocolError, POP3ReplyError
-from asyncnet.mail.maildir import Maildirs, clean_tmp, tmp_name
-from asyncnet.mail.pop3 import PasswordAuthenticator, POP3Server
-from asyncnet.mail.pop3.protocol import parse_uidl_reply
-from asyncnet.mail.store import FetchStore
-from asyncnet.servers.logins import LoginThrottle
+from asyncnet.servers import LoginThrottle
 
 from .helpers import ROOT
 
@@ -468,7 +475,7 @@ def test_tmp_name_carries_pid_and_host() -> None:
 
 _LEFTOVER = """
 import sys
-from asyncnet.mail.store import FetchStore
+from asyncnet.mail._store import FetchStore
 path, file = FetchStore(sys.argv[1], "demo@127.0.0.1:110").begin("uid-1")
 file.write(b"half a message")
 file.flush()

@@ -22,8 +22,7 @@ import pytest
 
 from asyncnet import DatagramHandler
 from asyncnet.errors import ConfigurationError
-from asyncnet.servers import DatagramServer
-from asyncnet.servers.reflection import SourceFilter
+from asyncnet.servers import DatagramServer, SourceFilter
 
 from .helpers import read_listening_line, spawn
 
@@ -227,7 +226,7 @@ async def test_ping_pong_the_address_rules_cannot_see_stops_by_itself(caplog: An
     """Loop DoS (CVE-2024-2169) between two upper servers: one datagram from B's
     address to A (what a forged one looks like on arrival) ends within the budget."""
     from asyncnet.demos.upper import UpperDatagram
-    from asyncnet.servers import reflection
+    from asyncnet.servers import ReplyBudget
 
     caplog.set_level(logging.WARNING, logger="asyncnet.server")
     async with (
@@ -238,7 +237,7 @@ async def test_ping_pong_the_address_rules_cannot_see_stops_by_itself(caplog: An
         await loop_must_stop(a, b, limit=5.0)
         await assert_quiet(a, b)
         # Bounded: each side answered about one budget's worth of repeats.
-        burst = reflection.ReplyBudget().burst
+        burst = ReplyBudget().burst
         assert a.stats.datagrams_in + b.stats.datagrams_in < 2 * burst + 100
         assert a.stats.datagrams_reflected + b.stats.datagrams_reflected == 1
     lines = [r.getMessage() for r in caplog.records if "reflection loop" in r.getMessage()]
@@ -367,7 +366,7 @@ def test_one_forged_datagram_between_two_upper_processes_stops_by_itself() -> No
     """Loop DoS (CVE-2024-2169) as it happens: two upper demos on 127.0.0.1, two
     processes, ONE datagram to B forged from A's port.  The exchange ends by itself,
     is logged once, and both keep serving."""
-    from asyncnet.servers.reflection import ReplyBudget
+    from asyncnet.servers import ReplyBudget
 
     command = ["-m", "asyncnet.demos.upper", "--port", "0"]
     with spawn(command) as a, spawn(command) as b:
@@ -406,7 +405,7 @@ class LaterUpper(DatagramHandler):
 async def test_many_loops_at_once_through_async_handlers_all_stop() -> None:
     """Ten datagrams, ten different loops sharing one pair of servers, replies from
     tasks: the repeats all draw on one budget per source and all end."""
-    from asyncnet.servers.reflection import ReplyBudget
+    from asyncnet.servers import ReplyBudget
 
     async with (
         DatagramServer(LaterUpper(), drop_sources=UNLISTED) as a,
@@ -446,7 +445,7 @@ def client_socket() -> socket.socket:
 async def test_a_source_over_its_budget_is_muted_until_it_slows_down(caplog: Any) -> None:
     """Beyond ``burst`` repeats a source is not answered at all (counted, logged once)
     while it keeps sending faster than ``rate``; every other source still is."""
-    from asyncnet.servers.reflection import ReplyBudget
+    from asyncnet.servers import ReplyBudget
 
     caplog.set_level(logging.WARNING, logger="asyncnet.server")
     slow = SourceFilter(budget=ReplyBudget(burst=5, rate=0.001))
@@ -467,7 +466,7 @@ async def test_a_source_over_its_budget_is_muted_until_it_slows_down(caplog: Any
 
 async def test_the_budget_refills_with_time() -> None:
     """Tokens come back at ``rate`` per second: a source that slows down is answered."""
-    from asyncnet.servers.reflection import ReplyBudget
+    from asyncnet.servers import ReplyBudget
 
     one = SourceFilter(budget=ReplyBudget(burst=1, rate=20.0))
     async with DatagramServer(Echo(), drop_sources=one) as server:
@@ -483,7 +482,7 @@ async def test_the_table_of_sources_is_bounded() -> None:
     """``sources`` buckets at most: a source whose bucket has filled up again makes
     room; while none has, newcomers share one bucket, so a spray of forged sources
     neither grows the table nor buys anyone a fresh budget."""
-    from asyncnet.servers.reflection import ReplyBudget
+    from asyncnet.servers import ReplyBudget
 
     one = SourceFilter(budget=ReplyBudget(burst=1, rate=4.0, sources=1))
     async with DatagramServer(Echo(), drop_sources=one) as server:
@@ -506,7 +505,7 @@ async def test_fingerprints_are_bounded() -> None:
     """Fingerprints live in a fixed table (``remembered`` slots): a flood of requests
     cannot grow it, and pushes out what came before, so a repeat of something long
     ago is new again."""
-    from asyncnet.servers.reflection import ReplyBudget
+    from asyncnet.servers import ReplyBudget
 
     small = SourceFilter(budget=ReplyBudget(burst=1, rate=0.001, remembered=4))
     async with DatagramServer(Echo(), drop_sources=small) as server:
@@ -528,7 +527,7 @@ async def test_thousands_of_loops_at_once_all_stop() -> None:
     each): the few recognised in the long memory spend the budget, the source is
     muted, and with it every loop ends."""
     from asyncnet.demos.upper import UpperDatagram
-    from asyncnet.servers.reflection import ReplyBudget
+    from asyncnet.servers import ReplyBudget
 
     # 16 recent fingerprints against 2000 loops, and a budget of 50 (refilled at 1/s)
     # to keep the test short.
@@ -567,7 +566,7 @@ async def until_quiet(a: DatagramServer, b: DatagramServer, limit: float) -> Non
 async def test_a_loop_that_never_repeats_needs_new_cost() -> None:
     """Two servers that each say something new every time never repeat: the default
     budget cannot tell that from a client; ``new_cost=1`` (a plain rate limit) ends it."""
-    from asyncnet.servers.reflection import ReplyBudget
+    from asyncnet.servers import ReplyBudget
 
     limited = SourceFilter(local_servers=False, budget=ReplyBudget(burst=200, new_cost=1.0))
     async with (
@@ -597,7 +596,7 @@ async def test_a_peer_that_echoes_our_numbered_replies_is_caught() -> None:
 @pytest.mark.timeout(20)
 async def test_budget_none_keeps_only_the_address_rules() -> None:
     """``SourceFilter(budget=None)``: repeats are answered without limit."""
-    from asyncnet.servers.reflection import ReplyBudget
+    from asyncnet.servers import ReplyBudget
 
     off = SourceFilter(budget=None)
     async with DatagramServer(Echo(), drop_sources=off) as server:
@@ -608,7 +607,7 @@ async def test_budget_none_keeps_only_the_address_rules() -> None:
 
 def test_bad_budget_options_are_refused() -> None:
     """Each option is checked when the budget is made, with its name in the message."""
-    from asyncnet.servers.reflection import ReplyBudget
+    from asyncnet.servers import ReplyBudget
 
     cases: list[tuple[dict[str, Any], str]] = [
         ({"burst": 0}, "burst must be an int >= 1"),

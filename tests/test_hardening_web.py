@@ -16,9 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from asyncnet.creosote import Bucket, spew
+from asyncnet.creosote import Bucket, WebView, spew
 from asyncnet.creosote._webguard import Gate, HeadGuard, WebViewStats
-from asyncnet.creosote.web import WebView
 
 from .test_creosote_web import CHROMIUM, CHROMIUM_ARGS
 

@@ -23,8 +23,8 @@ from aiohttp import web
 
 from asyncnet.errors import NetworkError, PeerProtocolError
 from asyncnet.web import BodyTooLarge, Client, IncompleteBody, WebServer, crawl
-from asyncnet.web import errors as web_errors
-from asyncnet.web.client import CHUNK, RATIO_GRACE
+from asyncnet import web as web_errors
+from asyncnet.web._client import CHUNK, RATIO_GRACE
 
 from .helpers import program
 

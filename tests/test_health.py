@@ -12,7 +12,7 @@ import pytest
 
 from asyncnet import ConfigurationError, StreamServer, tcp_server
 from asyncnet.demos.upper import Upper
-from asyncnet.servers.health import HealthServer
+from asyncnet.servers import HealthServer
 
 from .helpers import read_all, read_listening_line, spawn
 

@@ -14,7 +14,7 @@ import pytest
 
 from asyncnet import ConfigurationError, LineClient, StreamServer
 from asyncnet.demos.upper import Upper
-from asyncnet.servers.inherit import named_sockets_from_systemd, sockets_from_systemd
+from asyncnet.servers import named_sockets_from_systemd, sockets_from_systemd
 
 from .helpers import ROOT, read_listening_line
 

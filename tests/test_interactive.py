@@ -7,9 +7,9 @@ import asyncio
 import io
 
 from asyncnet import DatagramHandler, tcp_server, udp_server
-from asyncnet.clients.interactive import datagram_session, line_session
-from asyncnet.console import line_bytes, not_text, stdin_lines
+from asyncnet.clients import datagram_session, line_session, stdin_lines
 from asyncnet.demos.upper import Upper
+from asyncnet.text import line_bytes, not_text
 
 
 async def test_line_client_escapes_a_hostile_servers_control_characters() -> None:

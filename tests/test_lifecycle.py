@@ -20,11 +20,10 @@ from asyncnet import (
     tcp_server,
     udp_server,
 )
-from asyncnet.creosote import Bucket, Emitter
-from asyncnet.creosote.web import WebView
+from asyncnet.creosote import Bucket, Emitter, WebView
 from asyncnet.ftp import FTPClient, FTPServer
 from asyncnet.mail import LocalMailServer, POP3Client, POP3Server, SMTPClient
-from asyncnet.servers.health import HealthServer
+from asyncnet.servers import HealthServer
 from asyncnet.web import Client, WebServer
 
 from .helpers import Echo, Upper

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asyncnet import LineHandler
-from asyncnet.memory import drive
+from asyncnet._memory import drive
 
 
 class Bracket(LineHandler):

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asyncnet.errors import FrameTooLarge, IncompleteFrame, LineTooLong, LocalProtocolError
-from asyncnet.protocols.lines import (
+from asyncnet.protocols import (
     END_OF_BODY,
     EOF,
     NEED_DATA,

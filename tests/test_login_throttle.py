@@ -11,9 +11,9 @@ import logging
 
 import pytest
 
+from asyncnet._peers import peer_key
 from asyncnet.errors import ConfigurationError
 from asyncnet.servers import LoginThrottle
-from asyncnet.servers.logins import peer_key
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -11,11 +11,8 @@ from email.message import EmailMessage
 import pytest
 from aiosmtplib.email import flatten_message
 
-from asyncnet.mail.errors import RecipientsRefused
-from asyncnet.mail.local import local_mail_server
-from asyncnet.mail.pop3 import POP3Client
-from asyncnet.mail.smtp import SMTPClient, make_message
-from asyncnet.protocols.lines import ensure_final_newline
+from asyncnet.mail import POP3Client, RecipientsRefused, SMTPClient, local_mail_server, make_message
+from asyncnet.protocols import ensure_final_newline
 
 USERS = {"alice": "wonderland", "bob": "builder"}
 

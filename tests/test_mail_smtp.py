@@ -14,8 +14,8 @@ from aiosmtpd.smtp import SMTP as AioSMTP
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from asyncnet.errors import ConfigurationError, LocalProtocolError, OperationTimeout
-from asyncnet.mail._smtpd import BoundedSMTP
-from asyncnet.mail.errors import (
+from asyncnet.mail import LocalMailServer, SMTPClient, make_message, send_message
+from asyncnet.mail._errors import (
     MailProtocolError,
     MessageNotSent,
     RecipientsRefused,
@@ -23,8 +23,7 @@ from asyncnet.mail.errors import (
     TLSRequired,
     split_refused,
 )
-from asyncnet.mail.local import LocalMailServer
-from asyncnet.mail.smtp import SMTPClient, make_message, send_message
+from asyncnet.mail._smtpd import BoundedSMTP
 
 from .test_pop3_client import tls_pair
 

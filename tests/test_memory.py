@@ -1,4 +1,4 @@
-"""asyncnet.memory: handlers driven without sockets, with the real connection classes."""
+"""asyncnet._memory: handlers driven without sockets, with the real connection classes."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from asyncnet import CommandHandler, ConfigurationError, LineHandler
+from asyncnet._memory import FakeTransport, drive
 from asyncnet.demos.upper import Upper
-from asyncnet.memory import FakeTransport, drive
-from asyncnet.servers.framed import FramedHandler
+from asyncnet.servers import FramedHandler
 
 
 class Hello(CommandHandler):

@@ -13,15 +13,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asyncnet.errors import NetworkError, OperationTimeout
-from asyncnet.mail.errors import (
+from asyncnet.mail import (
+    FetchStore,
+    POP3Client,
     POP3ConnectionError,
     POP3ProtocolError,
     POP3ReplyError,
     TLSRequired,
+    fetch_all,
 )
-from asyncnet.mail.pop3 import POP3Client
-from asyncnet.mail.store import FetchStore, fetch_all
-from asyncnet.protocols.lines import dot_stuff, ensure_final_newline
+from asyncnet.protocols import dot_stuff, ensure_final_newline
 
 from .pop3_fakes import FakePOP3, scripted
 

@@ -17,10 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from asyncnet.mail.errors import POP3ReplyError
-from asyncnet.mail.pop3 import POP3Client
-from asyncnet.mail.store import FetchStore, fetch_all
-from asyncnet.protocols.lines import ensure_final_newline
+from asyncnet.mail import FetchStore, POP3Client, POP3ReplyError, fetch_all
+from asyncnet.protocols import ensure_final_newline
 
 from .helpers import ROOT
 

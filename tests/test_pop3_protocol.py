@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asyncnet.errors import LocalProtocolError
-from asyncnet.mail.errors import POP3ConnectionError, POP3ProtocolError
-from asyncnet.mail.pop3.protocol import (
+from asyncnet.mail import POP3ConnectionError, POP3ProtocolError
+from asyncnet.mail._pop3.protocol import (
     NEED_DATA,
     BodyChunk,
     BodyEnd,
@@ -24,7 +24,7 @@ from asyncnet.mail.pop3.protocol import (
     parse_status,
     parse_uidl,
 )
-from asyncnet.protocols.lines import dot_stuff, ensure_final_newline
+from asyncnet.protocols import dot_stuff, ensure_final_newline
 
 GREETING = b"+OK ready <1896.697170952@dbc.mtview.ca.us>\r\n"
 

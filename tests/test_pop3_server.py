@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from asyncnet.mail.errors import POP3ReplyError
-from asyncnet.mail.maildir import Maildirs
-from asyncnet.mail.pop3 import PasswordAuthenticator, POP3Client, POP3Server
+from asyncnet.mail import Maildirs, PasswordAuthenticator, POP3Client, POP3ReplyError, POP3Server
 
 from .test_pop3_client import tls_pair
 

@@ -1,4 +1,4 @@
-"""Tests for asyncnet.protocols.proxy: the sans-IO PROXY protocol v1/v2 parser.
+"""Tests for asyncnet.protocols._proxy: the sans-IO PROXY protocol v1/v2 parser.
 
 No sockets: the parser is fed byte strings whole, byte by byte, and split anywhere.
 """
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asyncnet.errors import PeerProtocolError
-from asyncnet.protocols.proxy import (
+from asyncnet.protocols._proxy import (
     NEED_DATA,
     TLV,
     V1_MAX_LENGTH,

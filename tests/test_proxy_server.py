@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 import pytest
 
 from asyncnet import ConfigurationError, LineHandler, StreamHandler, StreamServer, tcp_server
-from asyncnet.protocols.proxy import TLV, V2_SIGNATURE, encode_v1, encode_v2
-from asyncnet.servers.proxy_protocol import DEFAULT_TRUSTED, is_trusted, parse_networks
+from asyncnet.protocols._proxy import TLV, V2_SIGNATURE, encode_v1, encode_v2
+from asyncnet.servers._proxy_protocol import DEFAULT_TRUSTED, is_trusted, parse_networks
 from asyncnet.testing import can_bind_ipv6
 
 pytestmark = pytest.mark.all_loops

@@ -57,7 +57,7 @@ def test_teardown_ends_open_connections(pytester: pytest.Pytester) -> None:
 
 
 def test_testing_reexports_the_memory_kit() -> None:
-    from asyncnet import memory
+    from asyncnet import _memory as memory
 
     assert drive is memory.drive
     assert FakeTransport is memory.FakeTransport

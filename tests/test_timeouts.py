@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from asyncnet import DatagramClient, LineClient, NoResponse, tcp_server, udp_server
-from asyncnet.clients.framed import FramedClient
+from asyncnet.clients import FramedClient
 from asyncnet.demos.timeouts import Deaf, Silent, Slow
 from asyncnet.errors import NetworkError, OperationTimeout
 

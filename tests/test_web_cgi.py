@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asyncnet.web import WebServer, web_server
-from asyncnet.web.cgi import CGIError, parse_cgi_headers
+from asyncnet.web._cgi import CGIError, parse_cgi_headers
 
 from .helpers import ROOT, wait_until
 from .web_helpers import raw_get
@@ -218,7 +218,7 @@ def test_header_block_is_found_across_any_split(
     head: bytes, separator: bytes, body: bytes, cuts: list[int]
 ) -> None:
     """The script's output split anywhere: the same header block and body start."""
-    from asyncnet.web.cgi import _read_head
+    from asyncnet.web._cgi import _read_head
 
     output = head + separator + body
     points = sorted({min(c, len(output)) for c in cuts})

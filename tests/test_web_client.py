@@ -32,7 +32,7 @@ from asyncnet.web import (
     download,
     fetch,
 )
-from asyncnet.web.client import shared_client
+from asyncnet.web._client import shared_client
 
 from .helpers import wait_until
 

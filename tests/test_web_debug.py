@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from asyncnet.web import WebConfigurationError, WebServer, web_server
-from asyncnet.web.debug import error_middleware, escape_log
+from asyncnet.web._debug import error_middleware, escape_log
 
 from .web_helpers import raw_get
 
@@ -128,7 +128,7 @@ def test_log_lines_escape_control_characters() -> None:
 
 def test_redact_hides_secret_names_and_mapping_keys() -> None:
     """H7: environment-style secrets are redacted by name and by mapping key."""
-    from asyncnet.web.debug import redact
+    from asyncnet.web._debug import redact
 
     assert redact("password", "hunter2") == "'***'"
     shown = redact("env", {"HOME": "/root", "AWS_SECRET_ACCESS_KEY": "abc", "API_TOKEN": "t"})

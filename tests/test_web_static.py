@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from asyncnet.testing import can_bind_ipv6
 from asyncnet.web import WebServer, web_server
-from asyncnet.web.static import StaticFiles, resolve
+from asyncnet.web._static import StaticFiles, resolve
 
 from .web_helpers import raw_get
 

@@ -1,4 +1,4 @@
-"""Multi-process workers (asyncnet.workers): shared ports, restart, clean shutdown.
+"""Multi-process workers (asyncnet._workers): shared ports, restart, clean shutdown.
 
 Each test runs a small script (written to tmp_path) in a subprocess and talks to
 it over loopback; readiness comes from the line the script prints, and process
@@ -21,11 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from asyncnet import tcp_server, unix_server
-from asyncnet.bench.procstat import descendants
+from asyncnet import run_workers, tcp_server, unix_server
 from asyncnet.demos.upper import Upper
 from asyncnet.errors import ConfigurationError
-from asyncnet.workers import run_workers
+from benchmarks.procstat import descendants
 
 pytestmark = [
     pytest.mark.slow,
@@ -38,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import os, signal, sys
 from asyncnet import DatagramHandler, LineHandler, tcp_server, udp_server
-from asyncnet.runner import configure_logging
-from asyncnet.workers import run_workers
+from asyncnet._runner import configure_logging
+from asyncnet._workers import run_workers
 
 MARKER = {marker!r}
 

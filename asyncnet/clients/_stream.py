@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from typing import Any, Final, Literal, Self, TypeAlias
 
 from .._boundary import network_errors
+from .._lifecycle import Endpoint
 from ..errors import ConfigurationError, NetworkError, format_peer
-from ..lifecycle import Endpoint
 
 __all__ = ["DEFAULT", "StreamClient", "Timeout", "open_stream"]
 

@@ -21,15 +21,16 @@ Module settings, as in the tutorial (every function also takes them per call):
 * :data:`BUFSIZE` -- 1024, the largest datagram an emitter sends (in framed mode the
   18-byte header is included).
 
-The wire format (raw and framed) is documented in :mod:`asyncnet.protocols.creosote`;
-the live web view is :mod:`asyncnet.creosote.web` (needs aiohttp).
+The wire format (raw and framed) is documented in :mod:`asyncnet.creosote._protocol`;
+the live web view is :mod:`asyncnet.creosote._web` (needs aiohttp).
 """
 
 from __future__ import annotations
 
-from ..protocols.creosote import Message, safe_text
-from .bucket import Bucket, BucketStats, Subscription, format_line
-from .emitter import (
+from typing import TYPE_CHECKING, Any
+
+from ._bucket import Bucket, BucketStats, Subscription, format_line
+from ._emitter import (
     BroadcastNotAllowed,
     Emitter,
     EmitterStats,
@@ -37,7 +38,8 @@ from .emitter import (
     is_broadcast_address,
     spew,
 )
-from .log_handler import CreosoteHandler
+from ._log_handler import CreosoteHandler
+from ._protocol import Message, safe_text
 
 PORT = 5555
 """Default UDP port of emitters and buckets (read at call time: assign to change it)."""
@@ -45,7 +47,23 @@ PORT = 5555
 BUFSIZE = 1024
 """Default largest datagram an emitter sends (read at call time: assign to change it)."""
 
+if TYPE_CHECKING:
+    from ._web import WebView, WebViewStats
+
+
+def __getattr__(name: str) -> Any:
+    # The web view needs aiohttp: imported when first asked for, so that a program
+    # that only emits or listens does not pay for aiohttp.
+    if name in ("WebView", "WebViewStats"):
+        from . import _web
+
+        return getattr(_web, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "WebView",
+    "WebViewStats",
     "BUFSIZE",
     "PORT",
     "BroadcastNotAllowed",

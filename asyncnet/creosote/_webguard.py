@@ -35,7 +35,7 @@ from typing import Any, cast
 from aiohttp import web
 
 from .._httpguard import HostRule, one_line_http_logger
-from ..servers._accept_errors import RateLimitedLog
+from .._ratelimit import RateLimitedLog
 
 logger = logging.getLogger("asyncnet.creosote")
 
@@ -51,7 +51,7 @@ _431 = (
 
 @dataclass(slots=True)
 class WebViewStats:
-    """Counters of a :class:`~asyncnet.creosote.web.WebView`; it only ever adds to them."""
+    """Counters of a :class:`~asyncnet.creosote._web.WebView`; it only ever adds to them."""
 
     requests: int = 0
     """Requests that passed every check."""

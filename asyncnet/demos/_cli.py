@@ -23,11 +23,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ..console import line_bytes, not_text
+from .. import Servable, configure_logging, run_servers
 from ..errors import format_peer
-from ..runner import Servable, configure_logging, run_servers
-from ..servers import DatagramServer
-from ..servers._base import ServerBase
+from ..servers import DatagramServer, ServerBase
+from ..text import line_bytes, not_text
 from ._explain import _leaf, explain
 
 __all__ = [
@@ -322,7 +321,7 @@ def serve(
 
     The first SIGINT/SIGTERM starts the graceful shutdown (each server's ``grace``);
     a second Ctrl-C during it stops at once and the demo exits with status 130
-    (:func:`asyncnet.runner.catch_signals`).  ``ready`` replaces the standard ready
+    (:func:`asyncnet._runner.catch_signals`).  ``ready`` replaces the standard ready
     line (:func:`announce`) for a demo that says more.
     """
     shown: Callable[[Sequence[Any]], object] = announce(name) if ready is None else ready

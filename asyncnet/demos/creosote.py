@@ -23,10 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from .. import creosote
+from .. import creosote, run, run_servers
 from ..creosote import Bucket, Message, format_line, spew
 from ..errors import NetworkError, format_peer
-from ..runner import run, run_servers
 from . import _cli as cli
 
 
@@ -43,7 +42,7 @@ def listen(args: argparse.Namespace, log: TextIO | None) -> int:
     bucket = Bucket(host, args.port, all_interfaces=args.all_interfaces, callback=show)
     endpoints: list[Any] = [bucket]
     if args.web is not None:
-        from ..creosote.web import WebView  # aiohttp: imported only when asked for
+        from ..creosote import WebView  # aiohttp: imported only when asked for
 
         endpoints.append(WebView(bucket, port=args.web))
 

@@ -19,12 +19,10 @@ import argparse
 import re
 import sys
 
+from .. import run
 from ..errors import ConfigurationError
-from ..runner import run
 from ..text import printable
-from ..web import BodyTooLarge, Client, Request
-from ..web.client import MAX_RATIO
-from ..web.errors import CompressionBomb
+from ..web import MAX_RATIO, BodyTooLarge, Client, CompressionBomb, Request
 from . import _cli as cli
 
 MAX_SIZE = 1024**3

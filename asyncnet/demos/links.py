@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .. import run
 from ..errors import ConfigurationError
-from ..runner import run
 from ..text import printable
-from ..web.links import CrawlReport, crawl
+from ..web import CrawlReport, crawl
 from . import _cli as cli
 from .fetch import bar
 

@@ -20,10 +20,9 @@ import email
 import email.policy
 import sys
 
+from .. import run
 from ..errors import ConfigurationError
-from ..mail.pop3 import POP3Client
-from ..mail.store import FetchStore, fetch_all
-from ..runner import run
+from ..mail import FetchStore, POP3Client, fetch_all
 from . import _cli as cli
 from ._mail import PASSWORD_ENV, escape, password_for
 

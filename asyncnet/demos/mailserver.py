@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import format_peer
-from ..mail.local import Delivery, LocalMailServer
+from ..mail import Delivery, LocalMailServer
 from . import _cli as cli
 from ._mail import PASSWORD_ENV, escape, summary
 

@@ -35,14 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import DatagramClient, LineClient, tcp_server, udp_server
+from .. import DatagramClient, LineClient, catch_signals, run, tcp_server, udp_server
 from ..creosote import Bucket, CreosoteHandler, Message
 from ..errors import AsyncNetError
 from ..ftp import FTPClient, FTPServer, TransferProgress
-from ..mail.local import LocalMailServer
-from ..mail.pop3 import POP3Client
-from ..mail.smtp import make_message, send_message
-from ..runner import catch_signals, run
+from ..mail import LocalMailServer, POP3Client, make_message, send_message
 from ..web import Client, crawl, web_server
 from . import _cli as cli
 from .upper import Upper, UpperDatagram

@@ -17,10 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .. import run
 from ..errors import ConfigurationError
-from ..mail.errors import RecipientsRefused
-from ..mail.smtp import make_message, send_message
-from ..runner import run
+from ..mail import RecipientsRefused, make_message, send_message
 from . import _cli as cli
 from ._mail import PASSWORD_ENV, escape, password_for
 

@@ -27,7 +27,7 @@ from .. import (
     tcp_server,
     udp_server,
 )
-from ..clients.framed import FramedClient
+from ..clients import FramedClient
 from . import _cli as cli
 
 

@@ -146,10 +146,7 @@ async def creosote_stop() -> None:
 
 async def mail_stop() -> None:
     """sendmail and poplib: three recipients (one refused), read back over POP3."""
-    from ..mail.errors import RecipientsRefused
-    from ..mail.local import LocalMailServer
-    from ..mail.pop3 import POP3Client
-    from ..mail.smtp import make_message, send_message
+    from ..mail import LocalMailServer, POP3Client, RecipientsRefused, make_message, send_message
 
     async with LocalMailServer({"demo": "demo", "alice": "wonderland"}) as mail:
         print(f"  SMTP {format_peer(mail.smtp_address)}, POP3 {format_peer(mail.pop3_address)}")

@@ -17,11 +17,9 @@ import argparse
 import sys
 from typing import Any
 
-from .. import DatagramHandler, LineHandler, run, tcp_server, udp_server
-from ..clients.interactive import datagram_session, line_session
-from ..servers.health import HealthServer
-from ..servers.inherit import sockets_from_systemd
-from ..workers import run_workers
+from .. import DatagramHandler, LineHandler, run, run_workers, tcp_server, udp_server
+from ..clients import datagram_session, line_session
+from ..servers import HealthServer, sockets_from_systemd
 from . import _cli as cli
 
 PORT = 9999

@@ -6,9 +6,9 @@ demos and tests.
 
 from __future__ import annotations
 
-from .client import FTPClient, FTPSession
-from .downloads import RemoteEntry
-from .errors import (
+from ._client import FTPClient, FTPSession
+from ._downloads import RemoteEntry
+from ._errors import (
     FTPAuthError,
     FTPConnectionClosed,
     FTPError,
@@ -22,10 +22,10 @@ from .errors import (
     TreeLimitExceeded,
     UnsafeRemotePath,
 )
-from .integrity import DownloadResult, RemoteFingerprint
-from .progress import ProgressCallback, RichTransfers, TransferProgress
-from .server import FTPServer
-from .streams import RemoteReader, RemoteWriter
+from ._integrity import DownloadResult, RemoteFingerprint
+from ._progress import ProgressCallback, RichTransfers, TransferProgress
+from ._server import FTPServer
+from ._streams import RemoteReader, RemoteWriter
 
 __all__ = [
     "DownloadResult",

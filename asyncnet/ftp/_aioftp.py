@@ -21,8 +21,8 @@ import aioftp
 from aioftp.common import SSLSessionBoundContext
 
 from ..errors import PeerProtocolError, format_peer
-from .errors import FTPConnectionClosed, ReplyTooLong
-from .safety import pin_passive_host
+from ._errors import FTPConnectionClosed, ReplyTooLong
+from ._safety import pin_passive_host
 
 __all__ = ["PinnedClient"]
 

@@ -19,17 +19,17 @@ from typing import Any, Literal, Self, TypeVar
 import aioftp
 
 from .._boundary import network_errors
+from .._lifecycle import Endpoint
 from ..errors import ConfigurationError, NetworkError, format_peer
-from ..lifecycle import Endpoint
 from ._aioftp import PinnedClient
-from .errors import (
+from ._errors import (
     FTPAuthError,
     FTPConnectionClosed,
     FTPPermanentError,
     FTPReplyError,
     FTPTemporaryError,
 )
-from .safety import check_argument
+from ._safety import check_argument
 
 __all__ = ["FTPSession"]
 

@@ -1,15 +1,26 @@
 """Stream (TCP/Unix) and datagram (UDP) servers, and the handler classes they run."""
 
-from .commands import CommandHandler
-from .datagram import DatagramServer
-from .events import ServerEvents
-from .framed import FramedHandler
-from .handlers import BaseHandler, DatagramHandler, LineHandler, StreamHandler
-from .logins import LoginAttempt, LoginThrottle
-from .stats import ServerStats
-from .stream import StreamServer
+from ._base import ServerBase
+from ._commands import CommandHandler, Reply
+from ._datagram import DatagramServer
+from ._events import ServerEvents
+from ._framed import FramedHandler
+from ._handlers import BaseHandler, DatagramHandler, LineHandler, StreamHandler
+from ._health import HealthServer
+from ._inherit import named_sockets_from_systemd, sockets_from_systemd
+from ._logins import LoginAttempt, LoginThrottle
+from ._reflection import ReplyBudget, SourceFilter
+from ._stats import ServerStats
+from ._stream import StreamServer
 
 __all__ = [
+    "HealthServer",
+    "Reply",
+    "ReplyBudget",
+    "ServerBase",
+    "SourceFilter",
+    "named_sockets_from_systemd",
+    "sockets_from_systemd",
     "BaseHandler",
     "CommandHandler",
     "DatagramHandler",

@@ -34,38 +34,14 @@ try:
 except ImportError:  # Windows: no RLIMIT_NOFILE, and no headroom check
     resource = None  # type: ignore[assignment]
 
+from .._ratelimit import INTERVAL
+
 if TYPE_CHECKING:
-    from .stream import StreamServer
+    from ._stream import StreamServer
 
 logger = logging.getLogger("asyncnet.server")
 
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-INTERVAL = 10.0
-"""Seconds between two log lines about accept failures of one server."""
-
-
-class RateLimitedLog:
-    """At most one log line per ``interval`` seconds; every event is still counted.
-
-    ``hit(now)`` counts one event and returns the number of events since the last
-    line when a line is due now (the caller logs it), or 0 when it is not.
-    """
-
-    __slots__ = ("_last", "_since", "interval")
-
-    def __init__(self, interval: float = INTERVAL) -> None:
-        self.interval = interval
-        self._last = -float("inf")
-        self._since = 0
-
-    def hit(self, now: float) -> int:
-        """Count one event; return how many to report if a line is due, else 0."""
-        self._since += 1
-        if now - self._last < self.interval:
-            return 0
-        self._last = now
-        since, self._since = self._since, 0
-        return since
 
 
 _filters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AcceptErrorFilter] = (

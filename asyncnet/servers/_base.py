@@ -4,58 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import logging
-import socket
 from typing import Any, Self
 
 from .._boundary import translate_os_error
-from ..errors import ConfigurationError, StateError, format_peer
-from ..lifecycle import Endpoint
+from .._lifecycle import Endpoint
+from ..errors import StateError, format_peer
+from ._events import ServerEvents
+from ._stats import ServerStats
 from ._validate import check_seconds
-from .events import ServerEvents
-from .stats import ServerStats
 
 logger = logging.getLogger("asyncnet.server")
-
-DEFAULT_HOST = "127.0.0.1"
-"""Servers listen on loopback unless told otherwise."""
-
-
-def check_bind_host(host: str | None, all_interfaces: bool) -> str | None:
-    """Return the host to pass to asyncio, refusing an implicit all-interfaces bind.
-
-    ``None``, ``""``, ``0.0.0.0`` and ``::`` all mean "every interface" to the
-    socket layer; asyncnet only binds that way when ``all_interfaces=True``.
-    """
-    if host is not None and not isinstance(host, str):
-        raise ConfigurationError(f"host must be a str or None, not {host!r}")
-    if all_interfaces:
-        if host not in (None, "", DEFAULT_HOST) and not _is_unspecified(host):
-            raise ConfigurationError(
-                f"all_interfaces=True binds every interface; do not also pass host={host!r}"
-            )
-        return None
-    if host is None or host == "" or _is_unspecified(host):
-        raise ConfigurationError(
-            f"host={host!r} would listen on every interface; "
-            "pass all_interfaces=True if that is what you want"
-        )
-    return host
-
-
-def _is_unspecified(host: str | None) -> bool:
-    if not host:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_unspecified
-    except ValueError:
-        pass
-    # getaddrinfo also takes inet_aton's short forms: "0" and "0.0" are 0.0.0.0 too.
-    try:
-        return socket.inet_aton(host) == b"\0\0\0\0"
-    except (OSError, ValueError):
-        return False
 
 
 class ServerBase(Endpoint):

@@ -11,10 +11,10 @@
 
 from __future__ import annotations
 
-from .cgi import CGIRunner
-from .client import Client, Request, Response, close_shared_client, download, fetch
-from .debug import error_middleware
-from .errors import (
+from ._cgi import CGIRunner
+from ._client import MAX_RATIO, Client, Request, Response, close_shared_client, download, fetch
+from ._debug import error_middleware
+from ._errors import (
     BodyTooLarge,
     CompressionBomb,
     HTTPStatusError,
@@ -24,12 +24,14 @@ from .errors import (
     UnsafeRequest,
     WebConfigurationError,
 )
-from .forms import Form, FormPage, Upload, read_form, sanitise_filename
-from .links import CrawlReport, crawl, extract_links
-from .server import WebServer, site_app, web_server
-from .static import StaticFiles
+from ._forms import Form, FormPage, Upload, read_form, sanitise_filename
+from ._links import Broken, CrawlReport, crawl, extract_links
+from ._server import WebServer, site_app, web_server
+from ._static import StaticFiles
 
 __all__ = [
+    "MAX_RATIO",
+    "Broken",
     "BodyTooLarge",
     "CGIRunner",
     "Client",

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, cast
 from ...errors import format_peer
 
 if TYPE_CHECKING:
-    from ..handlers import BaseHandler
-    from ..stream import StreamServer
+    from .._handlers import BaseHandler
+    from .._stream import StreamServer
 
 logger = logging.getLogger("asyncnet.server")
 

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..._eager import PENDING, start
 from ...errors import ConfigurationError, LineTooLong, PeerProtocolError, format_peer
-from ...protocols.lines import LineBuffer
+from ...protocols import LineBuffer
 from .base import ConnectionBase, log_handler_error, logger
 
 if TYPE_CHECKING:
-    from ..handlers import LineHandler
-    from ..stream import StreamServer
+    from .._handlers import LineHandler
+    from .._stream import StreamServer
 
 __all__ = ["LineConnection"]
 

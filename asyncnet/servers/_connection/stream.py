@@ -10,8 +10,8 @@ from ...errors import OperationTimeout, PeerProtocolError, WriteTimeout, format_
 from .base import ConnectionBase, log_handler_error, logger
 
 if TYPE_CHECKING:
-    from ..handlers import StreamHandler
-    from ..stream import StreamServer
+    from .._handlers import StreamHandler
+    from .._stream import StreamServer
 
 __all__ = ["StreamConnection"]
 

@@ -1,0 +1,479 @@
+"""The urllib / urllib2 successor: ``fetch()`` and ``Request`` over aiohttp.
+
+::
+
+    response = await fetch("http://127.0.0.1:8000/")             # urllib.urlopen(url)
+    print(response.status, response.headers["Content-Type"], response.text()[:80])
+
+    request = Request(url, data={"subnum": "42"})                 # urllib2.Request: data -> POST
+    request.add_header("User-Agent", "asyncnet")
+    request.set_proxy("127.0.0.1:8899", "http")
+    response = await fetch(request)
+
+Every call in a loop shares one aiohttp ``ClientSession`` (one connection pool); it
+is closed when the loop shuts down (``asyncio.run`` / :func:`asyncnet.run`), or
+explicitly by :func:`close_shared_client`.  A :class:`Client` of your own is the same
+thing with your defaults, used as ``async with Client(...) as client``.
+
+Bodies are read whole, but never past ``max_body`` bytes *after* decompression (a
+gzip bomb stops there), and a body shorter than its ``Content-Length`` (or a
+compressed stream cut short) is an :class:`~asyncnet.web._errors.IncompleteBody`
+error, never short data.  A download has no size limit unless you give one, but
+stops a body that expands more than ``max_ratio`` (100) times its size on the wire
+(:class:`~asyncnet.web._errors.CompressionBomb`).  TLS certificates are verified
+unless ``verify=False``.  Redirects are followed up to ``max_redirects``;
+credentials are dropped when a redirect changes origin, and a redirect to anything
+but http(s) is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json as jsonlib
+import os
+import socket
+import weakref
+import zlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Self
+
+import aiohttp
+from yarl import URL
+
+from .._boundary import network_errors, os_reason
+from .._lifecycle import Endpoint
+from ..errors import ConfigurationError, NetworkError, PeerProtocolError, format_peer
+from ._errors import (
+    BodyTooLarge,
+    CompressionBomb,
+    HTTPStatusError,
+    IncompleteBody,
+    ProxyError,
+    TooManyRedirects,
+)
+from ._request import Request, Response, check_header, check_url
+
+__all__ = [
+    "Client",
+    "Request",
+    "Response",
+    "close_shared_client",
+    "download",
+    "fetch",
+    "shared_client",
+]
+
+USER_AGENT = "asyncnet"
+MAX_BODY = 16 * 1024 * 1024
+MAX_RATIO = 100.0
+"""A download's default bound on decoded bytes per byte on the wire (text gzips 3-10x)."""
+RATIO_GRACE = 4 * 1024 * 1024
+"""Decoded bytes allowed before ``max_ratio`` applies (a small file may compress well)."""
+CHUNK = 64 * 1024
+
+
+class _Default:
+    """Marks "use the client's setting" where None is a meaningful value."""
+
+
+_DEFAULT = _Default()
+
+Progress = Callable[[int, int | None], None]
+"""``progress(received_bytes, total_bytes_or_None)``, called after each chunk."""
+
+
+class Client(Endpoint):
+    """An HTTP client with one connection pool and safe defaults.
+
+    ``timeout`` bounds each whole request (connect, send, headers and body);
+    ``max_body`` bounds each body after decompression; ``verify=False`` turns TLS
+    certificate checks off (say why in your code); ``proxy`` is a default forward
+    proxy URL; ``max_line_size`` / ``max_field_size`` bound the status line and each
+    response header.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float | None = 30.0,
+        max_redirects: int = 10,
+        max_body: int = MAX_BODY,
+        verify: bool = True,
+        proxy: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        max_line_size: int = 8190,
+        max_field_size: int = 8190,
+    ) -> None:
+        if max_redirects < 0:
+            raise ConfigurationError(f"max_redirects must be >= 0, not {max_redirects!r}")
+        if max_body < 0:
+            raise ConfigurationError(f"max_body must be >= 0, not {max_body!r}")
+        self.timeout = timeout
+        self.max_redirects = max_redirects
+        self.max_body = max_body
+        self.verify = verify
+        self.proxy = str(check_url(proxy)) if proxy else None
+        self.headers = {"User-Agent": USER_AGENT}
+        for name, value in (headers or {}).items():
+            check_header(name, value)
+            self.headers[name] = value
+        self.max_line_size = max_line_size
+        self.max_field_size = max_field_size
+        self._session: aiohttp.ClientSession | None = None
+        self._closing: asyncio.Task[None] | None = None
+        # Responses opened with decompress=False: iter_body() decodes those itself.
+        self._undecoded: weakref.WeakSet[aiohttp.ClientResponse] = weakref.WeakSet()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> Self:
+        """Create the session (connection pool) on the running loop."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers=self.headers,
+                timeout=aiohttp.ClientTimeout(total=None, sock_read=self.timeout),
+                max_line_size=self.max_line_size,
+                max_field_size=self.max_field_size,
+            )
+        return self
+
+    def close(self, grace: float | None = None) -> None:
+        """Begin closing the pool (returns at once; ``grace`` unused; see :meth:`wait_closed`)."""
+        if self._session is not None and self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._session.close())
+
+    async def wait_closed(self) -> None:
+        """Wait until the pool's connections are closed."""
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session (for what this wrapper does not cover)."""
+        if self._session is None or self._closing is not None:
+            raise RuntimeError("client is not started (use `async with Client()` or start())")
+        return self._session
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def open(
+        self,
+        url: str | URL | Request,
+        *,
+        data: bytes | str | Mapping[str, str] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        method: str | None = None,
+        proxy: str | None = None,
+        timeout: float | _Default | None = _DEFAULT,
+        max_redirects: int | None = None,
+        verify: bool | None = None,
+        decompress: bool = True,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Send the request and yield aiohttp's response with the body unread (streaming).
+
+        Errors arrive as asyncnet errors: ``NetworkError`` (``ProxyError`` when the
+        proxy cannot be reached), ``OperationTimeout`` (``timeout`` bounds the whole
+        block), ``TooManyRedirects``, ``IncompleteBody``, ``PeerProtocolError`` (a
+        redirect to a URL that is not http(s), a malformed response).  With
+        ``decompress=False`` the body is left as sent, to be read with
+        :meth:`iter_body`, which decodes it in bounded steps.
+        """
+        if isinstance(url, Request):  # a copy: the caller's Request is left as it was
+            request = Request(url.url, url.data, url.headers, method=method or url._method)
+            request.proxy = url.proxy
+            if data is not None:
+                request.add_data(data)
+            for name, value in (headers or {}).items():
+                request.add_header(name, value)
+        else:
+            request = Request(url, data, headers, method=method)
+        if json is not None:
+            request.add_header("Content-Type", "application/json")
+            request.data = jsonlib.dumps(json)
+        send_headers = dict(request.headers)
+        if not decompress and not _has_header("Accept-Encoding", send_headers, self.headers):
+            # Offer only what iter_body() decodes (aiohttp would also offer br or zstd
+            # when their packages happen to be installed).
+            send_headers["Accept-Encoding"] = "gzip, deflate"
+        limit = self.max_redirects if max_redirects is None else max_redirects
+        deadline = self.timeout if isinstance(timeout, _Default) else timeout
+        via = request.proxy or proxy or self.proxy
+        target = request.url
+        peer = (target.host, target.port)
+        phase = f"{request.method} {request.full_url}"
+        async with network_errors(peer, phase, deadline, subject=phase):
+            try:
+                async with self.session.request(
+                    request.method,
+                    target,
+                    data=request.data,
+                    headers=send_headers,
+                    proxy=via,
+                    allow_redirects=limit > 0,
+                    max_redirects=max(limit, 1),
+                    ssl=self.verify if verify is None else verify,
+                    auto_decompress=decompress,
+                ) as response:
+                    if not decompress:
+                        self._undecoded.add(response)
+                    yield response
+            except (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError) as exc:
+                # Its errno (1, EPERM) would read "Operation not permitted": say what failed.
+                reason = getattr(exc, "certificate_error", None) or exc
+                raise NetworkError(f"{phase} failed: TLS: {reason}", peer, "tls") from exc
+            except aiohttp.ClientConnectorError as exc:
+                # Refused or unresolvable *proxy*: name it, not the target, as what to check.
+                if via is None or (exc.host, exc.port) != _host_port(via):
+                    raise  # the target's own failure: network_errors() words it
+                raise _proxy_error(phase, via, exc) from exc
+            except aiohttp.TooManyRedirects as exc:
+                raise TooManyRedirects(request.full_url, limit) from exc
+            except aiohttp.ClientPayloadError as exc:
+                raise IncompleteBody(request.full_url, str(exc)) from exc
+            except aiohttp.InvalidURL as exc:
+                raise PeerProtocolError(f"{phase}: bad redirect location ({exc})") from exc
+            except aiohttp.RedirectClientError as exc:  # file://, ftp://, data:...
+                raise PeerProtocolError(
+                    f"{phase}: redirected to {exc}, which is not an http(s) URL"
+                ) from exc
+            except aiohttp.ServerDisconnectedError as exc:
+                # Not an OSError in aiohttp's tree: left alone it escapes every handler.
+                raise NetworkError(
+                    f"{phase} failed: the server closed the connection without an answer",
+                    peer,
+                    "response",
+                ) from exc
+            except aiohttp.ClientResponseError as exc:
+                raise PeerProtocolError(f"{phase}: bad response ({exc.message})") from exc
+
+    async def iter_body(
+        self,
+        response: aiohttp.ClientResponse,
+        *,
+        max_body: int | None = None,
+        max_ratio: float | None = None,
+    ) -> AsyncGenerator[bytes, None]:
+        """The body of an :meth:`open` response, in chunks, decoded and bounded.
+
+        A body opened with ``decompress=False`` is decoded here (gzip, deflate) at most
+        64 KiB at a time; past ``max_body`` decoded bytes it is :class:`BodyTooLarge`,
+        and past :data:`RATIO_GRACE` decoded bytes, more than ``max_ratio`` decoded
+        bytes per byte on the wire is :class:`CompressionBomb` (the connection is
+        dropped either way).  A body shorter than announced is :class:`IncompleteBody`.
+        """
+        url = str(response.url)
+        raw = response in self._undecoded
+        decoder = _Decoder(response.headers.get("Content-Encoding", "") if raw else "", url)
+        wire = size = 0
+        async for chunk in response.content.iter_chunked(CHUNK):
+            wire += len(chunk)
+            for piece in decoder.feed(chunk):
+                size += len(piece)
+                if max_body is not None and size > max_body:
+                    response.close()  # the rest is never read: drop the connection
+                    raise BodyTooLarge(url, max_body)
+                if raw and max_ratio and size > RATIO_GRACE and size > max_ratio * wire:
+                    response.close()
+                    raise CompressionBomb(url, max_ratio, size, wire)
+                yield piece
+        decoder.finish()
+        # aiohttp raises ClientPayloadError for a short Content-Length body; this is a
+        # second line of defence (on the bytes as sent, when we decode them ourselves).
+        expected = response.content_length
+        counted = wire if raw else size
+        encoded = not raw and response.headers.get("Content-Encoding", "identity") != "identity"
+        short = expected is not None and not encoded and counted < expected
+        if short and response.method != "HEAD":
+            raise IncompleteBody(url, f"{counted} of {expected} bytes")
+
+    async def fetch(
+        self,
+        url: str | URL | Request,
+        *,
+        max_body: int | None = None,
+        **options: Any,
+    ) -> Response:
+        """Send the request and read the whole body (at most ``max_body`` bytes)."""
+        limit = self.max_body if max_body is None else max_body
+        async with self.open(url, decompress=False, **options) as response:
+            chunks = [chunk async for chunk in self.iter_body(response, max_body=limit)]
+            return Response(
+                url=str(response.url),
+                status=response.status,
+                reason=response.reason or "",
+                headers=response.headers,
+                body=b"".join(chunks),
+                history=tuple(str(r.url) for r in response.history),
+                charset=response.charset,
+            )
+
+    async def download(
+        self,
+        url: str | URL | Request,
+        path: str | os.PathLike[str],
+        *,
+        progress: Progress | None = None,
+        max_body: int | None = None,
+        max_ratio: float | None = MAX_RATIO,
+        **options: Any,
+    ) -> int:
+        """Stream the body to ``path`` (via ``path.part``, renamed when complete); return bytes.
+
+        A 4xx/5xx status is :class:`HTTPStatusError`.  ``max_body`` bounds the size
+        saved (``None``: no bound) and ``max_ratio`` the decoded bytes per byte on the
+        wire (``None``: no bound; see :meth:`iter_body`).  A failed download leaves
+        nothing behind.  The client's ``timeout`` bounds each read here (a stall), not
+        the whole transfer, unless you pass ``timeout=`` explicitly.
+        """
+        options.setdefault("timeout", None)
+        target = Path(path)
+        part = target.with_name(target.name + ".part")
+        size = 0
+        try:
+            async with self.open(url, decompress=False, **options) as response:
+                _raise_for_status(response)
+                # Content-Length counts the bytes as sent: a total only when they are the file.
+                coding = response.headers.get("Content-Encoding", "identity").strip().lower()
+                total = response.content_length if coding == "identity" else None
+                with part.open("wb") as out:
+                    body = self.iter_body(response, max_body=max_body, max_ratio=max_ratio)
+                    async for chunk in body:
+                        size += len(chunk)
+                        out.write(chunk)
+                        if progress is not None:
+                            progress(size, total)
+            part.replace(target)
+        finally:
+            part.unlink(missing_ok=True)
+        return size
+
+
+def _has_header(name: str, *headers: Mapping[str, str]) -> bool:
+    wanted = name.lower()
+    return any(key.lower() == wanted for mapping in headers for key in mapping)
+
+
+def _host_port(url: str) -> tuple[str | None, int | None]:
+    parsed = URL(url)
+    return parsed.host, parsed.port
+
+
+def _proxy_error(phase: str, proxy: str, exc: aiohttp.ClientConnectorError) -> ProxyError:
+    host, port = _host_port(proxy)
+    reason = os_reason(exc.os_error)
+    code = exc.os_error.errno if not isinstance(exc.os_error, socket.gaierror) else None
+    return ProxyError(
+        f"{phase} failed: proxy {format_peer((host, port))}: {reason}",
+        (host, port),
+        "proxy",
+        errno=code if isinstance(code, int) and code > 0 else None,
+        reason=reason,
+    )
+
+
+class _Decoder:
+    """Undoes a Content-Encoding (gzip or deflate), at most :data:`CHUNK` bytes a step.
+
+    aiohttp decodes too, but its count of bytes as sent is not public, and before 3.12
+    it expanded each compressed chunk whole (a 64 KiB chunk of a bomb is 64 MiB).
+    """
+
+    def __init__(self, coding: str, url: str) -> None:
+        self.url = url
+        self.coding = coding.strip().lower()
+        self._zlib: Any = None
+        self._fed = False
+        if self.coding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.coding not in ("", "identity", "deflate"):
+            raise PeerProtocolError(
+                f"response from {url} has Content-Encoding {self.coding!r}, which asyncnet "
+                "does not decode (it asks for gzip or deflate)"
+            )
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """The decoded bytes of ``data``, in pieces of at most :data:`CHUNK` bytes."""
+        if self.coding in ("", "identity"):
+            yield data
+            return
+        if not data:
+            return
+        if self._zlib is None:
+            # "deflate" is meant to be zlib-wrapped (RFC 9110 8.4.1.2); some servers send
+            # a raw deflate stream: a zlib header's low nibble is 8 (the method).
+            raw = data[0] & 0x0F != 8
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+        self._fed = True
+        try:
+            while not self._zlib.eof:
+                piece = self._zlib.decompress(data, CHUNK)
+                data = self._zlib.unconsumed_tail
+                if piece:
+                    yield piece
+                if not data and len(piece) < CHUNK:
+                    break  # all input used and nothing more pending
+        except zlib.error as exc:
+            raise PeerProtocolError(
+                f"cannot decode the {self.coding} body from {self.url}: {exc}"
+            ) from exc
+
+    def finish(self) -> None:
+        """Check that a compressed stream ended where the body did."""
+        if self._fed and not self._zlib.eof:
+            raise IncompleteBody(self.url, f"the {self.coding}-compressed body ends early")
+
+
+def _raise_for_status(response: aiohttp.ClientResponse) -> None:
+    # A download keeps only successful bodies: an error page is not the file.
+    if response.status >= 400:
+        raise HTTPStatusError(response.status, response.reason or "", str(response.url))
+
+
+# -- the shared client: one session per loop ----------------------------------------------------
+
+_shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Client, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _closer(client: Client) -> AsyncIterator[None]:
+    # A suspended async generator is closed by loop.shutdown_asyncgens(), which
+    # asyncio.run() and asyncio.Runner call: the shared session closes with the loop.
+    try:
+        yield
+    finally:
+        await client.stop()
+
+
+async def shared_client() -> Client:
+    """The running loop's shared :class:`Client` (created on first use)."""
+    loop = asyncio.get_running_loop()
+    entry = _shared.get(loop)
+    if entry is None or entry[0]._closing is not None:
+        client = await Client().start()
+        closer = _closer(client)
+        await anext(closer)
+        _shared[loop] = (client, closer)
+        return client
+    return entry[0]
+
+
+async def close_shared_client() -> None:
+    """Close the running loop's shared client now (the next fetch opens a new one)."""
+    entry = _shared.pop(asyncio.get_running_loop(), None)
+    if entry is not None:
+        await entry[1].aclose()
+
+
+async def fetch(url: str | URL | Request, **options: Any) -> Response:
+    """Fetch ``url`` (or a :class:`Request`) with the shared client; see :meth:`Client.fetch`."""
+    return await (await shared_client()).fetch(url, **options)
+
+
+async def download(url: str | URL | Request, path: str | os.PathLike[str], **options: Any) -> int:
+    """Stream ``url`` to ``path`` with the shared client; see :meth:`Client.download`."""
+    return await (await shared_client()).download(url, path, **options)
