@@ -6,8 +6,7 @@ its own event loop, with the kernel spreading connections (and UDP peers) over
 them.  A supervisor process forks the workers, restarts one that dies (at a
 bounded rate) and, on Ctrl-C or SIGTERM, stops them all gracefully and exits 0::
 
-    from asyncnet import tcp_server, udp_server
-    from asyncnet._workers import run_workers
+    from asyncnet import run_workers, tcp_server, udp_server
 
     run_workers(tcp_server(Upper, port=9999), udp_server(UpperDatagram, port=9999), workers=4)
 
@@ -18,9 +17,12 @@ never started there; each worker starts its own copy after the fork.  With port 
 the first worker binds an ephemeral port and reports it, and the others bind that
 same port.  POSIX only (``fork`` and ``SO_REUSEPORT``).
 
-(Longer than asyncnet's ~400-line guide: the supervisor and the worker halves of the
-signal protocol -- who blocks, forwards and reports what, and when -- must be read
-together; the Ctrl-C races they close are in the tests.)
+The module is one protocol between two kinds of process: the supervisor
+(:class:`_Supervisor`: forks, watches the workers' pipes, restarts, stops) and the
+worker (:func:`_worker_main`: binds, reports its addresses, serves until a signal or
+until the supervisor is gone).  Which side blocks, forwards or reports a signal, and
+when, is decided here for both, so the Ctrl-C races they close are read in one place
+(and replayed in tests/test_workers.py).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._runner import run_servers
-from .errors import AsyncNetError, ConfigurationError
+from .errors import AsyncNetError, ConfigurationError, StateError
 from .servers import ServerBase
 
 __all__ = ["run_workers"]
@@ -75,7 +77,7 @@ def _check_can_fork(servers: Sequence[ServerBase], workers: int) -> None:
     except RuntimeError:
         pass
     else:
-        raise RuntimeError(
+        raise StateError(
             "run_workers() forks worker processes: call it from a script before any "
             "event loop runs (inside a loop, use the servers with 'async with')"
         )

@@ -1,4 +1,4 @@
-"""Bucket, Emitter and WebView share the asyncnet lifecycle (issue 8 item 4).
+"""Bucket, Emitter and WebView share the asyncnet lifecycle.
 
 ``start() -> self``, sync ``close()``, ``wait_closed()``, ``stop(grace)``, ``async with``;
 the bucket and the web view also ``serve_forever()``, so ``run_servers`` runs them.
@@ -55,9 +55,15 @@ async def test_emitter_stop_and_send_verb() -> None:
 
 
 def test_run_servers_runs_a_bucket_and_its_web_view() -> None:
-    """Issue 8 item 4: the creosote demo's endpoints go to run_servers (no hand-rolled signals)."""
+    """The creosote demo's endpoints go to run_servers (no hand-rolled signals)."""
     got: list[Message] = []
-    bucket = Bucket(port=0, callback=got.append)
+    arrived = asyncio.Event()
+
+    def collect(message: Message) -> None:
+        got.append(message)
+        arrived.set()
+
+    bucket = Bucket(port=0, callback=collect)
     view = WebView(bucket, port=0)
     seen: list[Any] = []
 
@@ -68,8 +74,7 @@ def test_run_servers_runs_a_bucket_and_its_web_view() -> None:
         async with Emitter(port=bucket.address[1]) as emitter:
             await emitter.send("through run_servers")
         async with asyncio.timeout(5):
-            while not got:
-                await asyncio.sleep(0.005)
+            await arrived.wait()
         async with aiohttp.ClientSession() as client, client.get(view.url) as page:
             assert page.status == 200
 

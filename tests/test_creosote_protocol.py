@@ -230,7 +230,7 @@ def test_partials_are_bounded_in_count_and_bytes() -> None:
 
 
 def test_a_message_over_the_size_limit_is_cut_not_buffered() -> None:
-    """Issue 10 item 4: cut at the limit with a marker; the rest is dropped, once."""
+    """Cut at the limit with a marker; the rest is dropped, once."""
     reassembler = Reassembler(max_message_size=1000)
     out = feed_all(reassembler, chunk_framed(b"z" * 5000, 3, 300))
     [cut] = out  # one message, not one per later chunk

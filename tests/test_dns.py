@@ -13,6 +13,7 @@ asyncnet refuses without asking any resolver (RFC 6761).
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import ipaddress
 import re
@@ -176,6 +177,61 @@ def test_hosts_parser_reads_back_what_was_written(
     )
     parsed = dns.Hosts.parse(text)
     assert [(e.address, list(e.names)) for e in parsed.entries] == lines
+
+
+def test_hosts_parser_is_plain_code() -> None:
+    """The parser module imports nothing that does I/O: it can be tested with strings."""
+    source = (ROOT / "asyncnet" / "dns" / "_hosts.py").read_text()
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add("." * node.level + (node.module or ""))
+    assert imported <= {"__future__", "dataclasses", "ipaddress", "typing"}, imported
+
+
+def test_public_names_stay_those_of_asyncnet_dns() -> None:
+    """The package keeps the public names the single module had."""
+    assert sorted(dns.__all__) == sorted(
+        [
+            "DEFAULT_QUERIES",
+            "HOSTS_FILE",
+            "RFC6761_LOOPBACK",
+            "Answer",
+            "Hosts",
+            "HostsEntry",
+            "HostsPath",
+            "fqdn",
+            "forward",
+            "host_name",
+            "is_local_name",
+            "is_loopback_address",
+            "lookup",
+            "lookup_all",
+            "lookup_fqdn",
+            "read_hosts",
+            "reverse",
+        ]
+    )
+    for name in dns.__all__:
+        assert getattr(dns, name) is not None, name
+
+
+async def test_hosts_file_setting_is_read_at_call_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Assigning dns.HOSTS_FILE changes the next lookup (no copy taken at import)."""
+    first = write_hosts(tmp_path / "first", "127.0.0.7 localhost\n")
+    second = write_hosts(tmp_path / "second", "127.0.0.8 localhost\n")
+    monkeypatch.setattr(dns, "HOSTS_FILE", str(first))
+    assert await dns.forward("localhost", family=socket.AF_INET) == ["127.0.0.7"]
+    assert dns.read_hosts().addresses("localhost") == ["127.0.0.7"]
+    monkeypatch.setattr(dns, "HOSTS_FILE", second)  # a path-like object works too
+    assert await dns.forward("localhost", family=socket.AF_INET) == ["127.0.0.8"]
+    answer = await dns.lookup("127.0.0.9")
+    assert answer.error is not None
+    assert str(second) in str(answer.error)  # the error names the file it read
 
 
 def test_missing_hosts_file_is_empty(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Issue 10 item 4: the bucket's memory and work are bounded in bytes, not only in messages.
+"""The bucket's memory and work are bounded in bytes, not only in messages (hardening X4).
 
 One 4 MiB framed message used to block the loop for seconds (escaping it for the
 console and the web page), print a 16 MB line, and history could grow to GiBs.
@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from asyncnet.creosote import Bucket, Emitter, Message, WebView, format_line
-from asyncnet.creosote._bucket import MAX_LINE_TEXT
+from asyncnet.creosote._formatting import MAX_LINE_TEXT
 from asyncnet.creosote._protocol import CHUNK_OVERHEAD, CUT_MARKER, Reassembler, chunk_framed
 
 BIG = bytes(range(256)) * (4 * 1024 * 1024 // 256)  # 4 MiB, every byte needs escaping
@@ -34,7 +34,7 @@ async def measure_lag(stop: asyncio.Event, lags: list[float]) -> None:
         ran = asyncio.Event()
         loop.call_soon(ran.set)
         await ran.wait()
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0.001)  # the probe's own pace: it measures, it waits for nothing
         now = time.monotonic()
         lags.append(now - last)
         last = now
@@ -42,7 +42,7 @@ async def measure_lag(stop: asyncio.Event, lags: list[float]) -> None:
 
 @pytest.mark.all_loops
 async def test_a_4_mib_message_never_blocks_the_loop_and_is_cut_with_a_marker() -> None:
-    """Issue 10 item 4: a 4 MiB message is cut at 64 KiB; the loop, the web view and the
+    """X4.1: a 4 MiB message is cut at 64 KiB; the loop, the web view and the
     next message carry on; the console line is bounded."""
     lines: list[str] = []
     got: list[Message] = []
@@ -89,7 +89,7 @@ async def test_a_4_mib_message_never_blocks_the_loop_and_is_cut_with_a_marker() 
 
 
 def test_console_line_is_cut_with_a_marker() -> None:
-    """Issue 10 item 4: format_line shows at most max_text characters and says so."""
+    """X4.6: format_line shows at most max_text characters and says so."""
     message = Message(b"\x1b" * 60_000, ("127.0.0.1", 1), 0.0)
     line = format_line(message, max_text=1000)
     assert len(line) < 1200
@@ -99,7 +99,7 @@ def test_console_line_is_cut_with_a_marker() -> None:
 
 
 def test_tiny_chunks_are_charged_their_overhead() -> None:
-    """Issue 10 item 4: a flood of 1-byte chunks cannot hold more than max_partial_bytes."""
+    """X4.3: a flood of 1-byte chunks cannot hold more than max_partial_bytes."""
     reassembler = Reassembler(max_partials=100_000, max_partial_bytes=10_000)
     for message_id in range(2000):
         first = chunk_framed(b"ab", message_id, 19)[0]  # 1-byte chunks, 2 of them
@@ -109,7 +109,7 @@ def test_tiny_chunks_are_charged_their_overhead() -> None:
 
 
 async def test_subscription_queue_is_bounded_in_bytes() -> None:
-    """Issue 10 item 4: a consumer that falls behind holds at most max_queue_bytes."""
+    """X4.4: a consumer that falls behind holds at most max_queue_bytes."""
     async with Bucket(port=0, max_queue_bytes=256 * 1024, receive_buffer=RCVBUF) as bucket:
         async with Emitter(*bucket.address, framed=True) as emitter:
             for n in range(12):
@@ -137,7 +137,7 @@ async def read_event_texts(response: aiohttp.ClientResponse, until: str) -> list
 
 
 async def test_web_history_is_bounded_in_bytes() -> None:
-    """Issue 10 item 4: a page that connects late gets at most history_bytes of history."""
+    """X4.5: a page that connects late gets at most history_bytes of history."""
     async with Bucket(port=0, receive_buffer=RCVBUF) as bucket:
         async with WebView(bucket, port=0, history_bytes=150_000) as view:
             async with Emitter(*bucket.address, framed=True) as emitter:

@@ -29,17 +29,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._bucket import Bucket, BucketStats, Subscription, format_line
-from ._emitter import (
-    BroadcastNotAllowed,
-    Emitter,
-    EmitterStats,
-    SocketEmitter,
-    is_broadcast_address,
-    spew,
-)
+from ..errors import BroadcastNotAllowed
+from ._bucket import Bucket, BucketStats, Subscription
+from ._emitter import Emitter, spew
+from ._emitter_base import EmitterStats, is_broadcast_address
+from ._formatting import format_line
 from ._log_handler import CreosoteHandler
 from ._protocol import Message, safe_text
+from ._socket_emitter import SocketEmitter
 
 PORT = 5555
 """Default UDP port of emitters and buckets (read at call time: assign to change it)."""

@@ -17,13 +17,15 @@ or, with a callback (called on the loop for each message; keep it short)::
 Raw datagrams come out one message each; framed ones are reassembled first (see
 :mod:`asyncnet.creosote._protocol`).  Garbage and floods never stop it: every datagram
 becomes a :class:`~asyncnet.creosote._protocol.Message` or part of one, partial
-messages are bounded and expire, and each consumer's queue is bounded (the oldest
-message is dropped, and counted, when a consumer falls behind).
+messages are bounded and expire, and each consumer's queue (a :class:`Subscription`,
+which the bucket fills and the consumer drains) is bounded: the oldest message is
+dropped, and counted, when a consumer falls behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
 import logging
 import socket
@@ -33,25 +35,14 @@ from dataclasses import asdict, dataclass
 from typing import Any, Self
 
 from .._boundary import translate_os_error
-from .._lifecycle import Endpoint
-from ..errors import format_peer
+from .._lifecycle import Closable, Endpoint
+from ..errors import ConfigurationError, StateError, format_peer
 from ..servers import DatagramHandler, DatagramServer
-from ._formatting import MAX_LINE_TEXT, cut_text, format_line, format_time, notes
 from ._protocol import MAX_MESSAGE_SIZE, Message, Reassembler
-from ._subscription import Subscription
 
 logger = logging.getLogger("asyncnet.creosote")
 
-__all__ = [
-    "MAX_LINE_TEXT",
-    "Bucket",
-    "BucketStats",
-    "Subscription",
-    "cut_text",
-    "format_line",
-    "format_time",
-    "notes",
-]
+__all__ = ["Bucket", "BucketStats", "Subscription"]
 
 
 @dataclass(slots=True)
@@ -87,6 +78,72 @@ class BucketStats:
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain dict."""
         return asdict(self)
+
+
+class Subscription(Closable):
+    """One consumer's bounded queue of messages: ``async for message in subscription``.
+
+    The iteration ends when the bucket closes (after the queued messages) or when
+    :meth:`close` is called.  When more than ``max_queue`` messages, or more than
+    ``max_queue_bytes`` bytes of them, wait, the oldest are dropped and counted in
+    :attr:`dropped`.
+    """
+
+    def __init__(self, bucket: Bucket, max_queue: int, max_queue_bytes: int) -> None:
+        if max_queue < 1:
+            raise ConfigurationError(f"max_queue must be >= 1, not {max_queue!r}")
+        self._bucket = bucket
+        self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
+        self.dropped = 0
+        self._bytes = 0
+        self._items: collections.deque[Message] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+
+    def put(self, message: Message) -> None:
+        """Queue a message (the bucket calls this; dropping the oldest when full)."""
+        if self._closed:
+            return
+        self._items.append(message)
+        self._bytes += len(message.data)
+        items = self._items
+        while len(items) > self.max_queue or (
+            self._bytes > self.max_queue_bytes and len(items) > 1
+        ):
+            self._bytes -= len(items.popleft().data)
+            self.dropped += 1
+            self._bucket._queue_dropped += 1
+        self._wake()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def close(self) -> None:
+        """Stop receiving; iteration ends once the queued messages are consumed."""
+        self._closed = True
+        self._bucket._unsubscribe(self)
+        self._wake()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Message:
+        while not self._items:
+            if self._closed:
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        message = self._items.popleft()
+        self._bytes -= len(message.data)
+        return message
 
 
 class _BucketHandler(DatagramHandler):
@@ -250,7 +307,7 @@ class Bucket(Endpoint):
             self, max_queue or self.max_queue, max_queue_bytes or self.max_queue_bytes
         )
         if self._closed:
-            subscription._closed = True
+            subscription.close()  # the bucket is gone: iteration ends at once
         else:
             self._subscribers.append(subscription)
         return subscription
@@ -261,7 +318,7 @@ class Bucket(Endpoint):
 
     def __aiter__(self) -> Subscription:
         if self._default is None:
-            raise RuntimeError("this bucket has a callback; use subscribe() to iterate as well")
+            raise StateError("this bucket has a callback; use subscribe() to iterate as well")
         return self._default
 
     # -- datagrams in -------------------------------------------------------------------------

@@ -22,7 +22,9 @@ import asyncio
 import logging
 import socket
 
-from ._emitter import Emitter, EmitterStats, SocketEmitter
+from ._emitter import Emitter
+from ._emitter_base import EmitterStats
+from ._socket_emitter import SocketEmitter
 
 __all__ = ["CreosoteHandler"]
 

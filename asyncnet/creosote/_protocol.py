@@ -65,8 +65,9 @@ Timestamps: :meth:`Reassembler.feed` and :meth:`Reassembler.expire` take ``now``
 the caller (any clock in seconds), which is also stamped on each message; the
 asyncio bucket passes ``time.time()``.
 
-(Longer than asyncnet's ~400-line guide on purpose: the format above, its encoder and
-its reassembler are one specification, read and tested together.)
+The format above is a specification, and its encoder (:func:`chunk_framed`) and
+decoder (:class:`Reassembler`) are its one implementation: they are kept beside it so
+that a change to one is made, read and tested with the others.
 """
 
 from __future__ import annotations

@@ -39,7 +39,8 @@ from .._boundary import translate_os_error
 from .._lifecycle import Endpoint
 from .._loopback import check_bind_host, is_loopback_host
 from ..errors import ConfigurationError, StateError, format_peer
-from ._bucket import Bucket, cut_text, format_time, notes
+from ._bucket import Bucket
+from ._formatting import cut_text, format_time, notes
 from ._protocol import Message
 from ._webguard import (
     Gate,
@@ -271,7 +272,7 @@ class WebView(Endpoint):
     def address(self) -> Any:
         """The bound ``(host, port)``."""
         if self._runner is None or not self._runner.addresses:
-            raise RuntimeError("web view is not serving")
+            raise StateError("web view is not serving")
         return self._runner.addresses[0]
 
     @property

@@ -82,8 +82,8 @@ Example::
     framer.next_frame()                  # b"hello"
     framer.next_frame() is NEED_DATA     # True
 
-(Longer than asyncnet's ~400-line guide: the three terminators share one buffer, one
-limit rule and one poisoned state; split apart, each would need the others' internals.)
+The three terminators are one job: they share the :class:`Framer`'s buffer, its limit
+rule and its poisoned state, and a caller switches between them frame by frame.
 """
 
 from __future__ import annotations

@@ -1,49 +1,11 @@
-"""Name lookups without blocking the loop, each bounded by a timeout; local ones stay local.
+"""The resolver policy: what is answered locally and what may leave the machine.
 
-The tutorial's ``gethostname()``, ``getfqdn()`` and ``gethostbyaddr()`` block the
-whole program until the resolver answers, which can take a long time when a DNS
-server is unreachable.  Here:
-
-* :func:`forward` (name -> addresses) and :func:`reverse` (address -> name) use the
-  event loop's ``getaddrinfo`` / ``getnameinfo`` under ``asyncio.timeout``;
-* :func:`fqdn` runs ``socket.getfqdn()`` in a daemon thread, since it has no
-  asynchronous form;
-* :func:`lookup_all` runs several lookups concurrently (a ``TaskGroup``) and
-  returns one :class:`Answer` per query, in order: a name that fails or times out
-  gives an answer carrying the error, and the others are unaffected.
-
-**Local questions are answered locally.**  The system resolver may send any
-question it cannot answer from the hosts file to a DNS server on the network (a
-reverse lookup of ``::1`` is the classic case), so asyncnet never hands it these:
-
-* ``localhost`` and ``*.localhost`` (any case): the hosts file's addresses for the
-  name, else 127.0.0.1 and ::1, as RFC 6761 section 6.3 asks -- always, even with
-  ``allow_network=True``;
-* reverse lookups of loopback addresses (127.0.0.0/8, ::1, ::ffff:127.x.y.z): the
-  hosts file's canonical name, else an error saying DNS was not asked;
-* the FQDN (:func:`fqdn`, :func:`lookup_fqdn`): computed from the hosts file as
-  ``socket.getfqdn()`` would; a name the file does not know is returned unchanged.
-
-``allow_network=True`` hands the last two to the system resolver as the tutorial's
-calls did.  The hosts file is :data:`HOSTS_FILE` unless a call passes
-``hosts_file=``; a missing file counts as empty, as for the C library.  Other names
-and addresses always go to the system resolver: asking about them is the caller's
-explicit request.  IP literals are answered without asking anyone.
-
-Errors name the query and the phase: :class:`~asyncnet.errors.NetworkError`
-("forward lookup of nosuch.invalid failed: ...") or
-:class:`~asyncnet.errors.OperationTimeout` ("timed out after 2 s during reverse
-lookup with 192.0.2.1").  Names under the reserved ``.invalid`` top-level domain are
-refused at once without asking any resolver (RFC 6761, section 6.4).  Local answers
-are immediate, so the timeout only bounds what the system resolver is asked.
-
-A lookup that times out is abandoned, not stopped: the resolver call keeps its
-thread until the system resolver gives up by itself (on the stdlib loop the default
-executor's thread; ``asyncio.run`` waits for it at exit).
-
-(Longer than asyncnet's ~400-line guide: the hosts-file answers, the resolver calls and
-their error wording are one policy -- what stays local and what may leave the machine --
-best read in one place.)
+Every lookup of :mod:`asyncnet.dns` is decided here: ``localhost`` names and loopback
+addresses are answered from the hosts file (read with :func:`read_hosts`, parsed by
+:mod:`asyncnet.dns._hosts`), IP literals by themselves and ``.invalid`` names by a
+refusal; anything else goes to the event loop's ``getaddrinfo``/``getnameinfo`` (or
+``socket.getfqdn`` in a daemon thread) under a timeout, and every failure becomes one
+line naming the query and the phase.
 """
 
 from __future__ import annotations
@@ -59,23 +21,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeAlias, TypeVar
 
-from ._boundary import network_errors
-from ._loopback import is_loopback_address
-from .errors import AsyncNetError, ConfigurationError, NetworkError
+from .._boundary import network_errors
+from .._loopback import is_loopback_address
+from ..errors import AsyncNetError, ConfigurationError, NetworkError
+from ._hosts import Hosts, IPAddress, fold_name
 
 __all__ = [
     "DEFAULT_QUERIES",
-    "HOSTS_FILE",
+    "DEFAULT_TIMEOUT",
     "RFC6761_LOOPBACK",
     "Answer",
-    "Hosts",
-    "HostsEntry",
     "HostsPath",
     "fqdn",
     "forward",
     "host_name",
     "is_local_name",
-    "is_loopback_address",
     "lookup",
     "lookup_all",
     "lookup_fqdn",
@@ -84,20 +44,14 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 HostsPath: TypeAlias = str | os.PathLike[str]
+"""A hosts file's path, as a string or a path-like object."""
 
 DEFAULT_QUERIES = ("localhost", "127.0.0.1", "::1")
 """What the demo resolves when given nothing: all answered locally, nothing is sent."""
 
 DEFAULT_TIMEOUT = 2.0
-
-HOSTS_FILE: HostsPath = (
-    os.path.join(os.environ.get("SYSTEMROOT", r"C:\Windows"), "System32", "drivers", "etc", "hosts")
-    if os.name == "nt"
-    else "/etc/hosts"
-)
-"""The hosts file local answers come from, when a call passes no ``hosts_file``."""
+"""Seconds a lookup may wait for the system resolver."""
 
 RFC6761_LOOPBACK = ("127.0.0.1", "::1")
 """The answer for a localhost name the hosts file does not list (RFC 6761, section 6.3)."""
@@ -130,61 +84,10 @@ class Answer:
         return f"{self.query:<{width}}  -> {', '.join(self.results)}{note}"
 
 
-@dataclass(frozen=True, slots=True)
-class HostsEntry:
-    """One line of a hosts file: an address and its names, the canonical one first."""
-
-    address: IPAddress
-    names: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Hosts:
-    """A parsed hosts file, in file order (plain code: no I/O, no resolver)."""
-
-    entries: tuple[HostsEntry, ...] = ()
-
-    @classmethod
-    def parse(cls, text: str) -> Hosts:
-        """Parse hosts-file text; comments, blank lines and bad addresses are skipped."""
-        entries = []
-        for line in text.splitlines():
-            fields = line.split("#", 1)[0].split()
-            if len(fields) < 2:
-                continue
-            try:
-                address = ipaddress.ip_address(fields[0])
-            except ValueError:
-                continue  # the C library skips such lines too
-            entries.append(HostsEntry(address, tuple(fields[1:])))
-        return cls(tuple(entries))
-
-    def addresses(self, name: str) -> list[str]:
-        """Every address listed for ``name`` (any case, trailing dot ignored), in file order."""
-        wanted = _fold(name)
-        found = (e.address for e in self.entries if any(_fold(n) == wanted for n in e.names))
-        return [str(a) for a in dict.fromkeys(found)]
-
-    def names(self, address: str | IPAddress) -> tuple[str, ...]:
-        """The names of the first line listing ``address`` (canonical first); () if none.
-
-        An IPv4-mapped IPv6 address (``::ffff:127.0.0.1``) also matches its IPv4 line.
-        """
-        ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-        candidates: list[IPAddress] = [ip]
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            candidates.append(ip.ipv4_mapped)
-        for candidate in candidates:
-            for entry in self.entries:
-                if entry.address == candidate:
-                    return entry.names
-        return ()
-
-
 def read_hosts(path: HostsPath | None = None) -> Hosts:
     """Read and parse the hosts file (default :data:`HOSTS_FILE`); missing means empty."""
     try:
-        data = Path(path if path is not None else HOSTS_FILE).read_bytes()
+        data = Path(path if path is not None else _default_hosts_file()).read_bytes()
     except FileNotFoundError:
         return Hosts()
     return Hosts.parse(data.decode("utf-8", errors="replace"))
@@ -192,7 +95,7 @@ def read_hosts(path: HostsPath | None = None) -> Hosts:
 
 def is_local_name(name: str) -> bool:
     """True for ``localhost`` and ``*.localhost``, which RFC 6761 keeps off DNS."""
-    folded = _fold(name)
+    folded = fold_name(name)
     return folded == "localhost" or folded.endswith(".localhost")
 
 
@@ -364,8 +267,12 @@ async def lookup_all(
     return [task.result() for task in tasks]
 
 
-def _fold(name: str) -> str:
-    return name.removesuffix(".").lower()
+def _default_hosts_file() -> HostsPath:
+    # Read at call time, so that assigning asyncnet.dns.HOSTS_FILE (a test pointing
+    # lookups at a file of its own) changes every lookup made after it.
+    from . import HOSTS_FILE
+
+    return HOSTS_FILE
 
 
 def _ip_or_none(text: str) -> IPAddress | None:
@@ -391,7 +298,7 @@ def _check_name(name: str, phase: str) -> None:
         raise ConfigurationError(
             f"{phase} of {name[:20]!r}...: not a valid host name (over 253 characters)"
         )
-    if _fold(name).rsplit(".", 1)[-1] == "invalid":
+    if fold_name(name).rsplit(".", 1)[-1] == "invalid":
         raise NetworkError(
             f"{phase} of {name} failed: unknown name (.invalid never resolves, RFC 6761)",
             name,
@@ -400,7 +307,7 @@ def _check_name(name: str, phase: str) -> None:
 
 
 def _hosts_path(hosts_file: HostsPath | None) -> str:
-    return os.fspath(hosts_file if hosts_file is not None else HOSTS_FILE)
+    return os.fspath(hosts_file if hosts_file is not None else _default_hosts_file())
 
 
 def _hosts(hosts_file: HostsPath | None, query: str, phase: str) -> Hosts:
