@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from asyncnet import tcp_server, udp_server
-from asyncnet.bench.servers import BareUpper, BareUpperDatagram
 from asyncnet.demos.upper import Upper, UpperDatagram
-from asyncnet.protocols.framing import Framer, NeedData
+from asyncnet.protocols import Framer, NeedData
 
 from .conftest import CountingTransport
+from .servers import BareUpper, BareUpperDatagram
 
 LINE = b"x" * 63 + b"\n"
 TEN_LINES = LINE * 10
@@ -61,9 +61,16 @@ def asyncnet_line(loop: asyncio.AbstractEventLoop) -> Any:
     loop.run_until_complete(server.start())
     connection = server._make_connection()  # the protocol asyncio would create
     transport = CountingTransport()
-    connection.connection_made(transport)
+
+    async def made() -> None:  # asyncio calls it inside the loop: timeouts start there
+        connection.connection_made(transport)
+
+    async def lost() -> None:
+        connection.connection_lost(None)
+
+    loop.run_until_complete(made())
     yield connection, transport
-    connection.connection_lost(None)
+    loop.run_until_complete(lost())
     loop.run_until_complete(server.stop())
 
 

@@ -1,4 +1,4 @@
-"""The client-side comparison (asyncnet.bench.clients) at tiny scale.
+"""The client-side comparison (benchmarks.clients) at tiny scale.
 
 No speed is asserted: only that every mode does the same work against real loopback
 servers in another process, and that the numbers the report promises are there.
@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from asyncnet.bench import clients
-from asyncnet.bench.clientload import Workload, message_bytes, prepare_root
+from benchmarks import clients
+from benchmarks.clientload import dot_stuff
+from benchmarks.workload import Workload, message_bytes, prepare_root
 
 ROOT = Path(__file__).resolve().parents[1]
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -29,6 +30,10 @@ def test_messages_parse_and_need_dot_stuffing() -> None:
     message = email.message_from_bytes(data, policy=email.policy.default)
     assert message["Subject"] == "bench 1/2"
     assert b"\r\n.a line starting with a dot\r\n" in data
+    stuffed = dot_stuff(data)  # as the benchmark's POP3 server sends it
+    assert b"\r\n..a line starting with a dot\r\n" in stuffed
+    assert stuffed.endswith(b"line 59 of message 2 for box 1\r\n.\r\n")
+    assert stuffed.count(b"\r\n") == data.count(b"\r\n") + 1
 
 
 def test_prepare_root_writes_the_files_and_linked_pages(tmp_path: Path) -> None:
@@ -91,7 +96,7 @@ def test_plot_is_a_png(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("argv", "status"), [(["--help"], 0), (["--bogus"], 2)])
 def test_cli_help_and_bad_flags(argv: list[str], status: int) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "asyncnet.bench.clients", *argv],
+        [sys.executable, "-m", "benchmarks.clients", *argv],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -104,7 +109,7 @@ def test_cli_help_and_bad_flags(argv: list[str], status: int) -> None:
 
 def test_full_bench_has_the_skip_flag() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "asyncnet.bench", "--help"],
+        [sys.executable, "-m", "benchmarks", "--help"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,9 +1,10 @@
-"""Type checkers see asyncnet in a user's project (issue 9 item 4).
+"""What the wheel holds, and type checkers see asyncnet in a user's project.
 
 mypy follows neither setuptools' import-hook editable installs nor packages
 without ``py.typed``.  These tests run ``mypy --strict`` on a user's file outside
 the repository: against this checkout's editable install (the README's install),
 and against a fresh virtual environment holding the wheel built from the sdist.
+The wheel holds asyncnet alone: the benchmark (``benchmarks/``) runs from a checkout.
 Nothing is downloaded: the build uses the setuptools already installed here.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -103,8 +105,10 @@ def test_editable_install_is_visible_to_mypy(tmp_path: Path) -> None:
     assert_sees_asyncnet(*mypy(tmp_path, sys.executable))
 
 
-def test_wheel_built_from_the_sdist_is_visible_to_mypy(tmp_path: Path) -> None:
-    """sdist -> wheel -> a fresh venv: py.typed travels all the way."""
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from the sdist of a copy of this checkout (built once per module)."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
     source = tmp_path / "source"  # a copy: building writes *.egg-info into the tree
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*SKIP))
     dist = tmp_path / "dist"
@@ -122,7 +126,7 @@ def test_wheel_built_from_the_sdist_is_visible_to_mypy(tmp_path: Path) -> None:
     )
     assert built.returncode == 0, built.stderr
     (sdist,) = dist.glob("asyncnet-*.tar.gz")
-    wheel = run(
+    made = run(
         sys.executable,
         "-m",
         "pip",
@@ -135,8 +139,25 @@ def test_wheel_built_from_the_sdist_is_visible_to_mypy(tmp_path: Path) -> None:
         sdist,
         cwd=tmp_path,
     )
-    assert wheel.returncode == 0, wheel.stderr
+    assert made.returncode == 0, made.stderr
     (whl,) = dist.glob("asyncnet-*.whl")
+    return whl
+
+
+def test_wheel_holds_asyncnet_and_no_benchmark(wheel: Path) -> None:
+    """The benchmark stays in the checkout: no bench module, no benchmarks/ in the wheel."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    top = {name.split("/")[0] for name in names}
+    assert {t for t in top if not t.endswith(".dist-info")} == {"asyncnet"}
+    assert "asyncnet/py.typed" in names
+    assert "asyncnet/demos/upper.py" in names  # the demos the benchmark runs do ship
+    parts = {part.removesuffix(".py") for name in names for part in name.split("/")}
+    assert not {p for p in parts if p.startswith("bench")}, sorted(parts)
+
+
+def test_wheel_built_from_the_sdist_is_visible_to_mypy(wheel: Path, tmp_path: Path) -> None:
+    """sdist -> wheel -> a fresh venv: py.typed travels all the way."""
     venv = tmp_path / "venv"
     made = run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path)
     assert made.returncode == 0, made.stderr
@@ -150,7 +171,7 @@ def test_wheel_built_from_the_sdist_is_visible_to_mypy(tmp_path: Path) -> None:
         "install",
         "--no-deps",
         "--no-index",
-        whl,
+        wheel,
         cwd=tmp_path,
     )
     assert installed.returncode == 0, installed.stderr

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from .. import DatagramClient, FramedClient, LineClient, run, tcp_server, udp_server
 from ..byteorder import ip_from_bytes, ip_to_bytes, pack_u16, pack_u32
@@ -197,21 +199,96 @@ async def web_stop() -> None:
             print(f"  crawl: {len(report.pages)} pages, broken: {[b.url for b in report.broken]}")
 
 
+class _BareUpper(asyncio.Protocol):
+    """The hand-written reference: split in ``data_received``, one write per read."""
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._buf = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        lines = (self._buf + data).split(b"\n")
+        self._buf = lines.pop()
+        if lines and self._transport is not None:
+            self._transport.write(b"".join([line.upper() + b"\n" for line in lines]))
+
+
+class _PingPong(asyncio.Protocol):
+    """One client: send a 64-byte line, wait for as many bytes back, send the next."""
+
+    LINE = b"x" * 63 + b"\n"
+
+    def __init__(self, latencies: list[int]) -> None:
+        self.latencies = latencies
+        self.running = True
+        self.transport: asyncio.Transport | None = None
+        self.closed = asyncio.get_running_loop().create_future()
+        self._pending = 0
+        self._sent = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._send()
+
+    def _send(self) -> None:
+        assert self.transport is not None
+        self._pending = len(self.LINE)
+        self._sent = time.perf_counter_ns()
+        self.transport.write(self.LINE)
+
+    def data_received(self, data: bytes) -> None:
+        self._pending -= len(data)
+        if self._pending <= 0:
+            self.latencies.append(time.perf_counter_ns() - self._sent)
+            if self.running:
+                self._send()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+async def _pingpong(host: str, port: int, connections: int, seconds: float) -> tuple[float, float]:
+    """req/s and p99 latency (ms) of ``connections`` ping-pong clients over ``seconds``."""
+    loop = asyncio.get_running_loop()
+    latencies: list[int] = []
+    clients: list[_PingPong] = []
+    try:
+        for _ in range(connections):
+            _, client = await loop.create_connection(lambda: _PingPong(latencies), host, port)
+            clients.append(client)
+        await asyncio.sleep(0.05)  # unmeasured: the first replies pay for warming up
+        latencies.clear()
+        started = time.perf_counter()
+        await asyncio.sleep(seconds)  # the measured window
+        elapsed = time.perf_counter() - started
+        measured = sorted(latencies)
+    finally:
+        for client in clients:
+            client.running = False
+            if client.transport is not None:
+                client.transport.close()
+        async with asyncio.timeout(5):
+            await asyncio.gather(*(client.closed for client in clients))
+    p99 = measured[(99 * len(measured) - 1) // 100] / 1e6 if measured else 0.0  # nearest rank
+    return len(measured) / elapsed, p99
+
+
 async def bench_stop() -> None:
     """Comparing against threaded versions: a taste of `make bench`, in one process."""
-    from ..bench.loadgen import tcp_pingpong
-    from ..bench.servers import BareUpper
-
     loop = asyncio.get_running_loop()
-    bare = await loop.create_server(BareUpper, "127.0.0.1", 0)
+    bare = await loop.create_server(_BareUpper, "127.0.0.1", 0)
     async with bare, tcp_server(Upper) as tcp:
         for name, (host, port) in (
             ("asyncnet LineHandler", tcp.address),
             ("bare asyncio Protocol", bare.sockets[0].getsockname()[:2]),
         ):
-            result = await tcp_pingpong(host, port, connections=10, duration=0.3, warmup=0.05)
+            rps, p99 = await _pingpong(host, port, connections=10, seconds=0.3)
             print(
-                f"  {name:21} {result['rps']:8,.0f} req/s, p99 {result['p99_us'] / 1000:.2f} ms"
+                f"  {name:21} {rps:8,.0f} req/s, p99 {p99:.2f} ms"
                 " (10 connections, 64-byte lines, 0.3 s)"
             )
     print(

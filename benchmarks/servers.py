@@ -1,9 +1,9 @@
 """Reference upper servers the benchmark compares asyncnet with, one per process.
 
-    python -m asyncnet.bench.servers protocol [--uvloop]   # bare asyncio Protocol
-    python -m asyncnet.bench.servers streams [--uvloop]    # the naive streams rewrite
-    python -m asyncnet.bench.servers asyncnet-stream       # asyncnet's StreamHandler path
-    python -m asyncnet.bench.servers asyncnet-workers --workers 2
+    python -m benchmarks.servers protocol [--uvloop]   # bare asyncio Protocol
+    python -m benchmarks.servers streams [--uvloop]    # the naive streams rewrite
+    python -m benchmarks.servers asyncnet-stream       # asyncnet's StreamHandler path
+    python -m benchmarks.servers asyncnet-workers --workers 2
 
 Each serves the upper service over TCP and UDP on 127.0.0.1 (``--port 0`` by
 default) and prints ``listening on tcp://127.0.0.1:P udp://127.0.0.1:Q``.  The bare
@@ -19,11 +19,18 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from ..demos.upper import Upper, UpperDatagram
-from ..errors import format_peer
-from ..runner import catch_signals, run, run_servers
-from ..servers import StreamHandler
-from ..servers._base import ServerBase
+from asyncnet import (
+    StreamHandler,
+    catch_signals,
+    run,
+    run_servers,
+    run_workers,
+    tcp_server,
+    udp_server,
+)
+from asyncnet.demos.upper import Upper, UpperDatagram
+from asyncnet.errors import format_peer
+from asyncnet.servers import ServerBase
 
 __all__ = ["BareUpper", "BareUpperDatagram", "StreamUpper", "main"]
 
@@ -100,7 +107,7 @@ async def _serve_bare(kind: str, host: str, port: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one reference server until SIGINT/SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m asyncnet.bench.servers")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.servers")
     parser.add_argument(
         "kind", choices=["protocol", "streams", "asyncnet-stream", "asyncnet-workers"]
     )
@@ -114,8 +121,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             run(_serve_bare(args.kind, args.host, args.port), use_uvloop=args.uvloop)
         return 0
 
-    from .. import tcp_server, udp_server
-
     def ready(servers: Sequence[ServerBase]) -> None:
         _announce(servers[0].address, servers[1].address)
 
@@ -125,8 +130,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         udp_server(UpperDatagram, host=args.host, port=args.port),
     )
     if args.kind == "asyncnet-workers":
-        from ..workers import run_workers
-
         return run_workers(*servers, workers=args.workers, ready=ready, use_uvloop=args.uvloop)
     return run_servers(*servers, ready=ready, use_uvloop=args.uvloop)
 

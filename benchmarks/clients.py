@@ -1,7 +1,7 @@
 """Client side: the blocking stdlib originals against asyncnet on one event loop.
 
 The same mixed workload (N mailboxes x M messages over POP3, N SMTP sends, K FTP
-files, P HTTP pages; :class:`~asyncnet.bench.clientload.Workload`) is done by
+files, P HTTP pages; :class:`~benchmarks.workload.Workload`) is done by
 
 * ``sequential``: poplib, smtplib, ftplib and urllib.request, one job after another;
 * ``threads``: the same calls in a ``ThreadPoolExecutor`` of ``concurrency`` threads;
@@ -9,13 +9,13 @@ files, P HTTP pages; :class:`~asyncnet.bench.clientload.Workload`) is done by
   one event loop,
 
 against loopback servers running in a separate process
-(``python -m asyncnet.bench.clientload serve``).  Every run is a fresh process; we
+(``python -m benchmarks.clientload serve``).  Every run is a fresh process; we
 report the median wall time over the repeats, the peak RSS (and the RSS after imports,
 so the cost of the work is visible apart from the cost of the libraries), and the
 most threads the process had (sampled from outside and counted inside).
 
-    python -m asyncnet.bench.clients --quick        # just this part
-    python -m asyncnet.bench                        # part of the full bench (--no-clients)
+    python -m benchmarks.clients --quick        # just this part
+    python -m benchmarks                        # part of the full bench (--no-clients)
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from .clientload import Workload
+from .paths import PACKAGE_PARENT
+from .workload import Workload
 
 __all__ = [
     "MODES",
@@ -94,7 +95,8 @@ class _Servers:
 
     def __init__(self, python: str, root: Path, workload: Workload) -> None:
         self.process = subprocess.Popen(
-            [python, "-m", "asyncnet.bench.clientload", "serve", str(root), *_workload(workload)],
+            [python, "-m", "benchmarks.clientload", "serve", str(root), *_workload(workload)],
+            cwd=PACKAGE_PARENT,  # python -m finds the benchmark in the working directory
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -123,9 +125,11 @@ def _one_run(
     python: str, mode: str, ports: dict[str, int], workload: Workload, out: Path, timeout: float
 ) -> dict[str, Any]:
     """One fresh client process; its JSON result plus the threads seen from outside."""
-    argv = [python, "-m", "asyncnet.bench.clientload", "run", mode, "--ports", json.dumps(ports)]
+    argv = [python, "-m", "benchmarks.clientload", "run", mode, "--ports", json.dumps(ports)]
     argv += [*_workload(workload), "--out", str(out)]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        argv, cwd=PACKAGE_PARENT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     seen, deadline = 0, time.monotonic() + timeout
     while process.poll() is None:  # sample the thread count while it works
         seen = max(seen, _threads_of(process.pid))
@@ -299,7 +303,7 @@ def report(results: dict[str, Any], markdown: bool, plot: Path | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run only the client-side comparison."""
-    parser = argparse.ArgumentParser(prog="python -m asyncnet.bench.clients", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.clients", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, 1 repeat")
     parser.add_argument("--repeats", type=int, help="fresh processes per mode and size (3)")
     parser.add_argument("--concurrency", type=int, help="threads / tasks at once (16)")

@@ -1,12 +1,12 @@
 """The client-side comparison's two processes: the loopback servers, and one client run.
 
-``python -m asyncnet.bench.clientload serve ROOT --workload JSON`` starts, on one
+``python -m benchmarks.clientload serve ROOT --workload JSON`` starts, on one
 event loop, a minimal POP3 server (N mailboxes of M messages, read-only so every run
 sees the same mail), aiosmtpd (accepts and discards), aioftp over ROOT/ftp and an
 aiohttp static server over ROOT/www, prints their ports as one JSON line and serves
 until its stdin closes.
 
-``python -m asyncnet.bench.clientload run MODE --ports JSON --workload JSON --out DIR``
+``python -m benchmarks.clientload run MODE --ports JSON --workload JSON --out DIR``
 does the whole mixed workload once and prints one JSON line: wall time, RSS after
 imports, peak RSS, threads.  MODE is ``sequential`` or ``threads`` (the blocking
 stdlib clients: poplib, smtplib, ftplib, urllib.request) or ``asyncnet`` (asyncnet's
@@ -18,72 +18,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
-import resource
 import sys
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "HOST",
-    "PASSWORD",
-    "Workload",
-    "message_bytes",
-    "prepare_root",
-    "result_of",
-    "status_field",
-    "threads_now",
-]
+from .workload import (
+    HOST,
+    PASSWORD,
+    Workload,
+    message_bytes,
+    prepare_root,
+    result_of,
+    status_field,
+)
 
-PASSWORD = "bench"
-HOST = "127.0.0.1"
+__all__ = ["main", "run_blocking", "serve"]
 
 
-@dataclass(frozen=True)
-class Workload:
-    """N mailboxes x M messages over POP3, N SMTP sends, K FTP files, P HTTP pages."""
-
-    mailboxes: int
-    messages: int
-    files: int
-    pages: int
-    file_kib: int = 256
-    concurrency: int = 16
-    """Jobs at once, the same for the thread pool and for the event loop."""
-
-    def jobs(self) -> int:
-        """How many jobs one run does (a mailbox, a send, a file and a page are one each)."""
-        return 2 * self.mailboxes + self.files + self.pages
-
-
-def message_bytes(box: int, number: int) -> bytes:
-    """One deterministic message of about 3 KB, with a line that needs dot-stuffing."""
-    body = "".join(f"line {n} of message {number} for box {box}\r\n" for n in range(60))
-    return (
-        f"From: sender{number}@localhost\r\nTo: box{box}@localhost\r\n"
-        f"Subject: bench {box}/{number}\r\nDate: Tue, 20 Jan 2004 10:00:00 -0500\r\n\r\n"
-        f".a line starting with a dot\r\n{body}"
-    ).encode()
-
-
-def prepare_root(root: Path, workload: Workload) -> None:
-    """The FTP files and the HTML pages the servers serve (pages link to each other)."""
-    (root / "ftp").mkdir(parents=True, exist_ok=True)
-    (root / "www").mkdir(parents=True, exist_ok=True)
-    chunk = bytes(range(256)) * 4
-    for k in range(workload.files):
-        (root / "ftp" / f"file{k}.bin").write_bytes(chunk * workload.file_kib)
-    for p in range(workload.pages):
-        links = "".join(
-            f'<a href="page{q % workload.pages}.html">{q}</a>\n' for q in range(p, p + 5)
-        )
-        text = "<p>Network programming in Python.</p>\n" * 80
-        (root / "www" / f"page{p}.html").write_text(f"<html><body>{links}{text}</body></html>\n")
+def dot_stuff(message: bytes) -> bytes:
+    """``message`` (CRLF lines) as RETR sends it: leading dots doubled, then ``.`` CRLF."""
+    lines = message.removesuffix(b"\r\n").split(b"\r\n")
+    stuffed = [b"." + line if line.startswith(b".") else line for line in lines]
+    return b"\r\n".join([*stuffed, b".", b""])
 
 
 # -- the servers -----------------------------------------------------------------------
@@ -102,8 +62,6 @@ class _POP3(asyncio.Protocol):
         transport.write(b"+OK bench POP3 ready\r\n")
 
     def data_received(self, data: bytes) -> None:
-        from ..protocols.lines import dot_stuff
-
         self.buffer += data
         while b"\n" in self.buffer:
             line, _, self.buffer = self.buffer.partition(b"\n")
@@ -192,22 +150,6 @@ async def serve(root: Path, workload: Workload) -> None:
 # -- the client runs -------------------------------------------------------------------
 
 
-def threads_now() -> int:
-    """Threads in this process now (the OS's count, so C-level threads count too)."""
-    return status_field("Threads")
-
-
-def status_field(field: str) -> int:
-    """A number from /proc/self/status (VmRSS, VmHWM in KiB; Threads); 0 elsewhere."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return threading.active_count() if field == "Threads" else 0
-
-
 def _blocking_jobs(ports: dict[str, int], w: Workload, out: Path) -> list[Callable[[], int]]:
     """The workload as blocking stdlib calls, one callable per job; each returns bytes read."""
     import email
@@ -274,24 +216,9 @@ def run_blocking(mode: str, ports: dict[str, int], w: Workload, out: Path) -> di
     return result_of(started, rss_before, threads, done)
 
 
-def result_of(started: float, rss_before: int, threads: int, done: list[int]) -> dict[str, Any]:
-    wall = time.perf_counter() - started
-    # VmHWM belongs to this process image; ru_maxrss survives execve(), so a client
-    # forked from a big parent (the bench harness) would report the parent's peak.
-    peak = status_field("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {
-        "wall_s": round(wall, 4),
-        "rss_before_kib": rss_before,
-        "peak_rss_kib": peak,
-        "threads": threads,
-        "jobs": len(done),
-        "bytes": sum(done),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     """``serve`` the servers or ``run`` one client mode (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m asyncnet.bench.clientload")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.clientload")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="run the loopback servers")
     serve_cmd.add_argument("root", type=Path)
@@ -310,9 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     ports = json.loads(args.ports)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.mode == "asyncnet":
-        # Imported only here: it needs asyncnet's mail, FTP and web clients.
-        clientasync = importlib.import_module("asyncnet.bench.clientasync")
-        result = clientasync.run_asyncnet(ports, workload, args.out)
+        # Imported only here: the blocking runs' memory must not include asyncnet's.
+        from .clientasync import run_asyncnet
+
+        result = run_asyncnet(ports, workload, args.out)
     else:
         result = run_blocking(args.mode, ports, workload, args.out)
     result["workload"] = asdict(workload)

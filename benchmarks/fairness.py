@@ -5,7 +5,7 @@ One *flooder* pipelines 64-byte lines as fast as the server answers them, keepin
 one *quiet* client does ping-pong, one line at a time, and its latency is measured.
 A server that handles a whole read of flood lines (thousands) before it looks at
 anyone else shows it here as the quiet client's p99; the same point for a bare
-``Protocol`` server on the same loop is the reference (issue 10, item 3).
+``Protocol`` server on the same loop is the reference.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .loadgen import LINE_SIZE, _close_all, _connect_all, _PingPong, _Run, _summary, _window
+from .pingpong import LINE_SIZE, PingPong, Run, close_all, connect_all, summary, window
 
 __all__ = ["FAIRNESS_IMPLEMENTATIONS", "flood_and_probe", "summarize_fairness"]
 
@@ -80,8 +80,8 @@ async def flood_and_probe(
     loop = asyncio.get_running_loop()
     line = b"x" * (LINE_SIZE - 1) + b"\n"
     _, flooder = await loop.create_connection(lambda: _Flooder(line, depth), host, port)
-    run = _Run(max_requests=50_000_000)
-    quiet, failed = await _connect_all(host, port, 1, lambda: _PingPong(run, line), 10.0)
+    run = Run(max_requests=50_000_000)
+    quiet, failed = await connect_all(host, port, 1, lambda: PingPong(run, line), 10.0)
     if failed or not quiet:
         flooder.transport.close()
         raise ConnectionError("the quiet client could not connect")
@@ -90,22 +90,22 @@ async def flood_and_probe(
         quiet[0].send()
         await asyncio.sleep(warmup)
         flood_before = flooder.lines_answered
-        start = _window(server_pid)
+        start = window(server_pid)
         run.measuring = True
         await asyncio.sleep(duration)
         run.measuring = False
-        end = _window(server_pid)
+        end = window(server_pid)
         flood_lines = flooder.lines_answered - flood_before
     finally:
         flooder.running = False
         flooder.transport.close()
-        await _close_all(run, quiet)
+        await close_all(run, quiet)
         try:
             async with asyncio.timeout(5):
                 await flooder.closed.wait()
         except TimeoutError:
             pass
-    result = _summary(run.latencies, run.count, start, end)
+    result = summary(run.latencies, run.count, start, end)
     seconds = end[0] - start[0]
     result.update(
         mode="fairness",
@@ -119,8 +119,8 @@ async def flood_and_probe(
 def summarize_fairness(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Medians over the repeats of the quiet client's latency and the flood's rate."""
     keys = ("p50_us", "p99_us", "max_us", "rps", "flood_lines_per_s", "other_cpu_pct")
-    summary: dict[str, Any] = {"runs": list(runs)}
+    medians: dict[str, Any] = {"runs": list(runs)}
     for key in keys:
-        summary[key] = statistics.median(float(r[key]) for r in runs) if runs else 0.0
-    summary["measured_at"] = time.strftime("%H:%M:%S")
-    return summary
+        medians[key] = statistics.median(float(r[key]) for r in runs) if runs else 0.0
+    medians["measured_at"] = time.strftime("%H:%M:%S")
+    return medians

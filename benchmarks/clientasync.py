@@ -1,6 +1,6 @@
 """The client comparison's asyncnet mode: the same jobs on one event loop.
 
-The jobs mirror :func:`asyncnet.bench.clientload._blocking_jobs` call for call:
+The jobs mirror :func:`benchmarks.clientload._blocking_jobs` call for call:
 one POP3 session per mailbox (LIST, RETR and parse each message), one SMTP session
 per send, one FTP session per file (``retrieve`` into an open file, ftplib's
 ``retrbinary(..., f.write)``), and one GET per page over a shared HTTP client.  At
@@ -18,12 +18,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ..ftp import FTPClient
-from ..mail.pop3 import POP3Client
-from ..mail.smtp import send_message
-from ..runner import run
-from ..web import Client
-from .clientload import HOST, PASSWORD, Workload, message_bytes, result_of, status_field
+from asyncnet import run
+from asyncnet.ftp import FTPClient
+from asyncnet.mail import POP3Client, send_message
+from asyncnet.web import Client
+
+from .workload import HOST, PASSWORD, Workload, message_bytes, result_of, status_field
 
 __all__ = ["run_asyncnet"]
 

@@ -1,8 +1,9 @@
-"""``python -m asyncnet.bench``: see :mod:`asyncnet.bench`."""
+"""``python -m benchmarks``: see :mod:`benchmarks`."""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -11,13 +12,15 @@ from typing import Any
 
 from . import clients
 from .harness import IMPLEMENTATIONS, BenchConfig, run_bench
+from .paths import TARGETS
 from .report import markdown_table, parse_points, print_report, write_json, write_plot
+from .targets import TargetsError, load_targets
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and write the table, the JSON file and the plot."""
     parser = argparse.ArgumentParser(
-        prog="python -m asyncnet.bench",
+        prog="python -m benchmarks",
         description="asyncnet against threaded, forking and bare asyncio upper servers.",
     )
     parser.add_argument("--quick", action="store_true", help="1 repeat, short runs (< 2 min)")
@@ -66,6 +69,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also run the selected asyncnet implementations from source tree DIR "
         "(a patched copy: before/after in one run)",
     )
+    parser.add_argument(
+        "--demos",
+        type=Path,
+        metavar="DIR",
+        help="the folder holding the classic SockServTCP.py and SockServUDP.py "
+        "(default: demos/ beside benchmarks/)",
+    )
+    parser.add_argument(
+        "--targets",
+        type=Path,
+        default=TARGETS,
+        metavar="FILE",
+        help="the TOML file of targets the run is judged by (default: benchmarks/targets.toml)",
+    )
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     parser.add_argument(
         "--no-clients", action="store_true", help="skip the client-side comparison (mail/FTP/HTTP)"
@@ -106,6 +123,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--tree wants TAG=DIR with DIR/asyncnet, not {spec!r}")
         trees.append((tag, Path(directory)))
     overrides["trees"] = tuple(trees)
+    if args.demos is not None:
+        if not (args.demos / "SockServTCP.py").is_file():
+            parser.error(f"--demos wants the folder holding SockServTCP.py, not {args.demos}")
+        overrides["demos_dir"] = args.demos.resolve()
+    try:
+        targets = load_targets(args.targets, known=IMPLEMENTATIONS)
+    except TargetsError as exc:
+        parser.error(str(exc))
     config = BenchConfig.quick(**overrides) if args.quick else BenchConfig(**overrides)
     if not args.no_plot:
         try:
@@ -114,8 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError as exc:
             parser.error(f"{exc.name} is missing: pip install 'asyncnet[bench]'")
 
+    # SIGTERM's default action skips every ``finally``: the servers started so far would
+    # outlive the harness.  As SystemExit it unwinds, and they are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     started = time.monotonic()
-    results = run_bench(config, progress=lambda line: print(line, flush=True))
+    results = run_bench(config, progress=lambda line: print(line, flush=True), targets=targets)
     if not args.no_clients:
         results["clients"] = clients.run_clients(
             sizes=clients.client_sizes(args.quick),

@@ -8,9 +8,9 @@ point is repeated; the reported value is the median, with the spread
 (max - min) / median next to it.  Memory per idle connection is measured on a
 fresh server per point, so memory freed by earlier load cannot hide the cost.
 
-(Longer than asyncnet's ~400-line guide: the run plan -- which server, which point,
-which repeat, pinned where, measured how -- is one procedure; the servers, the load
-generator, the report and the fairness and client phases are modules of their own.)
+Every process runs from this checkout: the benchmark's own modules with
+``python -m benchmarks.<module>``, the classic threaded demos by file path
+(``BenchConfig.demos_dir``), asyncnet from the checkout or from a ``--tree``.
 """
 
 from __future__ import annotations
@@ -28,16 +28,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .fairness import FAIRNESS_IMPLEMENTATIONS, summarize_fairness
+from .paths import CLASSIC_DEMOS, PACKAGE_PARENT, python_path
 from .procstat import raise_nofile_limit, usable_cores
+from .targets import Target, evaluate_targets
 
 __all__ = ["IMPLEMENTATIONS", "BenchConfig", "Implementation", "run_bench"]
 
-_REPO = Path(__file__).resolve().parents[2]
 _ADDRESS = re.compile(r"(?:(tcp|udp)://)?127\.0\.0\.1:(\d+)")
 
 
@@ -63,7 +64,7 @@ class Implementation:
     """Run from this source tree instead of the installed asyncnet (A/B of a patch)."""
 
 
-_SERVERS = ("-m", "asyncnet.bench.servers")
+_SERVERS = ("-m", "benchmarks.servers")
 _NO_UVLOOP = (("ASYNCNET_NO_UVLOOP", "1"),)
 _DEMO_NOTE = "python -m asyncnet.demos.upper itself: LineHandler + UDP, default timeouts"
 
@@ -160,7 +161,8 @@ class BenchConfig:
     udp: bool = True
     udp_inflight: int = 10
     max_requests: int = 50_000_000
-    demos_dir: Path = field(default_factory=lambda: _REPO / "demos")
+    demos_dir: Path = CLASSIC_DEMOS
+    """Where the classic threaded servers are (``SockServTCP.py``, ``SockServUDP.py``)."""
     python: str = sys.executable
     trees: Sequence[tuple[str, Path]] = ()
     """(tag, source tree): also run the asyncnet implementations from each tree."""
@@ -281,10 +283,17 @@ class _Server:
 
 
 class Harness:
-    """Runs a :class:`BenchConfig`; ``progress`` receives one line per step."""
+    """Runs a :class:`BenchConfig`; ``progress`` receives one line per step; the run is
+    judged by ``targets`` (``targets.toml`` when None)."""
 
-    def __init__(self, config: BenchConfig, progress: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: BenchConfig,
+        progress: Callable[[str], None] | None = None,
+        targets: Sequence[Target] | None = None,
+    ) -> None:
         self.config = config
+        self.targets = targets
         self.progress = progress or (lambda _msg: None)
         cores = usable_cores()
         if len(cores) >= 2:
@@ -295,9 +304,7 @@ class Harness:
         self.nofile = raise_nofile_limit()
         self.env = dict(os.environ)
         self.env.pop("ASYNCNET_NO_UVLOOP", None)
-        self.env["PYTHONPATH"] = os.pathsep.join(
-            [str(_REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
-        )
+        self.env["PYTHONPATH"] = python_path()
         self.notes: list[str] = []
 
     # -- processes --------------------------------------------------------------
@@ -305,11 +312,12 @@ class Harness:
     def _start(self, impl: Implementation, argv: Sequence[str]) -> tuple[_Server, dict[str, int]]:
         env = dict(self.env)
         env.update(impl.env)
-        cwd = _REPO
+        cwd = PACKAGE_PARENT
         if impl.tree is not None:
-            # python -m puts the working directory first on sys.path
+            # python -m puts the working directory first on sys.path: the tree's asyncnet
+            # wins, and the benchmark's own servers are found after it
             cwd = Path(impl.tree)
-            env["PYTHONPATH"] = impl.tree
+            env["PYTHONPATH"] = python_path(impl.tree)
         cores = self.server_cores if impl.pinned else None
         argv = list(argv)
         if impl.needs_demos:
@@ -329,13 +337,13 @@ class Harness:
             if cores and hasattr(os, "sched_setaffinity"):
                 os.sched_setaffinity(0, cores)
 
-        argv = [self.config.python, "-m", "asyncnet.bench.loadgen", *args]
+        argv = [self.config.python, "-m", "benchmarks.loadgen", *args]
         try:
             done = subprocess.run(
                 argv,
                 capture_output=True,
                 env=self.env,
-                cwd=_REPO,
+                cwd=PACKAGE_PARENT,
                 timeout=timeout,
                 preexec_fn=preexec,  # the harness has no threads
                 check=False,
@@ -399,35 +407,51 @@ class Harness:
         )
 
     def _start_all(self, impls: Sequence[Implementation]) -> dict[str, dict[str, Any]]:
-        """Start every server (they idle until their turn); record where each listens."""
+        """Start every server (they idle until their turn); record where each listens.
+
+        If starting one raises (Ctrl-C, say), the servers already started are stopped.
+        """
         running: dict[str, dict[str, Any]] = {}
-        for impl in impls:
-            try:
-                server, ports = self._start(impl, impl.tcp)
-            except BenchError as exc:
-                self._fail(impl.name, exc)
-                continue
-            entry: dict[str, Any] = {"servers": [server], "tcp": None, "udp": None}
-            running[impl.name] = entry
-            tcp_port = ports.get("tcp", ports.get("any"))
-            if tcp_port is not None:
-                entry["tcp"] = (tcp_port, server.pid)
-                _prime(tcp_port)
-            if self.config.udp and impl.has_udp:
-                if impl.udp is None:
-                    if "udp" in ports:
-                        entry["udp"] = (ports["udp"], server.pid)
-                else:
-                    try:
-                        udp_server, udp_ports = self._start(impl, impl.udp)
-                    except BenchError as exc:
-                        self._fail(impl.name, exc)
-                        continue
-                    entry["servers"].append(udp_server)
-                    udp_port = udp_ports.get("udp", udp_ports.get("any"))
-                    if udp_port is not None:
-                        entry["udp"] = (udp_port, udp_server.pid)
+        try:
+            for impl in impls:
+                self._start_one(impl, running)
+        except BaseException:
+            for entry in running.values():
+                for server in entry["servers"]:
+                    server.stop()
+            raise
         return running
+
+    def _start_one(self, impl: Implementation, running: dict[str, dict[str, Any]]) -> None:
+        try:
+            server, ports = self._start(impl, impl.tcp)
+        except BenchError as exc:
+            self._fail(impl.name, exc)
+            return
+        entry: dict[str, Any] = {"servers": [server], "tcp": None, "udp": None}
+        running[impl.name] = entry
+        tcp_port = ports.get("tcp", ports.get("any"))
+        if tcp_port is not None:
+            try:
+                _prime(tcp_port)
+            except OSError as exc:  # a server that fails its first session is not measured
+                self._fail(impl.name, BenchError(f"the first session failed: {exc}"))
+            else:
+                entry["tcp"] = (tcp_port, server.pid)
+        if self.config.udp and impl.has_udp:
+            if impl.udp is None:
+                if "udp" in ports:
+                    entry["udp"] = (ports["udp"], server.pid)
+            else:
+                try:
+                    udp_server, udp_ports = self._start(impl, impl.udp)
+                except BenchError as exc:
+                    self._fail(impl.name, exc)
+                    return
+                entry["servers"].append(udp_server)
+                udp_port = udp_ports.get("udp", udp_ports.get("any"))
+                if udp_port is not None:
+                    entry["udp"] = (udp_port, udp_server.pid)
 
     def _fail(self, name: str, exc: BaseException) -> None:
         self.notes.append(f"{name}: {exc}")
@@ -631,7 +655,7 @@ class Harness:
                 "disturbed there; CPU µs/req and ratios within this run hold up better"
             )
         results["generator_ceiling"] = generator_ceiling(out)
-        results["targets"] = evaluate_targets(out)
+        results["targets"] = evaluate_targets(out, self.targets)
         results["notes"] = self.notes
         return results
 
@@ -722,168 +746,6 @@ def generator_ceiling(impls: dict[str, Any]) -> dict[str, Any]:
     return best
 
 
-def _tcp(impls: dict[str, Any], name: str, conns: int, key: str = "rps") -> float | None:
-    try:
-        return float(impls[name]["tcp"][str(conns)][key])
-    except (KeyError, TypeError):
-        return None
-
-
-def _udp(impls: dict[str, Any], name: str) -> float | None:
-    try:
-        return float(impls[name]["udp"]["rps"])
-    except (KeyError, TypeError):
-        return None
-
-
-def _memory(impls: dict[str, Any], name: str, wanted: int) -> float | None:
-    try:
-        return float(impls[name]["memory"][str(wanted)]["kib_per_conn"])
-    except (KeyError, TypeError):
-        return None
-
-
-def _fair(impls: dict[str, Any], name: str) -> float | None:
-    point = (impls.get(name) or {}).get("fairness")
-    return float(point["p99_us"]) if point else None
-
-
-def evaluate_targets(impls: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets, as ratios measured in this run (None: not measured)."""
-
-    def ratio(a: float | None, b: float | None) -> float | None:
-        return a / b if a is not None and b else None
-
-    def cpu_ratio(name: str, ref: str, conns: int) -> float | None:
-        # Throughput a server could reach on its core, from its CPU cost per request:
-        # meaningful even when the generator was the limit.
-        mine = _tcp(impls, name, conns, "server_us_per_req")
-        theirs = _tcp(impls, ref, conns, "server_us_per_req")
-        return theirs / mine if mine and theirs else None
-
-    # The goals of issue 8 ("Done when"): the upper demo as users run it.
-    rows = [
-        (
-            "asyncnet-uvloop vs threaded, req/s @1",
-            ">=",
-            1.0,
-            ratio(_tcp(impls, "asyncnet-uvloop", 1), _tcp(impls, "threaded", 1)),
-        ),
-        (
-            "asyncnet-uvloop vs threaded, req/s @100",
-            ">=",
-            1.6,
-            ratio(_tcp(impls, "asyncnet-uvloop", 100), _tcp(impls, "threaded", 100)),
-        ),
-        (
-            "asyncnet-uvloop vs threaded, req/s @1000",
-            ">=",
-            2.0,
-            ratio(_tcp(impls, "asyncnet-uvloop", 1000), _tcp(impls, "threaded", 1000)),
-        ),
-        (
-            "asyncnet-uvloop vs threaded, p99 @1000",
-            "<=",
-            0.1,
-            ratio(
-                _tcp(impls, "asyncnet-uvloop", 1000, "p99_us"),
-                _tcp(impls, "threaded", 1000, "p99_us"),
-            ),
-        ),
-        (
-            "asyncnet-uvloop vs bare uvloop Protocol, req/s @100",
-            ">=",
-            0.95,
-            ratio(_tcp(impls, "asyncnet-uvloop", 100), _tcp(impls, "bare-uvloop", 100)),
-        ),
-        (
-            "asyncnet-uvloop vs bare uvloop Protocol, req/s @1000",
-            ">=",
-            0.95,
-            ratio(_tcp(impls, "asyncnet-uvloop", 1000), _tcp(impls, "bare-uvloop", 1000)),
-        ),
-        (
-            "asyncnet-uvloop vs bare uvloop Protocol, CPU/req @1000 (inverse)",
-            ">=",
-            0.95,
-            cpu_ratio("asyncnet-uvloop", "bare-uvloop", 1000),
-        ),
-        (
-            "asyncnet-asyncio vs bare asyncio Protocol, req/s @100",
-            ">=",
-            1.0,
-            ratio(_tcp(impls, "asyncnet-asyncio", 100), _tcp(impls, "bare-asyncio", 100)),
-        ),
-        (
-            "asyncnet-asyncio vs bare asyncio Protocol, req/s @1000",
-            ">=",
-            1.0,
-            ratio(_tcp(impls, "asyncnet-asyncio", 1000), _tcp(impls, "bare-asyncio", 1000)),
-        ),
-        (
-            "asyncnet-asyncio vs bare asyncio Protocol, CPU/req @1000 (inverse)",
-            ">=",
-            1.0,
-            cpu_ratio("asyncnet-asyncio", "bare-asyncio", 1000),
-        ),
-        (
-            "asyncnet-uvloop vs bare uvloop Protocol, quiet client's p99 during a flood",
-            "<=",
-            1.0,
-            ratio(_fair(impls, "asyncnet-uvloop"), _fair(impls, "bare-uvloop")),
-        ),
-        (
-            "asyncnet-asyncio vs bare asyncio Protocol, quiet client's p99 during a flood",
-            "<=",
-            1.0,
-            ratio(_fair(impls, "asyncnet-asyncio"), _fair(impls, "bare-asyncio")),
-        ),
-        (
-            "asyncnet-uvloop KiB per idle connection @10000",
-            "<=",
-            1.5,
-            _memory(impls, "asyncnet-uvloop", 10000),
-        ),
-        (
-            "asyncnet-asyncio KiB per idle connection @10000",
-            "<=",
-            2.0,
-            _memory(impls, "asyncnet-asyncio", 10000),
-        ),
-        (
-            "asyncnet-uvloop UDP vs socketserver.UDPServer",
-            ">=",
-            1.2,
-            ratio(_udp(impls, "asyncnet-uvloop"), _udp(impls, "threaded")),
-        ),
-        (
-            "asyncnet-asyncio UDP vs socketserver.UDPServer",
-            ">=",
-            1.0,
-            ratio(_udp(impls, "asyncnet-asyncio"), _udp(impls, "threaded")),
-        ),
-        (
-            "asyncnet 2 workers vs 1, req/s @1000",
-            "info",
-            None,
-            ratio(_tcp(impls, "asyncnet-w2", 1000), _tcp(impls, "asyncnet-uvloop", 1000)),
-        ),
-    ]
-    out = []
-    for what, op, goal, value in rows:
-        met: bool | None
-        if value is None or goal is None:
-            met = None
-        elif op == ">=":
-            met = value >= goal
-        elif op == "<=":
-            met = value <= goal
-        else:
-            met = None
-        out.append({"target": what, "op": op, "goal": goal, "value": value, "met": met})
-    return out
-
-
 def _tree_variant(name: str, trees: Sequence[tuple[str, Path]]) -> Implementation:
     base, _, tag = name.partition("@")
     impl = IMPLEMENTATIONS[base]
@@ -901,8 +763,13 @@ def with_trees(config: BenchConfig) -> BenchConfig:
     return replace(config, implementations=tuple(names))
 
 
-def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run the benchmark described by ``config``; return every number (JSON-ready)."""
+def run_bench(
+    config: BenchConfig,
+    progress: Callable[[str], None] | None = None,
+    targets: Sequence[Target] | None = None,
+) -> dict[str, Any]:
+    """Run the benchmark described by ``config``, judge it by ``targets`` (``targets.toml``
+    when None); return every number (JSON-ready)."""
     config = with_trees(config)
     tags = {tag for tag, _ in config.trees}
     unknown = [
@@ -913,4 +780,4 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
     ]
     if unknown:
         raise ValueError(f"unknown implementation(s): {', '.join(unknown)}")
-    return Harness(config, progress).run()
+    return Harness(config, progress, targets).run()
