@@ -1,10 +1,10 @@
-"""The README's and docs' examples work pasted into an empty project.
+"""The README is a landing page, and its and the docs' examples work pasted into an empty project.
 
-Issue 9 items 5 and 6, issue 10 item 8.  A Python block preceded by
-``<!-- readme-test: NAME.py -->`` is a whole file: it must pass ``mypy --strict``
-outside the repository; ``<!-- readme-test: NAME.py run -->`` also runs it (exit
-0, no traceback); the ones named ``test_*`` must pass under pytest in a project
-with no configuration at all (no ``asyncio_mode``), with warnings as errors.
+A Python block preceded by ``<!-- readme-test: NAME.py -->`` is a whole file: it must
+pass ``mypy --strict`` outside the repository; ``<!-- readme-test: NAME.py run -->``
+also runs it (exit 0, no traceback); the ones named ``test_*`` must pass under pytest
+in a project with no configuration at all (no ``asyncio_mode``), with warnings as
+errors.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from types import ModuleType
 import pytest
 
 from asyncnet import tcp_server
-from asyncnet.clients.framed import FramedClient
-from asyncnet.protocols.framing import ByteCount
+from asyncnet.clients import FramedClient
+from asyncnet.protocols import ByteCount
 from tests.helpers import ROOT
 
 MARKED_BLOCK = re.compile(r"<!-- readme-test: (\S+\.py)( run)? -->\n```python\n(.*?)```", re.DOTALL)
-DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+README = ROOT / "README.md"
+DOCUMENTS = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 
 
 def marked_blocks() -> list[tuple[str, bool, str]]:
@@ -127,7 +128,8 @@ def test_plugin_is_registered_once(pytestconfig: pytest.Config) -> None:
 async def test_readme_upload_example_refuses_a_bad_content_length(
     length: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Issue 10 item 8: a bad Content-Length gets an error reply, not a logged traceback."""
+    """The framing page's upload example: a bad Content-Length gets an error reply,
+    not a logged traceback."""
     upload = load("upload.py")
     with caplog.at_level(logging.WARNING, logger="asyncnet"):
         async with tcp_server(upload.Upload, port=0) as server:
@@ -154,7 +156,64 @@ async def test_readme_upload_example_reads_a_body() -> None:
 
 
 def test_readme_server_example_builds_its_servers_without_starting_them() -> None:
-    """The "Writing a server" file imports cleanly: run_servers is under __main__."""
+    """The README's embedding file imports cleanly: main() only runs under __main__."""
     server = load("upper_server.py")
     assert server.Upper().handle_line("abc") == "ABC"
     assert server.UpperDatagram().handle(b"abc", ("127.0.0.1", 1)) == b"ABC"
+
+
+def readme() -> str:
+    return README.read_text(encoding="utf-8")
+
+
+def test_readme_is_a_landing_page() -> None:
+    """About 150 lines: the two commands first, then the demos, one embedding and one
+    test example, and links; everything else lives in docs/."""
+    text = readme()
+    assert len(text.splitlines()) <= 160, len(text.splitlines())
+    first_block = text.split("```sh\n", 1)[1].split("```", 1)[0]
+    assert first_block.splitlines() == [
+        "make demo    # creates .venv, installs asyncnet, runs the demo tour against local servers",
+        "make test    # creates .venv, installs the dev extras, runs the whole test suite",
+    ]
+    assert text.index("make demo") < text.index("## ")  # before any section
+    assert "about 5 minutes" in text
+    assert "make test-quick" in text
+    sections = re.findall(r"^## (.+)$", text, re.MULTILINE)
+    assert sections == [
+        "Demos",
+        "Embedding: a server inside your asyncio program",
+        "Testing your handlers",
+        "Documentation",
+    ]
+
+
+def test_readme_demo_table_names_every_demo() -> None:
+    """Each ``python -m asyncnet.demos.NAME`` command has a row, with its page."""
+    demos = sorted(
+        path.stem
+        for path in (ROOT / "asyncnet" / "demos").glob("*.py")
+        if not path.stem.startswith("_")
+    )
+    text = readme()
+    for name in demos:
+        assert f"| `python -m asyncnet.demos.{name}" in text, name
+        assert f"(docs/demos/{name}.md)" in text, name
+
+
+def test_readme_links_point_at_files_that_exist() -> None:
+    """Every relative link of the README opens a file of the repository."""
+    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme())
+    relative = [target for target in targets if "://" not in target]
+    assert relative
+    for target in relative:
+        assert (ROOT / target).exists(), target
+
+
+def test_readme_links_every_guide_page() -> None:
+    """The landing page's Documentation section reaches every page of docs/ itself."""
+    documentation = readme().split("## Documentation", 1)[1]
+    pages = sorted(path.name for path in (ROOT / "docs").glob("*.md"))
+    for name in pages:
+        assert f"(docs/{name})" in documentation, name
+    assert "(docs/api/index.md)" in documentation
