@@ -24,7 +24,9 @@ from .errors import (
     AddressInUse,
     AsyncNetError,
     BroadcastNotAllowed,
+    ClientError,
     ConfigurationError,
+    CreosoteError,
     FrameTimeout,
     FrameTooLarge,
     IncompleteFrame,
@@ -35,6 +37,7 @@ from .errors import (
     OperationTimeout,
     PeerProtocolError,
     ProtocolError,
+    ServerError,
     StateError,
     WriteTimeout,
 )
@@ -51,9 +54,12 @@ from .servers import (
     StreamServer,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
+    "ClientError",
+    "CreosoteError",
+    "ServerError",
     "catch_signals",
     "configure_logging",
     "run_workers",

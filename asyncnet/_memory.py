@@ -14,20 +14,127 @@ a :class:`FakeTransport` that records what the handler writes::
 Everything else is the real thing: the same connection classes, limits, error
 replies, timeouts and counters (``conn.server.stats``) as over TCP.  Call
 :func:`drive` from a coroutine (it uses the running loop).
+
+Waiting is on the connection's own signal, never on time: :meth:`DrivenConnection.settled`
+returns once the connection is *quiescent* (nothing left to do until more input
+arrives).  Deadlines need not cost time either: with ``drive(Handler, clock=FakeClock())``
+the idle, line and write timeouts and the linger after a protocol error run on a clock
+that only moves when the test calls :meth:`FakeClock.advance`::
+
+    clock = FakeClock()
+    conn = drive(Upper, clock=clock, idle_timeout=60)
+    clock.advance(61)                      # instantly
+    await conn.wait_closed()
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from .servers import BaseHandler, StreamServer
 
-__all__ = ["DrivenConnection", "FakeTransport", "MemoryServer", "drive"]
+__all__ = ["DrivenConnection", "FakeClock", "FakeTimer", "FakeTransport", "MemoryServer", "drive"]
 
 _PEER = ("127.0.0.1", 50000)
 _SOCKNAME = ("127.0.0.1", 9999)
+
+
+_MAX_CALLS_AT_ONE_INSTANT = 100_000
+
+
+class FakeTimer:
+    """A call scheduled on a :class:`FakeClock` (as ``asyncio.TimerHandle``: cancellable)."""
+
+    __slots__ = ("_args", "_callback", "_cancelled", "_when")
+
+    def __init__(self, when: float, callback: Callable[..., object], args: tuple[Any, ...]) -> None:
+        self._when = when
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+
+    def when(self) -> float:
+        """The clock time the call is due at."""
+        return self._when
+
+    def cancel(self) -> None:
+        """Do not make the call."""
+        self._cancelled = True
+
+    def cancelled(self) -> bool:
+        """True once :meth:`cancel` was called."""
+        return self._cancelled
+
+    def _run(self) -> None:
+        self._callback(*self._args)
+
+    def __repr__(self) -> str:
+        return f"<FakeTimer when={self._when} {self._callback!r}>"
+
+
+class FakeClock:
+    """A clock for in-memory tests: time stands still until :meth:`advance` moves it.
+
+    Give it to :func:`drive` (``drive(Handler, clock=clock)``) and the connection's
+    deadlines -- idle, line and write timeouts, the linger after a protocol error --
+    use it instead of the event loop's: a 60 s timeout passes at ``clock.advance(60)``,
+    at once.  Everything else (callbacks, tasks, ``asyncio.sleep``) runs on the loop
+    as usual.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._timers: list[tuple[float, int, FakeTimer]] = []
+        self._order = itertools.count()  # equal deadlines run in the order they were set
+
+    def time(self) -> float:
+        """The current time, in seconds."""
+        return self._now
+
+    def call_at(self, when: float, callback: Callable[..., object], *args: Any) -> FakeTimer:
+        """Call ``callback(*args)`` once the clock reaches ``when``."""
+        timer = FakeTimer(when, callback, args)
+        heapq.heappush(self._timers, (when, next(self._order), timer))
+        return timer
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> FakeTimer:
+        """Call ``callback(*args)`` ``delay`` seconds from now."""
+        return self.call_at(self._now + delay, callback, *args)
+
+    @property
+    def pending(self) -> int:
+        """Calls scheduled and not yet made (nor cancelled)."""
+        return sum(1 for _, _, timer in self._timers if not timer.cancelled())
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, making every call that falls due on the way,
+        in time order, each at its own time (a call may schedule more: those run too if
+        they fall due before the end)."""
+        if seconds < 0:
+            raise ValueError(f"a clock cannot go back: advance({seconds})")
+        end = self._now + seconds
+        timers = self._timers
+        same_instant = 0
+        while timers and timers[0][0] <= end:
+            when, _, timer = heapq.heappop(timers)
+            if timer.cancelled():
+                continue
+            if when > self._now:
+                self._now = when
+                same_instant = 0
+            same_instant += 1
+            if same_instant > _MAX_CALLS_AT_ONE_INSTANT:
+                # A real loop would spin here until its clock moved on; this one never
+                # does: say so instead of hanging the test.
+                raise RuntimeError(
+                    f"FakeClock: calls keep scheduling calls at {self._now} (last: {timer!r})"
+                )
+            timer._run()
+        self._now = end
 
 
 class FakeTransport(asyncio.Transport):
@@ -122,6 +229,12 @@ class FakeTransport(asyncio.Transport):
     def is_reading(self) -> bool:
         return not self.reading_paused and not self.closed
 
+    @property
+    def holding(self) -> bool:
+        """True while input from the peer waits here, undelivered (reading is paused,
+        or its delivery after ``resume_reading()`` has not run yet)."""
+        return bool(self._held)
+
     def get_write_buffer_size(self) -> int:
         return self._buffered
 
@@ -192,10 +305,16 @@ class MemoryServer(StreamServer):
 
     :meth:`connect` makes a connection on a :class:`FakeTransport`; everything
     else (limits, timeouts, stats, graceful :meth:`stop`) is the stream server's.
+    With a ``clock`` (a :class:`FakeClock`), the connections' deadlines run on it.
     """
 
-    def __init__(self, handler: Callable[[], BaseHandler], **options: Any) -> None:
+    def __init__(
+        self, handler: Callable[[], BaseHandler], *, clock: FakeClock | None = None, **options: Any
+    ) -> None:
         super().__init__(handler, **options)
+        self.clock = clock
+        """The clock of the connections' deadlines (``None``: the event loop's)."""
+        self.deadlines.clock = clock
         self._gone: dict[Any, asyncio.Event] = {}
 
     async def _bind(self) -> None:
@@ -252,9 +371,10 @@ class DrivenConnection:
         self.server = server
         self._gone = gone
         self.protocol = protocol
+        """The connection (what asyncio calls the protocol) the server made for this client."""
         self.transport = transport
         self._read = 0  # offset of output not yet returned by output()/replies()
-        handler = protocol._handler
+        handler = protocol.handler
         self.handler: BaseHandler = handler
         self._delimiter = _reply_delimiter(handler)
         self._encoding: str = getattr(handler, "encoding", "utf-8")
@@ -277,8 +397,8 @@ class DrivenConnection:
         """The reply lines written since the last call, decoded, without delimiters.
 
         With ``count``, wait until that many complete lines were written; without,
-        wait until the handler has dealt with everything fed so far (no coroutine
-        pending, no input held back) and return what it wrote.
+        wait until the connection is :attr:`quiescent` (no coroutine pending, no
+        input held back) and return what it wrote.
         """
         async with asyncio.timeout(timeout):
             if count is None:
@@ -289,16 +409,26 @@ class DrivenConnection:
                     await _first(self.transport.written.wait(), self._lost())
         return self._take_lines(count)
 
+    @property
+    def quiescent(self) -> bool:
+        """True when the handler can make no progress without more input: the
+        connection is quiescent (``protocol.quiescent``: no handler coroutine running,
+        no batch waiting for its turn) and no input waits in the transport to be
+        delivered; or the connection is gone."""
+        transport = self.transport
+        if transport.lost:
+            return True
+        if transport.holding and not transport.reading_paused:
+            return False  # its delivery is scheduled
+        return bool(self.protocol.quiescent)
+
     async def settled(self) -> None:
-        """Wait until the handler can make no progress without more input."""
-        while True:
-            task = self._busy_task()
-            if task is not None:
-                await _first(task, self._lost())
-            elif not self._idle():
-                await asyncio.sleep(0)  # a callback the connection scheduled (a yield)
+        """Wait until :attr:`quiescent`: the handler can make no progress without more input."""
+        while not self.quiescent:
+            if self.transport.holding and not self.transport.reading_paused:
+                await asyncio.sleep(0)  # the transport's delivery is scheduled: one turn
             else:
-                return
+                await _first(self.protocol.wait_quiescent(), self._lost())
 
     async def wait_closed(self, *, timeout: float = 5.0) -> None:
         """Wait until the connection is closed and the handler's ``finish()`` has run."""
@@ -314,26 +444,6 @@ class DrivenConnection:
 
     async def _lost(self) -> None:
         await self.transport.connection_lost_called.wait()
-
-    def _busy_task(self) -> asyncio.Future[Any] | None:
-        task = getattr(self.protocol, "_task", None)  # LineConnection: a suspended handler
-        if isinstance(task, asyncio.Future) and not task.done():
-            return task
-        return None
-
-    def _idle(self) -> bool:
-        transport = self.transport
-        if transport.lost:
-            return True
-        if getattr(self.protocol, "_yielding", False) or (
-            transport._held and not transport.reading_paused
-        ):
-            return False
-        handler_task = getattr(self.protocol, "_handler_task", None)  # StreamConnection
-        if isinstance(handler_task, asyncio.Task) and not handler_task.done():
-            reader = getattr(self.protocol, "_reader", None)
-            return getattr(reader, "_waiter", None) is not None  # waiting for input
-        return True
 
     def _pending_lines(self) -> int:
         return self.transport.data.count(self._delimiter, self._read)
@@ -373,15 +483,19 @@ async def _first(*aws: Any) -> None:
             task.cancel()
 
 
-def drive(handler: Callable[[], BaseHandler], **server_options: Any) -> DrivenConnection:
+def drive(
+    handler: Callable[[], BaseHandler], *, clock: FakeClock | None = None, **server_options: Any
+) -> DrivenConnection:
     """Connect one in-memory client to ``handler`` (a handler class or factory).
 
     ``server_options`` are :class:`~asyncnet.servers.StreamServer` options
     (``idle_timeout``, ``max_connections``...); timeouts default to none here.
-    Call it from a coroutine.  ``conn.server`` is the server, for more clients
-    (``conn.server.connect()``) and for ``await conn.server.stop()``.
+    With ``clock`` (a :class:`FakeClock`) the connection's deadlines -- those
+    timeouts and the linger after a protocol error -- pass when the test advances
+    it, not in real time.  Call it from a coroutine.  ``conn.server`` is the server,
+    for more clients (``conn.server.connect()``) and for ``await conn.server.stop()``.
     """
     for option in ("idle_timeout", "line_timeout", "write_timeout"):
         server_options.setdefault(option, None)
-    server = MemoryServer(handler, **server_options)
+    server = MemoryServer(handler, clock=clock, **server_options)
     return server.connect()

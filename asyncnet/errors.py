@@ -1,18 +1,34 @@
-"""One exception tree for the whole package.
+"""One exception tree for the whole package: the shared kinds, and a root per domain.
 
-Every asyncnet error derives from :class:`AsyncNetError`.  Protocol errors split
-into what the *peer* did wrong (:class:`PeerProtocolError`: an over-long line, a
-frame over the limit, a truncated frame) and what *we* were asked to do wrong
-(:class:`LocalProtocolError`).  Network failures are also :class:`OSError` and
-timeouts are also :class:`TimeoutError`, so callers' existing ``except`` clauses
-keep working.  Each error that concerns a peer names it, and the phase it was in,
-in its message.
+Every asyncnet error derives from :class:`AsyncNetError`.  This module holds the
+*kinds* every part of the package raises as they are (the PROXY protocol parser's
+``ProxyHeaderError``, in :mod:`asyncnet.protocols`, is one more
+:class:`PeerProtocolError`), and the roots of the domains that have no error module
+of their own: :class:`ServerError` (:class:`AddressInUse`), :class:`ClientError`
+(:class:`NoResponse`) and :class:`CreosoteError` (:class:`BroadcastNotAllowed`), each
+also the kind it is.
 
-The tree (README, "Errors")::
+* :class:`ConfigurationError` (a ``ValueError``): a bad argument or option, refused
+  before anything touches the network;
+* :class:`StateError` (a ``RuntimeError``): an object used in the wrong state of its
+  lifecycle (started twice, used before start or after close);
+* :class:`ProtocolError`: bytes broke a protocol's rules, split into what the *peer*
+  did wrong (:class:`PeerProtocolError`: an over-long line, a frame over the limit,
+  a truncated frame) and what *we* were asked to send (:class:`LocalProtocolError`);
+* :class:`NetworkError` (an ``OSError``, ``errno`` kept): the OS said no;
+* :class:`OperationTimeout` (a ``TimeoutError``): an operation ran out of time.
+
+The mail, FTP and web packages each have one root (``MailError``, ``FTPError``,
+``WebError``) for the classes they define, and each of those classes also derives
+from the kind it is, so ``except NetworkError`` or ``except PeerProtocolError``
+written for the rest of asyncnet catches theirs too.  Each error that concerns a
+peer names it, and the phase it was in, in its message.
+
+The shared kinds::
 
     AsyncNetError
     +-- ConfigurationError (ValueError)      a bad argument or option, named
-    |   +-- BroadcastNotAllowed (PermissionError)
+    |   +-- BroadcastNotAllowed (PermissionError, CreosoteError)
     +-- StateError (RuntimeError)            started twice, used before start
     +-- ProtocolError
     |   +-- LocalProtocolError (ValueError)  we were asked to send something invalid
@@ -22,12 +38,13 @@ The tree (README, "Errors")::
     |       +-- IncompleteFrame
     |       +-- FrameTimeout (also an OperationTimeout)
     +-- NetworkError (OSError)               the OS said no; ``errno`` is kept
-    |   +-- AddressInUse                     a server's address is taken
+    |   +-- AddressInUse (ServerError)       a server's address is taken
     +-- OperationTimeout (TimeoutError)
-        +-- WriteTimeout, NoResponse, FrameTimeout
+        +-- WriteTimeout, NoResponse (ClientError), FrameTimeout
 
 ``OSError``, ``ssl.SSLError`` and ``socket.gaierror`` become these in one place,
-``asyncnet._boundary``.
+``asyncnet._boundary``.  The whole tree, domains included, is drawn in
+``docs/errors.md``.
 """
 
 from __future__ import annotations
@@ -38,7 +55,9 @@ __all__ = [
     "AddressInUse",
     "AsyncNetError",
     "BroadcastNotAllowed",
+    "ClientError",
     "ConfigurationError",
+    "CreosoteError",
     "FrameTimeout",
     "FrameTooLarge",
     "IncompleteFrame",
@@ -49,6 +68,7 @@ __all__ = [
     "OperationTimeout",
     "PeerProtocolError",
     "ProtocolError",
+    "ServerError",
     "StateError",
     "WriteTimeout",
     "format_peer",
@@ -77,12 +97,20 @@ class ConfigurationError(AsyncNetError, ValueError):
     """An option or argument that asyncnet refuses before touching the network."""
 
 
-class BroadcastNotAllowed(ConfigurationError, PermissionError):
+class CreosoteError(AsyncNetError):
+    """Root of the errors only creosote's emitters and buckets raise."""
+
+
+class BroadcastNotAllowed(CreosoteError, ConfigurationError, PermissionError):
     """A broadcast destination without ``broadcast=True`` (refused before sending)."""
 
 
 class StateError(AsyncNetError, RuntimeError):
-    """An endpoint used in the wrong state: started twice, used before start or after close."""
+    """An object used in the wrong state: started twice, used before start or after close.
+
+    Also a parser asked for what its mode does not give (a line inside a body) and a
+    transfer used outside its ``async with`` block: misuse, never the peer's doing.
+    """
 
 
 class ProtocolError(AsyncNetError):
@@ -163,7 +191,11 @@ class NetworkError(AsyncNetError, OSError):
         return str(self.args[0]) if self.args else super().__str__()
 
 
-class AddressInUse(NetworkError):
+class ServerError(AsyncNetError):
+    """Root of the errors only a server raises."""
+
+
+class AddressInUse(ServerError, NetworkError):
     """A server could not bind: another socket holds the address (``EADDRINUSE``)."""
 
 
@@ -199,7 +231,11 @@ class WriteTimeout(OperationTimeout):
     """The peer did not read what we wrote within the write timeout."""
 
 
-class NoResponse(OperationTimeout):
+class ClientError(AsyncNetError):
+    """Root of the errors only a client raises."""
+
+
+class NoResponse(ClientError, OperationTimeout):
     """A datagram request got no reply after every retry."""
 
     def __init__(self, peer: Any, attempts: int, timeout: float | None) -> None:

@@ -17,10 +17,11 @@ Fixtures:
 
 * ``asyncnet_server``: a :class:`ServerFactory`; each server it starts listens on
   127.0.0.1 port 0 inside the running test's loop and is stopped at teardown.
-* ``asyncnet_drive``: :func:`asyncnet._memory.drive` for this test -- a handler on a
+* ``asyncnet_drive``: :func:`asyncnet.testing.drive` for this test -- a handler on a
   fake transport, no sockets (``conn = asyncnet_drive(Upper)``, ``conn.feed(...)``,
-  ``await conn.replies()``); connections still open at teardown are ended and
-  their handlers' ``finish()`` has run.
+  ``await conn.replies()``; ``clock=FakeClock()`` for deadlines that cost no real
+  time); connections still open at teardown are ended and their handlers'
+  ``finish()`` has run.
 * ``loopback_only``: while the test runs, any connect or send to a non-loopback
   address fails at once (:func:`asyncnet.testing.loopback_only`), and the test
   fails even if the code under test swallowed that error.  The ini option
@@ -124,13 +125,14 @@ else:
 
 
 class DriveFactory:
-    """:func:`asyncnet._memory.drive` that remembers its connections for teardown."""
+    """:func:`asyncnet.testing.drive` that remembers its connections for teardown."""
 
     def __init__(self) -> None:
         self.connections: list[DrivenConnection] = []
 
     def __call__(self, handler: Callable[[], BaseHandler], **options: Any) -> DrivenConnection:
-        """Drive ``handler`` on a fake transport (``options``: the server's options)."""
+        """Drive ``handler`` on a fake transport (``options``: :func:`~asyncnet.testing.drive`'s,
+        the server's options and ``clock``)."""
         conn = drive(handler, **options)
         self.connections.append(conn)
         return conn

@@ -6,9 +6,11 @@
   "connection opened/closed" or "datagram handled" instead of polling.
 * :func:`loopback_only` makes any connect or send to a non-loopback address fail at
   once with ``PermissionError``, so a test can never put traffic on a real network.
-* :func:`drive` (from :mod:`asyncnet._memory`) runs a handler on a
-  :class:`FakeTransport`, no sockets at all: ``conn = drive(Upper)``,
-  ``conn.feed(b"hi\\n")``, ``await conn.replies()``.
+* :func:`drive` runs a handler on a :class:`FakeTransport`, no sockets at all:
+  ``conn = drive(Upper)``, ``conn.feed(b"hi\\n")``, ``await conn.replies()``, which
+  waits until the connection is *quiescent* (nothing left to do until more input
+  arrives); with ``drive(Upper, clock=FakeClock())`` its timeouts and linger pass when
+  the test calls ``clock.advance(seconds)``, not in real time.
 * The local mail pair for mail code: :func:`asyncnet.mail.local_mail_server`.
 * :class:`LoopExceptionCollector` records what the loop's exception handler
   receives ("Task exception was never retrieved"...) so a test can assert there
@@ -32,10 +34,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from ._loopback import is_loopback_host
-from ._memory import DrivenConnection, FakeTransport, drive
+from ._memory import DrivenConnection, FakeClock, FakeTimer, FakeTransport, drive
 
 __all__ = [
     "DrivenConnection",
+    "FakeClock",
+    "FakeTimer",
     "FakeTransport",
     "LoopExceptionCollector",
     "NonLoopbackTraffic",

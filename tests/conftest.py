@@ -1,4 +1,5 @@
-"""Suite-wide guards: loopback-only traffic, no stray loop errors, both event loops."""
+"""Suite-wide guards: loopback-only traffic, no stray loop errors, both event loops;
+and the split ``make test`` runs by: serial tests apart, slow ones out of test-quick."""
 
 from __future__ import annotations
 
@@ -33,8 +34,70 @@ def pytest_asyncio_loop_factories(
     return factories
 
 
+# Slow tests (half a second or more: ``make test-quick`` leaves them out) named here
+# until their own files mark them; the others carry ``@pytest.mark.slow`` themselves.
+SLOW_TESTS: frozenset[str] = frozenset(
+    {
+        "test_bench.py::test_bench_cli_refuses_bad_paths_before_running",
+        "test_bench.py::test_cpu_seconds_count_a_reaped_busy_child",
+        "test_bench.py::test_the_package_and_its_tour_do_not_import_the_benchmark",
+        "test_bench_clients.py::test_every_mode_does_the_same_work",
+        "test_creosote_bucket.py::test_burst_of_ten_thousand_is_counted_with_bounded_memory",
+        "test_deadlines.py::test_a_client_that_keeps_talking_outlives_the_idle_timeout",
+        "test_deadlines.py::test_a_completed_line_stops_the_line_clock",
+        "test_deadlines.py::test_a_handler_at_work_is_not_an_idle_connection",
+        "test_dns.py::test_hosts_parser_reads_back_what_was_written",
+        "test_pytest_plugin_drive.py::test_teardown_ends_open_connections",
+        "test_servers_tcp.py::test_upper_with_200_concurrent_clients",
+        "test_typed_options.py::test_mypy_catches_a_misspelt_or_mistyped_option_in_a_user_file",
+    }
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--part",
+        choices=("all", "parallel", "serial"),
+        default="all",
+        help="asyncnet's suite: only the tests that may share the machine (parallel), "
+        "only those that must not (serial), or all (the default)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "all_loops: run on the stdlib loop and on uvloop")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by the markers added here
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the serial and slow tests; with ``--part``, keep one side of the split."""
+    for item in items:
+        if item.get_closest_marker("netns"):  # namespaces and links have global names
+            item.add_marker(pytest.mark.serial)
+        if isinstance(item, pytest.Function) and (
+            f"{item.path.name}::{item.originalname}" in SLOW_TESTS
+        ):
+            item.add_marker(pytest.mark.slow)
+    part = config.getoption("part")
+    if part == "all":
+        return
+    keep = [item for item in items if bool(item.get_closest_marker("serial")) == (part == "serial")]
+    if len(keep) < len(items):
+        kept = set(keep)
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = keep
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Move everything imported so far out of the collector's sight.
+
+    Every test ends with a full ``gc.collect()`` (so that a task or transport the test
+    dropped reports its error inside that test); over the heap of aiohttp, hypothesis,
+    Twisted and every test module that costs tens of milliseconds per test, a large
+    share of the whole suite.  Frozen objects are never scanned again, and what a test
+    creates is still collected and reported as before.
+    """
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)

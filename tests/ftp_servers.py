@@ -110,7 +110,11 @@ def _free_port() -> int:
 
 
 async def _connectable(port: int, proc: asyncio.subprocess.Process) -> bool:
-    """Wait until vsftpd accepts on ``port`` (False if it exited first)."""
+    """Wait until vsftpd accepts on ``port`` (False if it exited first).
+
+    vsftpd announces nothing when it listens: trying to connect, bounded in time, is
+    the only way to know.
+    """
     async with asyncio.timeout(10):
         while proc.returncode is None:
             try:

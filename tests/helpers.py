@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 import signal
@@ -33,10 +34,58 @@ class Echo(DatagramHandler):
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait (yielding to the loop) until ``predicate()`` is true; fail after ``timeout``."""
+    """Poll ``predicate()`` until it is true; fail after ``timeout``.
+
+    Only for a state that nothing signals: a file a foreign process writes, a byte
+    count the server's read path updates without an event (an event per read would
+    cost the fast path).  Everything else awaits its event: ``server.events``, a
+    reply on a socket, a subprocess's output line, :func:`process_exited`,
+    :class:`WatchedText`.
+    """
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.001)
+
+
+async def process_exited(pid: int, timeout: float = 5.0) -> None:
+    """Wait until process ``pid`` has ended (killed or exited; it may be a zombie).
+
+    Any process, not only a child of ours (a CGI script's background child, say):
+    a pidfd becomes readable when the process ends, so this is an event, not a poll.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return  # already gone and reaped
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(fd, lambda: ended.done() or ended.set_result(None))
+    try:
+        async with asyncio.timeout(timeout):
+            await ended
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+class WatchedText(io.StringIO):
+    """A text stream (a client's stdout, say) whose contents a test can await."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._written = asyncio.Event()
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        self._written.set()
+        return written
+
+    async def wait_for(self, text: str, timeout: float = 5.0) -> None:
+        """Return once ``text`` has been written (it may span several writes)."""
+        async with asyncio.timeout(timeout):
+            while text not in self.getvalue():
+                self._written.clear()
+                await self._written.wait()
 
 
 async def read_all(reader: asyncio.StreamReader, timeout: float = 5.0) -> bytes:

@@ -19,7 +19,7 @@ from asyncnet.chat import ChatHandler, ChatRoom, chat_session, printable
 from asyncnet.demos.chat import Chat
 from asyncnet.servers import StreamServer
 
-from .helpers import ROOT, read_all, read_listening_line, spawn, wait_until
+from .helpers import ROOT, WatchedText, read_all, read_listening_line, spawn
 
 
 class Member:
@@ -257,14 +257,14 @@ async def test_chat_session_prints_incoming_lines_while_waiting_for_input(
     room, server = chat
     other = await Member.join(server)
     read_fd, write_fd = os.pipe()
-    out = io.StringIO()
+    out = WatchedText()
     with open(read_fd, encoding="utf-8") as stdin, open(write_fd, "w", encoding="utf-8") as typing:
         session = asyncio.create_task(
             chat_session(*server.address, timeout=5, stdin=stdin, stdout=out)
         )
         assert await other.line() == "* guest2 has joined"
         await other.say("are you there?")
-        await wait_until(lambda: "guest1: are you there?" in out.getvalue())
+        await out.wait_for("guest1: are you there?")
         typing.write("yes, typing\n/quit\n")
         typing.flush()
         assert await asyncio.wait_for(session, 5) == 0
@@ -339,7 +339,7 @@ def test_chat_demo_serves_then_exits_zero_on_sigint() -> None:
 async def test_members_cannot_impersonate_the_room_or_each_other(
     chat: tuple[ChatRoom, StreamServer],
 ) -> None:
-    """Issue 10 item 5: no forged notices, no look-alike or invisible nicknames, and
+    """No forged notices, no look-alike or invisible nicknames, and
     line/paragraph separators escaped in relay (and by the client's printable())."""
     _, server = chat
     alice = await Member.join(server)

@@ -1,4 +1,4 @@
-"""Every demo's command line follows one convention (issue 9 item 1, issue 10 item 7).
+"""Every demo's command line follows one convention, so a user learns it once.
 
 ``--help`` exits 0; a bad flag or value is one line on stderr and exit 2; an
 expected failure (port in use, refused, bad host, missing file) is one line that
@@ -193,7 +193,7 @@ BAD_VALUES = [
 
 @pytest.mark.parametrize(("argv", "names", "says"), BAD_VALUES)
 def test_bad_value_is_one_line_and_exit_2(argv: list[str], names: str, says: str) -> None:
-    """A value out of range is refused up front, naming the flag (issue 10 item 7: the
+    """A value out of range is refused up front, naming the flag (the
     flag, never the library's keyword such as ``all_interfaces=True``)."""
     line = assert_one_line(run(module(*argv)), 2)
     assert names in line
@@ -333,7 +333,7 @@ def test_unresolvable_host_is_one_line() -> None:
     assert "--host" in line
 
 
-# -- -v: connections, with the peer named once (issue 9 item 2) ----------------------
+# -- -v: connections, with the peer named once --------------------------------------
 
 
 def test_verbose_logs_each_connection_with_its_peer_once() -> None:
@@ -375,7 +375,7 @@ sys.exit(cli.serve(tcp_server(Stuck, port=0, grace=60), name="stuck"))
 
 @pytest.mark.parametrize("no_uvloop", ["1", ""], ids=["asyncio", "uvloop-if-installed"])
 def test_second_ctrl_c_stops_at_once(no_uvloop: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Issue 10 item 7: the first Ctrl-C waits for a busy handler (grace 60 s); the
+    """The first Ctrl-C waits for a busy handler (grace 60 s); the
     second one stops the demo at once, exit status 130."""
     monkeypatch.setenv("ASYNCNET_NO_UVLOOP", no_uvloop)
     with spawn(["-c", STUCK_SERVER]) as proc:

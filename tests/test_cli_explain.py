@@ -1,4 +1,4 @@
-"""The demos' one-line error messages, from each kind of failure (issue 9 item 1).
+"""The demos' one-line error messages, from each kind of failure: never a traceback.
 
 ``explain()`` turns an expected failure into one line saying what to do; a bug
 (any other exception) is not explained, so the demo re-raises it.
@@ -94,7 +94,7 @@ def test_missing_file_names_the_file() -> None:
 
 
 def test_configuration_error_uses_the_flag_name() -> None:
-    """Issue 10 item 7: never the library's keyword argument."""
+    """A user sees the flag to change, never the library's keyword argument."""
     exc = ConfigurationError("all_interfaces=True binds every interface; do not also pass host")
     assert explain(exc) == "--all-interfaces binds every interface; do not also pass host"
 
@@ -105,7 +105,7 @@ def test_bugs_are_not_explained(exc: Exception) -> None:
 
 
 def test_keyword_arguments_become_flags() -> None:
-    """Issue 10 item 7: library keywords in a message are shown as the CLI's flags."""
+    """Library keywords in a message are shown as the CLI's flags."""
     exc = ConfigurationError(
         "192.0.2.255 is a broadcast address: pass broadcast=True to send to every machine"
     )

@@ -17,6 +17,7 @@ from asyncnet import LineClient, LineHandler, tcp_server
 from asyncnet.demos.upper import Upper
 from asyncnet.servers._connection.deadlines import DeadlineSweep, ticks_for
 from asyncnet.servers._connection.registry import Registry
+from asyncnet.testing import FakeClock
 
 from .helpers import read_all
 
@@ -240,20 +241,68 @@ async def test_the_walk_survives_a_visitor_removing_the_next_connection() -> Non
     assert log == [0, 1, 3, 4, 5]
 
 
+class OneMember:
+    """The sweep's view of a registry with one member; notes the tick of each walk."""
+
+    def __init__(self, member: Stale) -> None:
+        self.member = member
+        self.sweep: DeadlineSweep | None = None
+        self.walks: list[int] = []
+        self._left: Stale | None = None
+
+    def __bool__(self) -> bool:
+        return True
+
+    def start_walk(self) -> None:
+        assert self.sweep is not None
+        self.walks.append(self.sweep.tick)
+        self._left = self.member
+
+    def step(self) -> Stale | None:
+        member, self._left = self._left, None
+        return member
+
+
+async def test_each_tick_advances_the_tick_even_when_float_rounding_lags() -> None:
+    """A resolution such as 0.3 / 32 is not exact in binary: the time a tick's timer
+    runs at, divided by it, may round to the tick before.  The sweep still moves on by
+    one tick per timer (it used to schedule the same instant again: forever on a fake
+    clock, a spin on a real one)."""
+    log = TimeoutLog(1)
+    member = Stale(0, log)
+    member._seen = 0
+    connections = OneMember(member)
+    sweep = connections.sweep = DeadlineSweep(connections, idle=0.3, line=None, write=None)
+    clock = FakeClock()
+    sweep.clock = clock
+    sweep.start()
+    clock.advance(0.3)
+    assert connections.walks == list(range(1, len(connections.walks) + 1))
+    assert len(connections.walks) >= 31  # 0.3 s: 32 ticks, give or take the rounding
+    assert log == []  # not idle yet: that takes 33 ticks
+    clock.advance(2 * sweep.resolution)
+    assert log == [0]
+    sweep.stop()
+
+
 # -- the sweep, on real sockets ----------------------------------------------------
 
 
 @pytest.mark.all_loops
 async def test_a_client_that_keeps_talking_outlives_the_idle_timeout() -> None:
-    """Activity moves the idle clock: 1.2 s of requests 0.1 s apart, idle_timeout 0.3."""
-    async with (
-        tcp_server(Upper, idle_timeout=0.3) as server,
-        await LineClient.connect(*server.address, timeout=5) as client,
-    ):
-        for i in range(12):  # the client's own pace, not a readiness wait
+    """Activity moves the idle clock: 1.2 s of requests 0.1 s apart, idle_timeout 0.3
+    (the seconds on a fake clock, the requests over a real socket)."""
+    clock = FakeClock()
+    server = tcp_server(Upper, idle_timeout=0.3)
+    server.deadlines.clock = clock
+    async with server, await LineClient.connect(*server.address, timeout=5) as client:
+        for i in range(12):
             assert await client.request(f"ping {i}") == f"PING {i}"
-            await asyncio.sleep(0.1)
+            clock.advance(0.1)  # the client's own pace
         assert server.stats.connections_timed_out == 0
+        clock.advance(0.3 + 2 * server.deadlines.resolution)  # silence, then it is idle
+        assert await client.read_line() is None
+        assert server.stats.connections_timed_out == 1
 
 
 @pytest.mark.all_loops
@@ -292,20 +341,30 @@ async def test_idle_clients_beyond_one_chunk_are_all_closed() -> None:
 
 
 class Slow(LineHandler):
-    """Replies after a pause longer than the idle timeout."""
+    """Replies once the test says the work is done (``started`` set when it begins)."""
+
+    started: asyncio.Event
+    done: asyncio.Event
 
     async def handle_line(self, line: str) -> str:
-        await asyncio.sleep(0.6)  # the work itself: longer than idle_timeout
+        self.started.set()
+        await self.done.wait()  # the work itself: longer than idle_timeout, see the test
         return line.upper()
 
 
 @pytest.mark.all_loops
 async def test_a_handler_at_work_is_not_an_idle_connection() -> None:
-    async with (
-        tcp_server(Slow, idle_timeout=0.2) as server,
-        await LineClient.connect(*server.address, timeout=5) as client,
-    ):
-        assert await client.request("slow") == "SLOW"
+    """Three idle timeouts pass (on a fake clock) while the handler works: not idle."""
+    Slow.started, Slow.done = asyncio.Event(), asyncio.Event()
+    clock = FakeClock()
+    server = tcp_server(Slow, idle_timeout=0.2)
+    server.deadlines.clock = clock
+    async with server, await LineClient.connect(*server.address, timeout=5) as client:
+        request = asyncio.create_task(client.request("slow"))
+        await asyncio.wait_for(Slow.started.wait(), 5)
+        clock.advance(0.6)
+        Slow.done.set()
+        assert await request == "SLOW"
         assert server.stats.connections_timed_out == 0
 
 

@@ -78,7 +78,7 @@ def test_upper_client_subprocess_against_demo_server() -> None:
 
 
 def test_udp_client_says_clearly_when_no_server_answers() -> None:
-    """Issue 9 item 7: nothing listens, so it says "port unreachable" at once (no retries)."""
+    """Nothing listens, so it says "port unreachable" at once (no retries)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -1,4 +1,4 @@
-"""Issue 10 item 3: one client pipelining a flood of lines cannot hold up another client.
+"""One client pipelining a flood of lines cannot hold up another client.
 
 Real sockets on loopback, on the stdlib loop and on uvloop.  The flooder sends every
 line at once and does not read until the end; the probe speaks while the flood is
@@ -65,7 +65,7 @@ async def _flood_and_probe(race: _Race, address: tuple[str, int], batch: int) ->
 
 @pytest.mark.all_loops
 async def test_line_handler_serves_a_probe_during_a_flood() -> None:
-    """Issue 10 item 3 (line connection): the probe is answered mid-flood, on both loops."""
+    """The line connection: the probe is answered mid-flood, on both loops."""
     race = _Race()
 
     class Echo(LineHandler):
@@ -79,7 +79,7 @@ async def test_line_handler_serves_a_probe_during_a_flood() -> None:
 
 @pytest.mark.all_loops
 async def test_stream_handler_serves_a_probe_during_a_flood() -> None:
-    """Issue 10 item 3 (stream path): readline() yields between batches, on both loops."""
+    """The stream path: readline() yields between batches, on both loops."""
     race = _Race()
 
     class Echo(StreamHandler):

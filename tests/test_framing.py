@@ -650,6 +650,7 @@ def test_compaction_with_partial_frame_always_buffered() -> None:
         assert framer.buffered == 0
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded_on_a_long_stream() -> None:
     # A long-lived connection must not keep every byte it ever received: the
     # consumed prefix of the buffer has to be released as it goes.
@@ -711,6 +712,7 @@ CUTS = st.lists(st.integers(min_value=0), max_size=20)
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(stream=delimited_stream(), cuts=CUTS)
+@pytest.mark.slow
 def test_property_delimiter_any_split(
     stream: tuple[Terminator, list[bytes], bytes], cuts: list[int]
 ) -> None:

@@ -62,6 +62,7 @@ class Writer:
         self.f.close()
 
 
+@pytest.mark.slow
 async def test_twenty_megabytes_round_trip_intact(
     root: Path, server: FTPServer, tmp_path: Path
 ) -> None:
@@ -215,6 +216,7 @@ async def test_interrupted_download_resumes_against_a_real_server(
     assert dest.read_bytes() == data
 
 
+@pytest.mark.slow
 async def test_bad_credentials_are_an_auth_error_naming_the_reply(server: FTPServer) -> None:
     """Wrong password: FTPAuthError with the server's code and text."""
     client = FTPClient(*server.address, user="guest", password="wrong")

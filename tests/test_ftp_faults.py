@@ -261,6 +261,7 @@ async def test_data_and_control_both_dropped_at_40_percent(tmp_path: Path) -> No
     assert dest.read_bytes() == DATA
 
 
+@pytest.mark.slow
 async def test_stalled_data_connection_hits_the_idle_timeout(tmp_path: Path) -> None:
     """A server that stops sending mid-file: OperationTimeout naming the transfer."""
     async with FakeFTP(files={"f.bin": DATA}, stall_retr_after=1000) as fake:

@@ -30,6 +30,7 @@ from .helpers import ROOT, read_listening_line
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.serial,  # HAProxy's health checks and a load against their timing
     pytest.mark.skipif(
         shutil.which("haproxy") is None,
         reason="HAProxy is not installed (Debian: apt-get install haproxy; .ci/run does it)",
@@ -120,6 +121,13 @@ class Load:
     failed: list[str] = field(default_factory=list)
     client_ports: set[int] = field(default_factory=set)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _progress: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def served(self, count: int) -> None:
+        """Return once ``count`` requests in all have been answered."""
+        while self.ok < count:
+            self._progress.clear()
+            await self._progress.wait()
 
     async def request(self, worker: int, n: int) -> None:
         line = f"worker {worker} request {n}"
@@ -141,6 +149,7 @@ class Load:
             return
         if reply == f"{line.upper()}\n".encode():
             self.ok += 1
+            self._progress.set()
         else:
             self.failed.append(f"{line}: reply {reply!r}")
 
@@ -174,7 +183,8 @@ async def server_states(stats: Path) -> dict[str, str]:
 
 
 async def wait_for_state(stats: Path, server: str, state: str, timeout: float = 15) -> None:
-    """Poll HAProxy's stats socket: its health checks are the only source of this state."""
+    """Poll HAProxy's stats socket: its health checks are the only source of this state
+    (HAProxy signals nothing when it changes), so this wait is a bounded poll."""
     async with asyncio.timeout(timeout):
         while (await server_states(stats)).get(server) != state:
             await asyncio.sleep(0.05)
@@ -208,6 +218,8 @@ async def test_haproxy_proxy_v2_kill_and_rolling_restart(tmp_path: Path) -> None
                 stdin=subprocess.DEVNULL,
             )
         try:
+            # HAProxy announces nothing when it is ready but its stats socket appearing:
+            # a foreign process's file, so a bounded poll.
             async with asyncio.timeout(15):
                 while not stats.exists():
                     assert haproxy.poll() is None, (tmp_path / "haproxy.log").read_text()
@@ -240,13 +252,10 @@ async def scenario(instances: list[Instance], address: tuple[str, int], stats: P
     load = Load(address)
     task = load.run()
     async with asyncio.timeout(20):
-        while load.ok < 100:
-            await asyncio.sleep(0.01)
+        await load.served(100)
         await asyncio.to_thread(instances[1].stop, signal.SIGKILL)
         await wait_for_state(stats, "u2", "DOWN")
-        after_kill = load.ok
-        while load.ok < after_kill + 200:
-            await asyncio.sleep(0.01)
+        await load.served(load.ok + 200)
         load.stop.set()
         await task
     print(f"kill: {load.ok} served, {len(load.failed)} failed (in flight on u2)")
@@ -266,8 +275,7 @@ async def scenario(instances: list[Instance], address: tuple[str, int], stats: P
             assert await asyncio.to_thread(instance.wait) == 0
             await asyncio.to_thread(instance.start)
             await wait_for_state(stats, f"u{n}", "UP")
-            while load.ok < before + 50:  # traffic flowed during this step
-                await asyncio.sleep(0.01)
+            await load.served(before + 50)  # traffic flowed during this step
         load.stop.set()
         await task
     print(f"rolling restart: {load.ok} served, {len(load.failed)} failed")

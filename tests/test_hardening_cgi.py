@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -19,7 +18,7 @@ from aiohttp import web
 from asyncnet.web import CGIRunner, WebServer, web_server
 from asyncnet.web._cgi import CGIError, parse_cgi_headers
 
-from .helpers import wait_until
+from .helpers import process_exited
 from .web_helpers import RawResponse, parse_response, raw_exchange, raw_get
 
 SOURCE_MARK = b"import os, sys, time"
@@ -32,22 +31,6 @@ def script(directory: Path, name: str, body: str) -> Path:
     path.write_text(f"#!{sys.executable}\nimport os, sys, time\n{body}\n")
     path.chmod(0o755)
     return path
-
-
-def running(pid: int) -> bool:
-    """True while ``pid`` is a live process (a zombie nobody reaped counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            # The state follows the parenthesised command name, which may hold spaces.
-            return stat.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc: signal 0 says whether the pid exists
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
 
 
 def env_of(response: RawResponse) -> dict[str, str]:
@@ -309,6 +292,7 @@ async def test_folded_script_header_is_a_bad_gateway(server: WebServer) -> None:
 
 @pytest.mark.all_loops
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 async def test_script_that_exits_without_reading_its_input(server: WebServer) -> None:
     """Writing the body to a script that already exited is not an error: the response
     is what it printed.  Four at a time (the per-peer default), 200 requests."""
@@ -339,6 +323,17 @@ async def start_held(port: int, host: str = "127.0.0.1") -> tuple[asyncio.Stream
     head = await reader.readuntil(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), head
     return writer, int(parse_response(head).headers["x-pid"])
+
+
+async def scripts_ended(runner: CGIRunner, pids: list[int]) -> None:
+    """Wait until the scripts ``pids`` have been killed and reaped (their slots free).
+
+    A script dies only when its request's handler kills it, after which that handler
+    has handed the reaping to the runner: ``aclose()`` then waits for exactly that.
+    """
+    for pid in pids:
+        await process_exited(pid, timeout=10)
+    await runner.aclose()
 
 
 async def limited_server(
@@ -373,14 +368,15 @@ async def test_scripts_per_peer_are_limited_by_default(site: Path) -> None:
         assert int(refused.headers["retry-after"]) >= 1
         writer, pid = held.pop()
         writer.close()
-        await wait_until(lambda: runner.running == 3, timeout=10)
-        assert not running(pid)
+        await scripts_ended(runner, [pid])
+        assert runner.running == 3
         again = await raw_get(port, "/cgi-bin/quick")
         assert again.status == 200
         assert b"quick\n" in again.body
         for writer, _ in held:
             writer.close()
-        await wait_until(lambda: runner.running == 0, timeout=10)
+        await scripts_ended(runner, [pid for _, pid in held])
+        assert runner.running == 0
 
 
 async def test_scripts_per_server_are_limited(site: Path) -> None:
@@ -393,7 +389,8 @@ async def test_scripts_per_server_are_limited(site: Path) -> None:
         assert "retry-after" in refused.headers
         for writer, _ in held:
             writer.close()
-        await wait_until(lambda: runner.running == 0, timeout=10)
+        await scripts_ended(runner, [pid for _, pid in held])
+        assert runner.running == 0
 
 
 def _has_ipv6_loopback() -> bool:
@@ -419,14 +416,15 @@ async def test_each_peer_has_its_own_allowance(site: Path) -> None:
             await each.start()
         v4, v6 = (address[1] for address in app_runner.addresses)
         async with asyncio.timeout(20):
-            first, _ = await start_held(v4, "127.0.0.1")
+            first, first_pid = await start_held(v4, "127.0.0.1")
             refused = await raw_get(v4, "/cgi-bin/quick")  # 127.0.0.1 again
             assert refused.status == 503
-            other, _ = await start_held(v6, "::1")
+            other, other_pid = await start_held(v6, "::1")
             assert runner.running == 2
             first.close()
             other.close()
-            await wait_until(lambda: runner.running == 0, timeout=10)
+            await scripts_ended(runner, [first_pid, other_pid])
+            assert runner.running == 0
     finally:
         await app_runner.cleanup()
         await runner.aclose()
@@ -438,6 +436,7 @@ def test_limits_must_be_positive(site: Path, total: int, per_peer: int) -> None:
         CGIRunner(site / "cgi-bin", max_scripts=total, max_scripts_per_peer=per_peer)
 
 
+@pytest.mark.slow
 async def test_background_child_holding_stdout_dies_at_the_time_limit(server: WebServer) -> None:
     """The script exits; a child it forked keeps stdout open: the whole process group
     is killed at the time limit, and the client sees a cut response, not a complete one."""
@@ -452,7 +451,7 @@ async def test_background_child_holding_stdout_dies_at_the_time_limit(server: We
         child = int(response.headers["x-child"])
         assert not raw.endswith(b"0\r\n\r\n")  # the chunked body never ended
         assert b"HTTP/1.1 504" not in response.body  # no second response inside the first
-        await wait_until(lambda: not running(child), timeout=5)
+        await process_exited(child, timeout=5)
 
 
 async def test_background_child_is_killed_when_the_request_ends(server: WebServer) -> None:
@@ -462,4 +461,4 @@ async def test_background_child_is_killed_when_the_request_ends(server: WebServe
         response = await raw_get(server.address[1], "/cgi-bin/detach.py")
         assert (response.status, response.body.count(b"started")) == (200, 1)
         child = int(response.headers["x-child"])
-        await wait_until(lambda: not running(child), timeout=5)
+        await process_exited(child, timeout=5)

@@ -292,6 +292,7 @@ async def guessing_run(server: FTPServer, connections: int, seconds: float) -> d
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.slow
 async def test_forty_parallel_guessers_get_a_handful_of_password_checks(tmp_path: Path) -> None:
     """The default penalty is per peer, across connections: at most two password checks
     in two seconds from 40 connections (aioftp alone answered thousands a second)."""
@@ -303,6 +304,7 @@ async def test_forty_parallel_guessers_get_a_handful_of_password_checks(tmp_path
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.slow
 async def test_a_locked_out_peer_gets_421_and_is_disconnected(tmp_path: Path) -> None:
     """With a small penalty, new attempts past max_delay are refused unchecked (421)."""
     throttle = LoginThrottle(first_delay=0.05, max_delay=0.2, service="ftp")
@@ -313,6 +315,7 @@ async def test_a_locked_out_peer_gets_421_and_is_disconnected(tmp_path: Path) ->
     assert throttle.refused_logins >= 1
 
 
+@pytest.mark.slow
 async def test_unknown_user_names_are_not_told_apart_from_wrong_passwords(
     tmp_path: Path,
 ) -> None:

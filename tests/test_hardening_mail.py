@@ -233,6 +233,7 @@ async def test_rcpt_limit_is_configurable_and_reported_as_refused() -> None:
 # -- LocalMailServer.deliveries: metadata only ------------------------------------------
 
 
+@pytest.mark.slow
 async def test_deliveries_do_not_keep_message_bytes() -> None:
     """Three 1 MiB messages: the server keeps metadata, not the bytes (it kept every
     message for the life of the process); the bytes are read back from the Maildir."""
@@ -370,6 +371,7 @@ class Guessers:
 
 @pytest.mark.parametrize("how", ["USER/PASS", "APOP"])
 @pytest.mark.timeout(30)
+@pytest.mark.slow
 async def test_parallel_guessing_is_slowed_per_peer(tmp_path: Path, how: str) -> None:
     """Forty connections guessing at once from 127.0.0.1 (failed_login_delay=0.05, the
     throttle's first delay): a handful of passwords checked in a second, not one per
@@ -390,6 +392,7 @@ async def test_parallel_guessing_is_slowed_per_peer(tmp_path: Path, how: str) ->
 
 @pytest.mark.parametrize("how", ["USER/PASS", "APOP"])
 @pytest.mark.timeout(30)
+@pytest.mark.slow
 async def test_locked_out_peer_gets_sys_temp_unchecked(tmp_path: Path, how: str) -> None:
     """Past max_delay the peer is locked out: -ERR [SYS/TEMP] at once, password unchecked."""
     auth = CountingAuthenticator({"alice": "wonderland"})

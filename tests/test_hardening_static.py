@@ -278,6 +278,7 @@ async def test_unsatisfiable_and_invalid_ranges(
     ),
     st.integers(0, 100),
 )
+@pytest.mark.slow
 def test_select_ranges_covers_exactly_the_requested_bytes(
     specs: list[tuple[int | None, int | None]], size: int
 ) -> None:

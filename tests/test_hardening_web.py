@@ -1,4 +1,4 @@
-"""Issue 10 item 1: the creosote web view answers only its own Host and Origin, in time.
+"""The creosote web view answers only its own Host and Origin, in time (hardening X1).
 
 A page on any site can re-point its own name at 127.0.0.1 (DNS rebinding) and read
 the debug log; a slow or huge request head must not pin a connection or print a
@@ -45,7 +45,7 @@ def status(response: bytes) -> int:
 
 
 async def test_foreign_host_is_forbidden_own_names_are_served(caplog: Any) -> None:
-    """Issue 10 item 1: Host must name the bound address (DNS rebinding -> 403)."""
+    """X1.1: Host must name the bound address (DNS rebinding -> 403)."""
     caplog.set_level(logging.WARNING, logger="asyncnet.creosote")
     async with Bucket(port=0) as bucket, WebView(bucket, port=0) as view:
         port = view.address[1]
@@ -65,7 +65,7 @@ async def test_foreign_host_is_forbidden_own_names_are_served(caplog: Any) -> No
 
 
 async def test_foreign_origin_is_forbidden_same_origin_is_served() -> None:
-    """Issue 10 item 1: a cross-site Origin gets 403; no Origin or our own is fine."""
+    """X1.2: a cross-site Origin gets 403; no Origin or our own is fine."""
     async with Bucket(port=0) as bucket, WebView(bucket, port=0) as view:
         own = f"127.0.0.1:{view.address[1]}"
         for origin in ("http://attacker.example", "null", f"https://{own}", "http://localhost"):
@@ -80,10 +80,11 @@ async def test_foreign_origin_is_forbidden_same_origin_is_served() -> None:
         assert view.stats.forbidden_origin == 5
 
 
+@pytest.mark.slow
 async def test_slow_header_connections_are_closed_after_the_header_timeout(
     caplog: Any,
 ) -> None:
-    """Issue 10 item 1: 300 connections that never finish their head are all closed."""
+    """X1.3: 300 connections that never finish their head are all closed."""
     caplog.set_level(logging.WARNING, logger="asyncnet.creosote")
     count = 300
     async with Bucket(port=0) as bucket, WebView(bucket, port=0, header_timeout=0.5) as view:
@@ -109,7 +110,7 @@ async def test_slow_header_connections_are_closed_after_the_header_timeout(
 async def test_oversized_header_gets_431_and_one_log_line_without_traceback(
     caplog: Any,
 ) -> None:
-    """Issue 10 item 1: a 9000-byte header -> 431, one log line, no aiohttp traceback."""
+    """X1.4: a 9000-byte header -> 431, one log line, no aiohttp traceback."""
     caplog.set_level(logging.DEBUG)
     async with Bucket(port=0) as bucket, WebView(bucket, port=0) as view:
         own = f"127.0.0.1:{view.address[1]}"
@@ -126,7 +127,7 @@ async def test_oversized_header_gets_431_and_one_log_line_without_traceback(
 
 
 async def test_token_is_required_on_every_request_when_asked_for() -> None:
-    """Issue 10 item 1: with a token (automatic beyond loopback) nothing is served without it."""
+    """X1.5: with a token (automatic beyond loopback) nothing is served without it."""
     async with Bucket(port=0) as bucket, WebView(bucket, port=0, token=True) as view:
         assert view.token is not None
         assert view.url.endswith(f"/?token={view.token}")
@@ -147,7 +148,7 @@ async def test_token_is_required_on_every_request_when_asked_for() -> None:
 
 
 async def test_malformed_requests_get_400_and_no_traceback(caplog: Any) -> None:
-    """Issue 10 item 1: aiohttp's parser errors become one line each, rate-limited."""
+    """X1.6: aiohttp's parser errors become one line each, rate-limited."""
     caplog.set_level(logging.DEBUG)
     async with Bucket(port=0) as bucket, WebView(bucket, port=0) as view:
         own = f"127.0.0.1:{view.address[1]}"
@@ -162,7 +163,7 @@ async def test_malformed_requests_get_400_and_no_traceback(caplog: Any) -> None:
 
 
 async def test_head_ending_in_bare_newlines_is_answered_not_timed_out() -> None:
-    """Issue 10 item 1: the head limit recognises LF LF as well as CRLF CRLF."""
+    """X1.7: the head limit recognises LF LF as well as CRLF CRLF."""
     async with Bucket(port=0) as bucket, WebView(bucket, port=0, header_timeout=30) as view:
         head = f"GET / HTTP/1.1\nHost: 127.0.0.1:{view.address[1]}\n\n".encode()
         answer = await raw_request(view.address, head, timeout=10)
@@ -171,7 +172,7 @@ async def test_head_ending_in_bare_newlines_is_answered_not_timed_out() -> None:
 
 
 def test_binding_beyond_loopback_turns_the_token_on() -> None:
-    """Issue 10 item 1: all_interfaces (or a non-loopback host) means a token; loopback not."""
+    """X1.5: all_interfaces (or a non-loopback host) means a token; loopback not."""
     bucket = Bucket(port=0)
     assert WebView(bucket, all_interfaces=True).token is not None
     assert WebView(bucket, host="192.0.2.1").token is not None  # never bound here
@@ -183,7 +184,7 @@ def test_binding_beyond_loopback_turns_the_token_on() -> None:
 @pytest.mark.browser
 @pytest.mark.slow
 async def test_token_page_goes_live_in_chromium() -> None:
-    """Issue 10 item 1: with a token, a real browser opening view.url gets the live stream
+    """X1.5: with a token, a real browser opening view.url gets the live stream
     (the token comes back as a cookie on the script and event requests)."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install -y chromium)")
@@ -245,7 +246,7 @@ def _guard(limit: int) -> tuple[Any, _Inner, _Transport]:
 
 @pytest.mark.parametrize("ending", [b"\r\n\r\n", b"\n\n"], ids=["crlf", "lf"])
 async def test_head_scan_is_the_same_for_every_split(ending: bytes) -> None:
-    """Issue 10 item 1: any split of the head (and the byte after it) passes it on once."""
+    """X1.7: any split of the head (and the byte after it) passes it on once."""
     head = b"GET / HTTP/1.1" + ending[: len(ending) // 2] + b"Host: h:1" + ending + b"X"
     for cut in range(len(head) + 1):
         guard, inner, transport = _guard(limit=len(head) - 1)  # the head fits exactly
@@ -262,7 +263,7 @@ async def test_head_scan_is_the_same_for_every_split(ending: bytes) -> None:
 
 
 async def test_head_one_byte_over_the_limit_gets_431_for_every_split() -> None:
-    """Issue 10 item 1: the limit holds at the boundary, however the bytes arrive."""
+    """X1.7: the limit holds at the boundary, however the bytes arrive."""
     head = b"GET / HTTP/1.1\r\nHost: h:1\r\n\r\n"
     for cut in range(len(head) + 1):
         guard, inner, transport = _guard(limit=len(head) - 1)

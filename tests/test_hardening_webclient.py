@@ -21,9 +21,9 @@ import pytest
 import trustme
 from aiohttp import web
 
+from asyncnet import web as web_errors
 from asyncnet.errors import NetworkError, PeerProtocolError
 from asyncnet.web import BodyTooLarge, Client, IncompleteBody, WebServer, crawl
-from asyncnet import web as web_errors
 from asyncnet.web._client import CHUNK, RATIO_GRACE
 
 from .helpers import program
@@ -159,6 +159,7 @@ def gzip_bomb(size: int = 32 * MiB) -> bytes:
 # -- fetch -o: a maximum size and a bounded decompression ratio ------------------------------------
 
 
+@pytest.mark.slow
 async def test_fetch_output_has_a_max_size(tmp_path: Path) -> None:
     """HC3: ``fetch -o`` stops past ``--max-size`` (named in the one line) and saves nothing;
     ``--max-size 0`` is no limit and a suffixed size (``4M``) is understood."""
@@ -176,6 +177,7 @@ async def test_fetch_output_has_a_max_size(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.bin"]  # no .part left
 
 
+@pytest.mark.slow
 async def test_fetch_output_refuses_a_bad_max_size() -> None:
     """A --max-size that is not a size: one usage line, exit 2."""
     code, _, err = await run_demo("fetch", "http://127.0.0.1:1/", "-o", "x", "--max-size", "lots")
@@ -349,6 +351,7 @@ async def test_crawl_finishes_when_the_server_hangs_up() -> None:
     assert all("closed the connection" in b.problem for b in report.broken)
 
 
+@pytest.mark.slow
 async def test_crawl_checks_big_files_without_reading_them() -> None:
     """A 20 MiB file is a working link (its body is not read); an HTML page over max_body
     is read up to it: not broken, its first links followed, noted as truncated."""
@@ -425,6 +428,7 @@ async def test_robots_txt_unreachable_means_disallow_all() -> None:
 # -- peer text on the terminal ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_fetch_escapes_the_reason_phrase() -> None:
     """A reason phrase carrying ESC and BEL (retitle the window, clear the screen) is shown
     escaped, never as raw control bytes."""
@@ -442,6 +446,7 @@ async def test_fetch_escapes_the_reason_phrase() -> None:
     assert "\\x1b]0;owned\\x07\\x1b[2J\\u202e" in out
 
 
+@pytest.mark.slow
 async def test_links_escapes_broken_lines() -> None:
     """BROKEN lines show a hostile URL and reason phrase escaped."""
 
@@ -463,6 +468,7 @@ async def test_links_escapes_broken_lines() -> None:
 
 
 @pytest.mark.parametrize("target", ["file:///etc/passwd", "ftp://127.0.0.1/x"])
+@pytest.mark.slow
 async def test_fetch_redirect_to_another_scheme_is_one_line(target: str) -> None:
     """A redirect to file:// or ftp:// is refused in one line naming it (it was a traceback)."""
     async with site({"/r": redirect(target)}) as (base, _):
@@ -473,6 +479,7 @@ async def test_fetch_redirect_to_another_scheme_is_one_line(target: str) -> None
     assert target in one_line(result)
 
 
+@pytest.mark.slow
 async def test_fetch_hang_up_is_one_line() -> None:
     """A server that closes the connection without answering: one line, not a traceback."""
     async with raw_site(lambda path: None) as (base, _):
@@ -483,6 +490,7 @@ async def test_fetch_hang_up_is_one_line() -> None:
     assert "closed the connection" in one_line(result)
 
 
+@pytest.mark.slow
 async def test_fetch_dead_proxy_names_the_proxy() -> None:
     """A --proxy nothing listens on is named (and --proxy), not the target URL."""
     port = closed_port()
@@ -544,6 +552,7 @@ async def test_an_unknown_charset_is_read_as_utf8() -> None:
 
 
 @pytest.mark.parametrize("demo", ["links", "fetch"])
+@pytest.mark.slow
 async def test_tls_verification_failure_is_a_certificate_problem(demo: str) -> None:
     """An untrusted certificate is reported as a certificate problem, never with the
     "is the server running?" hint (the server is running: it sent a certificate)."""

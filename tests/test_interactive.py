@@ -1,5 +1,5 @@
-"""The interactive clients print what a server sends escaped (Issue 10 item 6), and
-take any input bytes."""
+"""The interactive clients print what a server sends escaped (a hostile server cannot
+drive the terminal), and take any input bytes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from asyncnet.text import line_bytes, not_text
 
 
 async def test_line_client_escapes_a_hostile_servers_control_characters() -> None:
-    """Issue 10 item 6: ESC, BEL, CR and U+2028 from the server are printed escaped."""
+    """ESC, BEL, CR and U+2028 from the server are printed escaped."""
 
     async def hostile(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readline()
@@ -34,7 +34,7 @@ async def test_line_client_escapes_a_hostile_servers_control_characters() -> Non
 
 
 async def test_datagram_client_escapes_too() -> None:
-    """Issue 10 item 6 (UDP): a reply datagram's control characters are escaped."""
+    """UDP: a reply datagram's control characters are escaped."""
 
     class Hostile(DatagramHandler):
         def handle(self, data: bytes, addr: object) -> bytes:

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asyncnet import LineHandler
-from asyncnet._memory import drive
+from asyncnet.servers._connection.line import TRANSITIONS, State
+from asyncnet.testing import DrivenConnection, FakeClock, drive
 
 
 class Bracket(LineHandler):
@@ -75,7 +76,7 @@ def _split(data: bytes, cuts: list[int]) -> list[bytes]:
 def test_fast_and_general_paths_give_the_same_replies(
     lines: list[tuple[bytes, bytes]], cuts: list[int]
 ) -> None:
-    """Issue 8 item 1: one line per read (the fast path) and any split of the same input
+    """One line per read (the fast path) and any split of the same input
     (the general path) produce the same replies, errors and counters."""
     data = b"".join(word + ending for word, ending in lines)
     one_line_per_read = [word + ending for word, ending in lines]
@@ -85,7 +86,7 @@ def test_fast_and_general_paths_give_the_same_replies(
 
 
 async def test_a_read_of_many_lines_is_handled_in_batches() -> None:
-    """Issue 10 item 3: lines_per_batch lines, then the loop's turn, then the rest."""
+    """Fairness: lines_per_batch lines, then the loop's turn, then the rest."""
     seen_at: list[int] = []
     turns = 0
 
@@ -115,9 +116,14 @@ async def test_a_read_of_many_lines_is_handled_in_batches() -> None:
 
 
 async def test_over_long_line_while_a_reply_is_pending_comes_after_that_reply() -> None:
-    """S1: a line proven too long while a coroutine is suspended is refused after its reply."""
-    conn = drive(Bracket)
+    """S1: a line proven too long while a coroutine is suspended is refused after its
+    reply; then the 2 s linger, on the kit's clock."""
+    clock = FakeClock()
+    conn = drive(Bracket, clock=clock)
     conn.feed(b"later\n" + b"z" * 40)
+    await conn.settled()
+    assert state_of(conn) is State.LINGERING
+    clock.advance(2.0)
     await conn.wait_closed()
     first, second, *_ = conn.output().split(b"\n")
     assert first == b"<later>"
@@ -140,3 +146,71 @@ async def test_handle_line_returning_the_wrong_type_is_a_handler_error(
     await conn.wait_closed()
     assert conn.server.stats.handler_errors == 1
     assert "handle_line() must return str, None or an awaitable, not int" in caplog.text
+
+
+# -- the state machine ----------------------------------------------------------
+
+
+def state_of(conn: DrivenConnection) -> State:
+    """The line connection's state, re-read on every call."""
+    state: State = conn.protocol.state
+    return state
+
+
+def test_the_transition_table_is_a_machine_that_always_ends_closed() -> None:
+    """Every state is in the table, CLOSED is the only end, and CLOSED is reachable from
+    every state (so a connection can always go away)."""
+    assert set(TRANSITIONS) == set(State)
+    assert [state for state, nexts in TRANSITIONS.items() if not nexts] == [State.CLOSED]
+    for state, nexts in TRANSITIONS.items():
+        assert state not in nexts
+        if state is not State.CLOSED:
+            assert State.CLOSED in nexts
+    assert TRANSITIONS[State.LINGERING] == {State.CLOSED}  # nothing more once lingering
+
+
+async def test_a_session_walks_the_states() -> None:
+    """READY, BUSY while a coroutine is suspended, READY again, CLOSING when the handler
+    closes, CLOSED once the transport is gone."""
+    conn = drive(Bracket)
+    assert state_of(conn) is State.READY
+    conn.feed(b"later\n")
+    assert state_of(conn) is State.BUSY
+    assert conn.transport.reading_paused  # blocked: input waits in the "kernel"
+    await conn.settled()
+    assert state_of(conn) is State.READY
+    assert not conn.transport.reading_paused
+    conn.feed(b"quit\n")
+    assert state_of(conn) is State.CLOSING
+    await conn.wait_closed()
+    assert state_of(conn) is State.CLOSED
+    assert conn.output() == b"<later>\nbye\n"
+
+
+async def test_a_long_batch_yields_and_an_error_lingers() -> None:
+    """YIELDING between batches; LINGERING after a protocol error, until the peer's end
+    of input closes the connection."""
+
+    class Two(Bracket):
+        lines_per_batch = 2
+
+    conn = drive(Two)
+    conn.feed(b"a\nb\nc\n")
+    assert state_of(conn) is State.YIELDING
+    await conn.settled()
+    assert state_of(conn) is State.READY
+    conn.feed(b"y" * 13 + b"\n")
+    assert state_of(conn) is State.LINGERING
+    conn.feed_eof()
+    await conn.wait_closed()
+    assert state_of(conn) is State.CLOSED
+
+
+async def test_an_illegal_transition_is_a_bug_caught_at_once() -> None:
+    """A change outside the table fails loudly (in debug runs) instead of leaving the
+    connection in a state nothing expects."""
+    conn = drive(Bracket)
+    conn.feed_eof()
+    await conn.wait_closed()
+    with pytest.raises(AssertionError, match=r"CLOSED -> State\.READY"):
+        conn.protocol._to(State.READY)

@@ -6,12 +6,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asyncnet.errors import FrameTooLarge, IncompleteFrame, LineTooLong, LocalProtocolError
+from asyncnet.errors import (
+    ConfigurationError,
+    FrameTooLarge,
+    IncompleteFrame,
+    LineTooLong,
+    LocalProtocolError,
+)
 from asyncnet.protocols import (
     END_OF_BODY,
     EOF,
     NEED_DATA,
     LineBuffer,
+    LineSplitter,
     check_line_argument,
     dot_stuff,
     dot_unstuff,
@@ -309,34 +316,65 @@ def batch_events(chunks: list[bytes], batch: int, limit: int = 16) -> list[objec
     st.integers(min_value=1, max_value=5),
 )
 def test_next_lines_gives_what_next_line_gives(data: bytes, cuts: list[int], batch: int) -> None:
-    """Issue 8 item 1: the batch call the server uses is next_line() in a loop, for any
+    """The batch call the server uses is next_line() in a loop, for any
     input, any split and any batch size (limits and the final unterminated line too)."""
     assert batch_events(splits(data, cuts), batch) == events(splits(data, cuts))
 
 
-def test_share_sets_the_shortcut_only_for_the_default_rules() -> None:
-    """Issue 8 item 8: a shared buffer tells its users when splitting by hand is exact."""
-    default = LineBuffer(10)
-    default.share()
-    assert default.shared
-    assert default.shortcut_limit == 10
-    for other in (LineBuffer(10, delimiter=b"\r\n"), LineBuffer(10, strip_cr=False)):
-        other.share()
-        assert other.shared
-        assert other.shortcut_limit == -1
-    # By hand, as a server does it: data[:-1] less a trailing \r, for every data the
-    # shortcut admits, equals single_line().
-    for data in (b"\n", b"\r\n", b"\r\r\n", b"x" * 10 + b"\n", b"x" * 9 + b"\r\n"):
-        end = len(data) - 1
-        assert 0 <= end <= default.shortcut_limit
-        assert data.find(b"\n") == end
-        by_hand = data[: end - 1] if end and data[end - 1] == 13 else data[:end]
-        assert by_hand == default.single_line(data)
+def split_all(splitter: LineSplitter, data: bytes, count: int) -> tuple[list[bytes], int]:
+    lines: list[bytes] = []
+    return lines, splitter.split(data, 0, 0, count, lines)
 
 
-def test_a_fed_buffer_cannot_be_shared() -> None:
-    """Issue 8 item 8: sharing a buffer that holds bytes would hand them to everyone."""
-    lines = LineBuffer(10)
-    lines.feed(b"partial")
-    with pytest.raises(ValueError, match="never fed"):
-        lines.share()
+@given(
+    st.binary(max_size=60).map(lambda b: b.replace(b"\x00", b"\n").replace(b"\x01", b"\r")),
+    st.integers(min_value=1, max_value=6),
+    st.sampled_from([(b"\n", True), (b"\n", False), (b"\r\n", True), (b"::", True)]),
+)
+def test_split_gives_the_lines_a_buffer_gives(
+    data: bytes, count: int, rules: tuple[bytes, bool]
+) -> None:
+    """The one split routine: a read split directly yields exactly the lines a buffer fed
+    the same read hands out, and when it stops short the rest is over the limit exactly
+    when more than ``tail_limit`` bytes are left (the test every caller relies on)."""
+    delimiter, strip_cr = rules
+    splitter = LineSplitter(8, delimiter=delimiter, strip_cr=strip_cr)
+    lines, end = split_all(splitter, data, count)
+    assert len(lines) <= count
+    buf = LineBuffer(8, delimiter=delimiter, strip_cr=strip_cr)
+    expected: list[bytes] = []
+    refused = False
+    try:
+        buf.feed(data)
+        while len(expected) < count and isinstance(line := buf.next_line(), bytes):
+            expected.append(line)
+    except LineTooLong:
+        refused = True
+    assert lines == expected
+    if len(lines) < count:
+        assert (len(data) - end > splitter.tail_limit) == refused
+    # Searching from where an earlier search stopped changes nothing.
+    again: list[bytes] = []
+    i = data.find(delimiter)
+    search_from = i if i >= 0 else max(0, len(data) - len(delimiter) + 1)
+    assert splitter.split(data, 0, search_from, count, again) == end
+    assert again == lines
+
+
+def test_splitter_rules_and_their_errors() -> None:
+    """CR stripping is the b"\\n" delimiter's alone; nonsense rules are refused."""
+    assert split_all(LineSplitter(4), b"ab\r\ncd\n", 5) == ([b"ab", b"cd"], 7)
+    assert split_all(LineSplitter(4, strip_cr=False), b"ab\r\n", 5) == ([b"ab\r"], 4)
+    crlf = LineSplitter(4, delimiter=b"\r\n")
+    assert not crlf.strip_cr
+    assert split_all(crlf, b"a\rb\r\nc", 5) == ([b"a\rb"], 5)
+    # exactly the limit, with its CR: accepted; one more byte: never split off
+    assert split_all(LineSplitter(4), b"abcd\r\n", 1) == ([b"abcd"], 6)
+    assert split_all(LineSplitter(4), b"abcde\n", 1) == ([], 0)
+    assert LineSplitter(4).tail_limit == 5
+    assert crlf.tail_limit == 5
+    assert LineSplitter(4).strip(b"last\r") == b"last"
+    with pytest.raises(ConfigurationError, match="max_line_length"):
+        LineSplitter(0)
+    with pytest.raises(ConfigurationError, match="delimiter"):
+        LineSplitter(4, delimiter=b"")

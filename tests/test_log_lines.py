@@ -1,4 +1,4 @@
-"""Log lines name the peer once (issue 9 item 2: "closing A: stream ended mid-frame from A").
+"""Log lines name the peer once (never "closing A: stream ended mid-frame from A").
 
 The errors a connection closes for (LineTooLong, FrameTooLarge, IncompleteFrame,
 OperationTimeout) already name the peer; the closing line must not repeat it.

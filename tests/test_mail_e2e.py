@@ -64,6 +64,7 @@ CASES = [dotted, no_final_newline, rfc2047, attachment, five_megabytes]
 
 
 @pytest.mark.parametrize("build", CASES, ids=[c.__name__ for c in CASES])
+@pytest.mark.slow
 async def test_roundtrip_byte_identical(build) -> None:  # type: ignore[no-untyped-def]
     """What POP3 returns is byte for byte what SMTP carried (CRLF, final CRLF added by
     SMTP itself), and parses back to the same headers and parts."""

@@ -48,7 +48,11 @@ def write_maildir(path: Path) -> None:
 
 
 async def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    """Wait until something accepts on 127.0.0.1:port (or the process dies)."""
+    """Wait until something accepts on 127.0.0.1:port (or the process dies).
+
+    Dovecot announces nothing when it listens (no output, no notify socket here):
+    trying to connect, bounded in time, is the only way to know.
+    """
     async with asyncio.timeout(timeout):
         while True:
             if proc.poll() is not None:
@@ -56,7 +60,7 @@ async def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: floa
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", port)
             except OSError:
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # not listening yet: see the docstring
                 continue
             writer.close()
             await writer.wait_closed()

@@ -9,11 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asyncnet.errors import LocalProtocolError
-from asyncnet.mail import POP3ConnectionError, POP3ProtocolError
+from asyncnet.mail import POP3ProtocolError
 from asyncnet.mail._pop3.protocol import (
     NEED_DATA,
     BodyChunk,
     BodyEnd,
+    Closed,
     POP3Protocol,
     Status,
     apop_timestamp,
@@ -254,7 +255,8 @@ def test_message_size_limit() -> None:
 
 
 def test_eof_mid_body_and_mid_status() -> None:
-    """P2: the connection ending before the terminator is a POP3ConnectionError."""
+    """P2: the connection ending before the terminator is a Closed event naming the
+    reply it cut (the client raises POP3ConnectionError from it); it stays Closed."""
     proto = POP3Protocol()
     proto.send_command("RETR", "1", multiline=True, message=True)
     proto.receive_data(GREETING + b"+OK\r\nSubject: half\r\n")
@@ -262,13 +264,41 @@ def test_eof_mid_body_and_mid_status() -> None:
     proto.next_event()
     assert proto.next_event() == BodyChunk(b"Subject: half\r\n")
     proto.receive_eof()
-    with pytest.raises(POP3ConnectionError):
-        proto.next_event()
+    closed = Closed("RETR", "connection closed in the middle of the RETR reply")
+    assert proto.next_event() == closed
+    assert proto.next_event() == closed
     proto = POP3Protocol()
     proto.receive_data(b"+OK half a gree")
     proto.receive_eof()
-    with pytest.raises(POP3ConnectionError):
-        proto.next_event()
+    assert proto.next_event() == Closed("reply", "connection closed in the middle of a status line")
+    proto = POP3Protocol()
+    proto.send_command("STAT")
+    proto.receive_data(GREETING)
+    assert isinstance(proto.next_event(), Status)
+    proto.receive_eof()
+    assert proto.next_event() == Closed(
+        "STAT", "connection closed while waiting for the STAT reply"
+    )
+
+
+def test_end_of_input_anywhere_is_an_event_never_an_exception() -> None:
+    """The parser raises protocol errors only: a valid session cut at any byte ends
+    in a Closed event, whatever was cut."""
+    wire = GREETING + b"+OK 2 32\r\n+OK 18 octets\r\nSubject: x\r\n\r\n..dot\r\n.\r\n"
+    for cut in range(len(wire) + 1):
+        proto = POP3Protocol()
+        proto.send_command("STAT")
+        proto.send_command("RETR", "1", multiline=True, message=True)
+        proto.receive_data(wire[:cut])
+        proto.receive_eof()
+        events = []
+        while not isinstance(event := proto.next_event(), Closed):
+            assert event is not NEED_DATA, cut  # after the end of input, never "more"
+            events.append(event)
+            assert len(events) < 10, cut
+        assert event.description.startswith("connection closed"), cut
+        if cut == len(wire):
+            assert events[-1] == BodyEnd()
 
 
 def test_unsolicited_reply() -> None:

@@ -291,6 +291,7 @@ def wires(draw: st.DrawFn) -> bytes:
 
 @settings(deadline=None, max_examples=300)
 @given(data=wires(), cuts=st.lists(st.integers(0, 200), max_size=10))
+@pytest.mark.slow
 def test_any_split_gives_the_same_result(data: bytes, cuts: list[int]) -> None:
     cuts = [c for c in cuts if c <= len(data)]
     assert outcome(data, cuts) == outcome(data, [])

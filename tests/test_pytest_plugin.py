@@ -1,4 +1,4 @@
-"""The shipped pytest plugin's fixtures, used from this suite (issue 9 item 5)."""
+"""The shipped pytest plugin's fixtures, used from this suite."""
 
 from __future__ import annotations
 

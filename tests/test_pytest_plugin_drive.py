@@ -1,4 +1,4 @@
-"""The pytest plugin's asyncnet_drive fixture and the test kit's re-exports (issue 9 item 5)."""
+"""The pytest plugin's asyncnet_drive fixture and the test kit's re-exports."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from asyncnet import LineHandler
 from asyncnet.pytest_plugin import DriveFactory
-from asyncnet.testing import FakeTransport, drive
+from asyncnet.testing import FakeClock, FakeTimer, FakeTransport, drive
 
 
 class Upper(LineHandler):
@@ -24,6 +24,16 @@ async def test_drive_fixture_runs_a_handler_without_sockets(asyncnet_drive: Driv
     conn.feed(b"abc\nxyz\n")
     assert await conn.replies() == ["ABC", "XYZ"]
     assert isinstance(conn.transport, FakeTransport)
+
+
+async def test_drive_fixture_takes_a_fake_clock(asyncnet_drive: DriveFactory) -> None:
+    """The fixture passes drive()'s clock on: an idle timeout passes at advance()."""
+    clock = FakeClock()
+    conn = asyncnet_drive(Upper, clock=clock, idle_timeout=30)
+    assert conn.server.clock is clock
+    clock.advance(31 + 2 * conn.server.deadlines.resolution)
+    await conn.wait_closed()
+    assert conn.server.stats.connections_timed_out == 1
 
 
 def test_teardown_ends_open_connections(pytester: pytest.Pytester) -> None:
@@ -61,3 +71,5 @@ def test_testing_reexports_the_memory_kit() -> None:
 
     assert drive is memory.drive
     assert FakeTransport is memory.FakeTransport
+    assert FakeClock is memory.FakeClock
+    assert FakeTimer is memory.FakeTimer

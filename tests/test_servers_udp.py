@@ -148,7 +148,7 @@ async def test_reply_to_vanished_client_keeps_serving() -> None:
 
 
 async def test_connected_client_to_closed_port_sees_port_unreachable() -> None:
-    """U2 (connected side), issue 9 item 7: "port unreachable" ends the request at once.
+    """U2 (connected side): "port unreachable" ends the request at once.
 
     No retries are waited out: a NetworkError (ECONNREFUSED) comes long before
     ``timeout * (1 + backoff)`` would have elapsed, and the endpoint stays usable.
@@ -171,7 +171,7 @@ async def test_connected_client_to_closed_port_sees_port_unreachable() -> None:
 
 
 async def test_retry_unreachable_keeps_trying_then_reports_it() -> None:
-    """Issue 9 item 7: with retry_unreachable=True every attempt is made, then NoResponse."""
+    """With retry_unreachable=True every attempt is made, then NoResponse."""
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     probe.bind(("127.0.0.1", 0))
     closed_port = probe.getsockname()[1]

@@ -148,6 +148,7 @@ def test_timeouts_demo_prints_every_phase() -> None:
     assert done.stderr == ""
 
 
+@pytest.mark.slow
 async def test_timeouts_demo_phases_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     from asyncnet.demos.timeouts import phases
 

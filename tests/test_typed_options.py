@@ -1,13 +1,19 @@
-"""Typed server options (issue 9 item 3): mypy catches bad ones, construction refuses bad values."""
+"""Typed server options: each declared once (name, type, default, docstring), mypy
+catches a misspelt or mistyped one, construction refuses bad values."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import os
+import re
 import socket
 import subprocess
 import sys
+import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypedDict, Union, get_args, get_origin, get_type_hints
 
 import pytest
 
@@ -19,11 +25,18 @@ from asyncnet import (
     udp_server,
     unix_server,
 )
+from asyncnet._options import Default, defaults_of
+from asyncnet.servers import DatagramOptions, ListenOptions, StreamOptions, TCPOptions
+from asyncnet.servers import _options as server_options
 
 from .helpers import ROOT, Echo, Upper
 
 USER_FILE = """\
-from asyncnet import DatagramHandler, LineHandler, tcp_server, udp_server, unix_server
+from typing import Unpack
+
+from asyncnet import DatagramHandler, DatagramServer, LineHandler, StreamServer
+from asyncnet import tcp_server, udp_server, unix_server
+from asyncnet.servers import TCPOptions
 
 
 class Upper(LineHandler):
@@ -40,6 +53,16 @@ good = tcp_server(Upper, port=9999, idle_timeout=30.0)
 misspelt = tcp_server(Upper, prot=9999)
 wrong_type = udp_server(Echo, port="9999")
 no_host_for_unix = unix_server(Upper, "/tmp/x.sock", host="127.0.0.1")
+server_misspelt = StreamServer(Upper, idle_timout=5)
+datagram_mistyped = DatagramServer(Echo, max_pending=None)
+
+
+def my_server(**options: Unpack[TCPOptions]) -> StreamServer:
+    return tcp_server(Upper, **options)
+
+
+forwarded = my_server(port=0, line_timeout=None)
+forwarded_misspelt = my_server(max_conections=3)
 """
 
 
@@ -60,11 +83,29 @@ def test_mypy_catches_a_misspelt_or_mistyped_option_in_a_user_file(tmp_path: Pat
     )
     out = done.stdout
     assert done.returncode == 1, out + done.stderr
-    lines = [line for line in out.splitlines() if ": error:" in line]
-    assert len(lines) == 3, out
-    assert 'app.py:15: error: Unexpected keyword argument "prot" for "tcp_server"' in out
-    assert 'app.py:16: error: Argument "port" to "udp_server" has incompatible type "str"' in out
-    assert 'app.py:17: error: Unexpected keyword argument "host" for "unix_server"' in out
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert len(errors) == 6, out
+    expected = {
+        "misspelt =": 'Unexpected keyword argument "prot" for "tcp_server"',
+        "wrong_type =": 'Argument "port" to "udp_server" has incompatible type "str"',
+        "no_host_for_unix =": 'Unexpected keyword argument "host" for "unix_server"',
+        "server_misspelt =": 'Unexpected keyword argument "idle_timout" for "StreamServer"',
+        "datagram_mistyped =": (
+            'Argument "max_pending" to "DatagramServer" has incompatible type "None"'
+        ),
+        # A user's own wrapper forwards the options, still checked at its call sites.
+        "forwarded_misspelt =": 'Unexpected keyword argument "max_conections" for "my_server"',
+    }
+    for statement, error in expected.items():
+        assert f"app.py:{line_of(statement)}: error: {error}" in out, out
+
+
+def line_of(statement: str) -> int:
+    """The line of ``USER_FILE`` that starts with ``statement``."""
+    (number,) = (
+        n for n, line in enumerate(USER_FILE.splitlines(), 1) if line.startswith(statement)
+    )
+    return number
 
 
 BAD_STREAM: list[tuple[dict[str, Any], str]] = [
@@ -134,24 +175,139 @@ def test_good_values_pass_through_to_the_server() -> None:
     assert udp_server(Echo, port=0, receive_buffer=4096).receive_buffer == 4096
 
 
-def test_the_factories_mirror_the_server_options() -> None:
-    """Every StreamServer/DatagramServer option is a parameter of its factory (none forgotten)."""
-    import inspect
+OPTIONS: list[Any] = [ListenOptions, StreamOptions, TCPOptions, DatagramOptions]
 
-    stream = set(inspect.signature(StreamServer).parameters) - {"handler"}
-    assert set(inspect.signature(tcp_server).parameters) - {"handler"} == stream - {"path"}
-    datagram = set(inspect.signature(DatagramServer).parameters) - {"handler"}
-    assert set(inspect.signature(udp_server).parameters) - {"handler"} == datagram
-    unix = set(inspect.signature(unix_server).parameters) - {"handler"}
-    assert unix == stream - {
-        "host",
-        "port",
-        "all_interfaces",
-        "family",
-        "reuse_address",
-        "reuse_port",
-        "sock",  # an inherited socket (TCP or Unix) goes through tcp_server(sock=...)
-    }
+
+def test_the_factories_take_exactly_the_declared_options() -> None:
+    """A TCP server takes the listening and stream options, a Unix one the stream
+    options only, a UDP one the listening and datagram options: each declared once."""
+    listen, stream = ListenOptions.__optional_keys__, StreamOptions.__optional_keys__
+    assert TCPOptions.__optional_keys__ == listen | stream | {"reuse_address", "sock"}
+    assert listen < DatagramOptions.__optional_keys__
+    assert not listen & stream
+    for declared in OPTIONS:
+        assert set(defaults_of(declared)) == declared.__optional_keys__
+        assert not declared.__required_keys__
+
+
+UNKNOWN: list[tuple[str, Callable[..., object], dict[str, Any]]] = [
+    ("tcp_server", lambda **o: tcp_server(Upper, **o), {"prot": 9999}),
+    ("tcp_server", lambda **o: tcp_server(Upper, **o), {"path": "/tmp/x.sock"}),
+    ("unix_server", lambda **o: unix_server(Upper, "/tmp/x.sock", **o), {"host": "::1"}),
+    ("unix_server", lambda **o: unix_server(Upper, "/tmp/x.sock", **o), {"sock": None}),
+    ("udp_server", lambda **o: udp_server(Echo, **o), {"idle_timeout": 5}),
+    ("StreamServer", lambda **o: StreamServer(Upper, **o), {"max_pending": 5}),
+    ("DatagramServer", lambda **o: DatagramServer(Echo, **o), {"backlog": 5}),
+]
+
+
+@pytest.mark.parametrize(
+    ("callee", "build", "options"), UNKNOWN, ids=[f"{c}-{next(iter(o))}" for c, _, o in UNKNOWN]
+)
+def test_an_unknown_option_is_a_type_error_naming_the_callee(
+    callee: str, build: Callable[..., object], options: dict[str, Any]
+) -> None:
+    """Python's own message for a misspelt keyword, for code no type checker has read."""
+    (name,) = options
+    message = rf"^{callee}\(\) got an unexpected keyword argument '{name}'$"
+    with pytest.raises(TypeError, match=message):
+        build(**options)
+
+
+# Options a server keeps under another name (``_host``, ``proxy``), or not at all.
+NOT_KEPT_AS_IS = {"host", "all_interfaces", "proxy_protocol", "proxy_trusted"}
+NOT_KEPT_AS_IS |= {"proxy_header_timeout", "drop_sources"}
+
+
+def test_a_server_given_no_options_has_the_declared_defaults(tmp_path: Path) -> None:
+    """The defaults are written only in the declarations."""
+    stream = {**defaults_of(TCPOptions), "name": "Upper"}  # name None: the handler's
+    path = str(tmp_path / "x.sock")
+    for server in (tcp_server(Upper), StreamServer(Upper), unix_server(Upper, path)):
+        for key in stream.keys() - NOT_KEPT_AS_IS:
+            if server.path is None or key in StreamOptions.__optional_keys__:
+                assert getattr(server, key) == stream[key], key
+        assert server.proxy is None
+    datagram = {**defaults_of(DatagramOptions), "name": "Echo"}
+    for udp in (udp_server(Echo), DatagramServer(Echo)):
+        for key in datagram.keys() - NOT_KEPT_AS_IS:
+            assert getattr(udp, key) == datagram[key], key
+        assert udp.drop_sources == datagram["drop_sources"]
+
+
+def test_a_subclass_names_itself_for_an_unknown_option() -> None:
+    class Mine(StreamServer):
+        pass
+
+    with pytest.raises(TypeError, match=r"^Mine\(\) got an unexpected keyword argument 'prot'$"):
+        Mine(Upper, prot=1)  # type: ignore[call-arg]
+
+
+def _accepts(hint: Any, value: object) -> bool:
+    """Whether ``value`` is of type ``hint``, for the types options are declared with."""
+    if hint is type(None):
+        return value is None
+    if get_origin(hint) in (Union, types.UnionType):
+        return any(_accepts(arm, value) for arm in get_args(hint))
+    if hint is float:  # as for a type checker, an int is a float
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, get_origin(hint) or hint)
+
+
+@pytest.mark.parametrize("declared", OPTIONS, ids=lambda kind: kind.__name__)
+def test_every_default_has_its_declared_type(declared: Any) -> None:
+    """A type checker does not look inside ``Annotated``'s metadata: this does."""
+    hints = get_type_hints(declared)
+    for key, default in defaults_of(declared).items():
+        assert _accepts(hints[key], default), (key, default, hints[key])
+
+
+def test_an_option_declared_without_its_default_is_refused() -> None:
+    class Careless(TypedDict, total=False):
+        port: Annotated[int, Default(0)]
+        host: str
+
+    with pytest.raises(TypeError, match=r"Careless\.host needs exactly one Default"):
+        defaults_of(Careless)
+
+
+def test_every_option_has_its_docstring_in_its_declaration() -> None:
+    """The options are documented where they are declared, and the API reference shows it."""
+    tree = ast.parse(inspect.getsource(server_options))
+    documented: set[str] = set()
+    for kind in (node for node in tree.body if isinstance(node, ast.ClassDef)):
+        for field, after in zip(kind.body, kind.body[1:], strict=False):
+            if isinstance(field, ast.AnnAssign):
+                assert isinstance(field.target, ast.Name)
+                assert isinstance(after, ast.Expr), f"{kind.name}.{field.target.id}"
+                assert isinstance(after.value, ast.Constant), f"{kind.name}.{field.target.id}"
+                documented.add(field.target.id)
+    assert documented == set().union(*(kind.__optional_keys__ for kind in OPTIONS))
+
+
+def test_the_servers_page_lists_each_declared_option_once_with_its_default() -> None:
+    """docs/servers.md has one row per declaration (``grace`` and ``name`` are declared
+    for stream and for datagram servers), and a default written as a literal there is
+    the declared one."""
+    section = (ROOT / "docs" / "servers.md").read_text(encoding="utf-8")
+    section = section.split("\n## Options\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| (.+?) \|", section, re.MULTILINE)
+    tcp_only = TCPOptions.__optional_keys__ - ListenOptions.__optional_keys__
+    tcp_only -= StreamOptions.__optional_keys__
+    datagram_only = DatagramOptions.__optional_keys__ - ListenOptions.__optional_keys__
+    declared = [ListenOptions.__optional_keys__, StreamOptions.__optional_keys__]
+    declared += [tcp_only, datagram_only]
+    assert sorted(name for name, _ in rows) == sorted(name for keys in declared for name in keys)
+    kinds = [defaults_of(TCPOptions), defaults_of(DatagramOptions)]
+    literals = 0
+    for name, cell in rows:
+        try:
+            written = ast.literal_eval(cell.strip("`"))
+        except (ValueError, SyntaxError):
+            continue  # prose: "the OS default", "64 KiB"
+        literals += 1
+        assert any(kind.get(name, ...) == written for kind in kinds), (name, cell)
+    assert literals > 15
 
 
 @pytest.mark.parametrize("host", ["0", "0.0", "0.0.0", "0x0", "0.0.0.0", "::", "[::]", ""])

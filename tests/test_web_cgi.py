@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from asyncnet.web import WebServer, web_server
 from asyncnet.web._cgi import CGIError, parse_cgi_headers
 
-from .helpers import ROOT, wait_until
+from .helpers import ROOT, process_exited
 from .web_helpers import raw_get
 
 SAMPLE = ROOT / "asyncnet" / "demos" / "site" / "cgi-bin" / "sample.py"
@@ -169,6 +169,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.slow
 async def test_time_limit_kills_the_script(server: WebServer) -> None:
     async with asyncio.timeout(10):
         response = await raw_get(server.address[1], "/cgi-bin/slow.py")
@@ -181,7 +182,7 @@ async def test_output_limit_kills_the_script_and_truncates(server: WebServer) ->
             pid = int(response.headers["X-Pid"])
             with pytest.raises(aiohttp.ClientPayloadError):
                 await response.read()  # never a complete-looking body
-    await wait_until(lambda: not _alive(pid), timeout=5)
+    await process_exited(pid, timeout=5)
 
 
 async def test_script_is_killed_when_the_client_goes_away(server: WebServer) -> None:
@@ -192,7 +193,7 @@ async def test_script_is_killed_when_the_client_goes_away(server: WebServer) -> 
     pid = int(head.split(b"X-Pid: ")[1].split(b"\r\n")[0])
     assert _alive(pid)
     writer.close()
-    await wait_until(lambda: not _alive(pid), timeout=5)  # well before its 30 s sleep ends
+    await process_exited(pid, timeout=5)  # well before its 30 s sleep ends
 
 
 def test_parse_cgi_headers() -> None:

@@ -428,6 +428,7 @@ gc.collect()
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+@pytest.mark.slow
 def test_shared_session_is_closed_with_the_loop(loop: str) -> None:
     """No "Unclosed client session" when a program ends without closing the shared client."""
     if loop == "uvloop":
@@ -461,6 +462,7 @@ async def test_fetch_leaves_the_callers_request_alone() -> None:
     assert request.data is None
 
 
+@pytest.mark.slow
 async def test_download_timeout_bounds_stalls_not_the_transfer(tmp_path: Path) -> None:
     """A steady download longer than the timeout completes; a 4xx is an error, no file."""
     routes = web.RouteTableDef()

@@ -28,6 +28,7 @@ def run_demo(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str
 
 
 @pytest.mark.parametrize("demo", DEMOS)
+@pytest.mark.slow
 def test_help_and_bad_flags(demo: str) -> None:
     assert run_demo(f"asyncnet.demos.{demo}", "--help").returncode == 0
     url = [] if demo == "web" else ["http://127.0.0.1:1/"]  # never contacted
@@ -48,6 +49,7 @@ def _one_line_failure(result: subprocess.CompletedProcess[str], *words: str) -> 
         assert word in lines[0]
 
 
+@pytest.mark.slow
 def test_web_port_in_use() -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
@@ -57,15 +59,18 @@ def test_web_port_in_use() -> None:
     _one_line_failure(result, f"127.0.0.1:{port}", "in use")
 
 
+@pytest.mark.slow
 def test_web_missing_directory(tmp_path: Path) -> None:
     _one_line_failure(run_demo("asyncnet.demos.web", str(tmp_path / "nope")), "no directory")
 
 
+@pytest.mark.slow
 def test_web_debug_refuses_all_interfaces() -> None:
     result = run_demo("asyncnet.demos.web", "--debug", "--all-interfaces", "--port", "0")
     _one_line_failure(result, "loopback")
 
 
+@pytest.mark.slow
 def test_fetch_refused() -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
@@ -76,6 +81,7 @@ def test_fetch_refused() -> None:
     assert "Traceback" in verbose.stderr
 
 
+@pytest.mark.slow
 def test_fetch_bad_url() -> None:
     _one_line_failure(run_demo("asyncnet.demos.fetch", "ftp://127.0.0.1/"), "http")
 
@@ -121,6 +127,7 @@ async def test_tour_web_stop(capsys: pytest.CaptureFixture[str]) -> None:
     assert "crawl: 9 pages, broken: ['http://127.0.0.1:" in out
 
 
+@pytest.mark.slow
 def test_web_takes_http_server_spellings(tmp_path: Path) -> None:
     """-d DIR and -b ADDRESS, as python -m http.server has them; SIGINT exits 0."""
     (tmp_path / "marker.txt").write_text("here")

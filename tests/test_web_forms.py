@@ -164,6 +164,7 @@ async def test_malformed_multipart_is_a_fast_400(
     assert seen == []
 
 
+@pytest.mark.slow
 async def test_form_that_never_finishes_is_cut_off(
     forms: tuple[WebServer, Path, list[Form]],
 ) -> None:

@@ -1,5 +1,6 @@
 """Clients: line, frame and datagram request clients, each with timeouts."""
 
+from ..errors import ClientError
 from ._console import stdin_lines
 from ._datagram import DatagramClient
 from ._framed import FramedClient
@@ -8,6 +9,7 @@ from ._lines import LineClient
 from ._stream import open_stream
 
 __all__ = [
+    "ClientError",
     "datagram_session",
     "line_session",
     "open_stream",

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BroadcastNotAllowed
+from ..errors import BroadcastNotAllowed, CreosoteError
 from ._bucket import Bucket, BucketStats, Subscription
 from ._emitter import Emitter, spew
 from ._emitter_base import EmitterStats, is_broadcast_address
@@ -59,6 +59,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "CreosoteError",
     "WebView",
     "WebViewStats",
     "BUFSIZE",

@@ -36,6 +36,7 @@ from typing import Any, Self
 from aiohttp import web
 
 from .._boundary import translate_os_error
+from .._compat import set_shutdown_timeout
 from .._lifecycle import Endpoint
 from .._loopback import check_bind_host, is_loopback_host
 from ..errors import ConfigurationError, StateError, format_peer
@@ -235,7 +236,7 @@ class WebView(Endpoint):
         if grace is not None:
             self.shutdown_timeout = grace
             if self._runner is not None:
-                self._runner._shutdown_timeout = grace
+                set_shutdown_timeout(self._runner, grace)
         if self._runner is None or self._closing is not None:
             return
         self._closing = asyncio.get_running_loop().create_task(

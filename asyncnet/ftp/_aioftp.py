@@ -20,7 +20,8 @@ from typing import Any, Literal
 import aioftp
 from aioftp.common import SSLSessionBoundContext
 
-from ..errors import PeerProtocolError, format_peer
+from .._compat import AioftpControlConnection
+from ..errors import ConfigurationError, PeerProtocolError, format_peer
 from ._errors import FTPConnectionClosed, ReplyTooLong
 from ._safety import pin_passive_host
 
@@ -30,17 +31,25 @@ MAX_REPLY_LINE = 8192
 """Bytes in one control reply line (RFC 959 replies are short; 64 KiB is asyncio's cap)."""
 
 
-class PinnedClient(aioftp.Client):
+class PinnedClient(AioftpControlConnection, aioftp.Client):
     """aioftp's client with PASV host pinning and bounded replies."""
 
     def __init__(
-        self, *, max_reply_lines: int = 1000, tls_hostname: str | None = None, **kwargs: Any
+        self,
+        *,
+        max_reply_lines: int = 1000,
+        tls_hostname: str | None = None,
+        passive_commands: Sequence[str] = ("epsv", "pasv"),
+        **kwargs: Any,
     ) -> None:
         kwargs.setdefault("trust_server_pasv_ipv4_address", False)
-        super().__init__(**kwargs)
+        super().__init__(passive_commands=tuple(passive_commands), **kwargs)
         self.max_reply_lines = max_reply_lines
         self.tls_hostname = tls_hostname
+        self.passive_commands = tuple(passive_commands)
         self.control_peer: tuple[Any, ...] | None = None
+        self.control_writer: asyncio.StreamWriter | None = None
+        """The control connection's writer, once ``connect()`` has opened it."""
         self.passive_hosts_replaced = 0
         self.current_type = "A"  # RFC 959's default until TYPE says otherwise
 
@@ -51,21 +60,28 @@ class PinnedClient(aioftp.Client):
             code, info = await self.parse_response()
         return code, info
 
-    async def _open_connection(
+    async def open_control_connection(
         self, host: str, port: int
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        # Data connections start in plain TCP even under TLS: servers such as vsftpd
-        # begin the TLS handshake only once they have the transfer command (see
-        # open_data_stream), so a handshake here would wait for ever.
-        options: dict[str, Any] = {"limit": MAX_REPLY_LINE}
-        if self.ssl and self._stream is None:  # implicit TLS on the control connection
+        """The control connection (``connect()`` opens it here): implicit TLS if ``ssl``."""
+        options: dict[str, Any] = {}
+        if self.ssl:
             options["ssl"] = self.ssl
             options["server_hostname"] = self.tls_hostname or self.server_host
-        async with asyncio.timeout(self.connection_timeout):
-            reader, writer = await asyncio.open_connection(host, port, **options)
-        if self.control_peer is None:
-            self.control_peer = writer.get_extra_info("peername")
+        reader, writer = await self._connect(host, port, **options)
+        self.control_peer = writer.get_extra_info("peername")
+        self.control_writer = writer
         return reader, writer
+
+    async def _connect(
+        self, host: str, port: int, **options: Any
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        # Lines of at most MAX_REPLY_LINE on every connection.  Data connections come
+        # here in plain TCP even under TLS: servers such as vsftpd begin the TLS
+        # handshake only once they have the transfer command (see open_data_stream),
+        # so a handshake here would wait for ever.
+        async with asyncio.timeout(self.connection_timeout):
+            return await asyncio.open_connection(host, port, limit=MAX_REPLY_LINE, **options)
 
     def _data_tls_context(self) -> ssl.SSLContext | None:
         """A context resuming the control connection's TLS session, if it has one.
@@ -73,9 +89,9 @@ class PinnedClient(aioftp.Client):
         Servers (vsftpd's require_ssl_reuse) refuse data connections that do not
         resume it: proof that the data connection comes from the same client.
         """
-        if self._stream is None:
+        if self.control_writer is None:
             return None
-        ssl_object = self._stream.writer.transport.get_extra_info("ssl_object")
+        ssl_object = self.control_writer.get_extra_info("ssl_object")
         if ssl_object is None:
             return None
         return SSLSessionBoundContext(
@@ -90,7 +106,9 @@ class PinnedClient(aioftp.Client):
         await self.stream.start_tls(
             sslcontext=sslcontext, server_hostname=self.tls_hostname or self.server_host
         )
-        await self._send_tls_protection_commands()
+        # RFC 4217: no protection buffer, and private (TLS) data connections too.
+        await self.command("PBSZ 0", "200")
+        await self.command("PROT P", "200")
 
     async def open_data_stream(
         self, command: str, *, offset: int = 0, conn_type: Literal["I", "A"] = "I"
@@ -160,7 +178,7 @@ class PinnedClient(aioftp.Client):
         self, conn_type: str = "I", commands: Sequence[str] | None = None
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """EPSV, else PASV; either way connect to the control connection's peer."""
-        commands = [c.lower() for c in (commands or self._passive_commands)]
+        commands = [c.lower() for c in (commands or self.passive_commands)]
         await self.command("TYPE " + conn_type, "200")
         announced: str | None = None
         port: int | None = None
@@ -173,7 +191,7 @@ class PinnedClient(aioftp.Client):
                     _, info = await self.command("PASV", "227")
                     announced, port = _parse_passive(self.parse_pasv_response, info[-1])
                 else:
-                    raise ValueError(f"unknown passive command {name!r}")
+                    raise ConfigurationError(f"unknown passive command {name!r}")
                 break
             except aioftp.StatusCodeError as exc:
                 if index == len(commands) or not exc.received_codes[-1].matches("50x"):
@@ -184,7 +202,7 @@ class PinnedClient(aioftp.Client):
         host = pin_passive_host(announced, peer_host)
         if announced is not None and announced != host and announced != "0.0.0.0":
             self.passive_hosts_replaced += 1
-        return await self._open_connection(host, port)
+        return await self._connect(host, port)
 
 
 def _parse_passive(parse: Any, text: str) -> tuple[str | None, int]:

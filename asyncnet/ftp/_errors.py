@@ -1,9 +1,11 @@
-"""FTP errors: each derives from the matching class of :mod:`asyncnet.errors`.
+"""FTP errors: one root, :class:`FTPError`; each class also derives from its kind.
 
 A refused command becomes :class:`FTPReplyError` naming the server's reply (code and
-text), the command and the phase; what a hostile or broken server does becomes a
-:class:`~asyncnet.errors.PeerProtocolError`; a path we were asked to send with CR/LF
-in it is a :class:`~asyncnet.errors.LocalProtocolError` (a ``ValueError``).
+text), the command and the phase; what a hostile or broken server does is also a
+:class:`~asyncnet.errors.PeerProtocolError`; a control connection that ends without
+a reply is also a :class:`~asyncnet.errors.NetworkError`.  A path we were asked to
+send with CR/LF in it is a :class:`~asyncnet.errors.LocalProtocolError` (a
+``ValueError``), raised as it is.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ __all__ = [
 
 
 class FTPError(AsyncNetError):
-    """Root of the FTP client's own errors."""
+    """Root of the FTP package's errors: ``except FTPError`` catches every class here."""
 
 
 class FTPReplyError(FTPError):
@@ -72,15 +74,15 @@ class FTPAuthError(FTPPermanentError):
     """Login refused (530), or the server asked for something we cannot give."""
 
 
-class FTPConnectionClosed(NetworkError):
+class FTPConnectionClosed(FTPError, NetworkError):
     """The server closed the control connection without a (complete) reply."""
 
 
-class ReplyTooLong(PeerProtocolError, FTPError):
+class ReplyTooLong(FTPError, PeerProtocolError):
     """A reply line or a multi-line reply went over its limit (a hostile server)."""
 
 
-class UnsafeRemotePath(PeerProtocolError, FTPError):
+class UnsafeRemotePath(FTPError, PeerProtocolError):
     """A name from the server would escape the download directory or is not a name.
 
     Raised for ``..``, absolute paths, backslashes, NUL and control characters in a
@@ -92,7 +94,7 @@ class TreeLimitExceeded(UnsafeRemotePath):
     """A recursive download went deeper, or found more files, than its caps allow."""
 
 
-class IntegrityError(PeerProtocolError, FTPError):
+class IntegrityError(FTPError, PeerProtocolError):
     """The transferred bytes do not match what the server announced (size, sha256).
 
     The partial file is kept as ``name.part``; the final name is never created.

@@ -131,14 +131,14 @@ class FTPSession(Endpoint):
         """Close the control connection now (no QUIT, ``grace`` unused); see :meth:`stop`."""
         if self._broken is None:
             self._broken = "the client was closed"
-        if self._ftp._stream is not None:
-            self._ftp.close()
+        self._ftp.close()  # a no-op before connect()
 
     async def wait_closed(self) -> None:
         """Wait until the control connection's socket is closed."""
-        if self._ftp._stream is not None:
+        writer = self._ftp.control_writer
+        if writer is not None:
             with contextlib.suppress(OSError):  # already reset: closed all the same
-                await self._ftp._stream.writer.wait_closed()
+                await writer.wait_closed()
 
     async def stop(self, grace: float | None = None) -> None:
         """Say QUIT (waiting at most ``grace`` seconds, default 2) and close."""

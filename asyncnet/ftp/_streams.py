@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
+from ..errors import StateError
 from ..protocols import LineBuffer
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class RemoteReader(_Transfer):
     async def read(self, size: int = -1) -> bytes:
         """Up to ``size`` bytes (a block when -1); ``b""`` at the end of the file."""
         if self._stream is None:
-            raise RuntimeError("use the reader inside `async with client.open_read(...)`")
+            raise StateError("use the reader inside `async with client.open_read(...)`")
         if self.eof:
             return b""
         chunk: bytes = await self._client._data_io(
@@ -114,6 +115,6 @@ class RemoteWriter(_Transfer):
     async def write(self, data: bytes) -> None:
         """Send ``data`` on the data connection (waits while the server is slow)."""
         if self._stream is None:
-            raise RuntimeError("use the writer inside `async with client.open_write(...)`")
+            raise StateError("use the writer inside `async with client.open_write(...)`")
         await self._client._data_io(self.command, self._stream.write(bytes(data)))
         self.bytes += len(data)

@@ -46,7 +46,7 @@ Refused = dict[str, tuple[int, str]]
 
 
 class MailError(AsyncNetError):
-    """Root of the mail errors."""
+    """Root of the mail package's errors: ``except MailError`` catches every class here."""
 
 
 class ReplyError(MailError):

@@ -51,7 +51,7 @@ from aiosmtpd.smtp import SMTP as AioSMTP
 from aiosmtpd.smtp import Envelope, Session
 
 from .._lifecycle import Endpoint
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, StateError
 from ._maildir import Maildirs
 from ._pop3.server import PasswordAuthenticator, POP3Server
 from ._smtpd import DEFAULT_MAX_RECIPIENTS, BoundedSMTP
@@ -196,7 +196,7 @@ class LocalMailServer(Endpoint):
     def smtp_address(self) -> tuple[str, int]:
         """Where the SMTP server listens, ``(host, port)``."""
         if self._smtp is None:
-            raise RuntimeError("the local mail server is not started")
+            raise StateError("the local mail server is not started")
         host, port = self._smtp.sockets[0].getsockname()[:2]
         return host, port
 
@@ -204,7 +204,7 @@ class LocalMailServer(Endpoint):
     def pop3_address(self) -> tuple[str, int]:
         """Where the POP3 server listens, ``(host, port)``."""
         if self._pop3 is None:
-            raise RuntimeError("the local mail server is not started")
+            raise StateError("the local mail server is not started")
         host, port = self._pop3.address[:2]
         return host, port
 
@@ -212,7 +212,7 @@ class LocalMailServer(Endpoint):
     def pop3(self) -> POP3Server:
         """The POP3 server (for its stats, or to change its options)."""
         if self._pop3 is None:
-            raise RuntimeError("the local mail server is not started")
+            raise StateError("the local mail server is not started")
         return self._pop3
 
     async def start(self) -> Self:

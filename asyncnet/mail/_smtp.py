@@ -55,6 +55,7 @@ from ._errors import (
 __all__ = ["SMTPClient", "TLSMode", "make_message", "send_message"]
 
 TLSMode: TypeAlias = Literal["starttls", "opportunistic", "implicit", "none"]
+"""How an SMTP client uses TLS; ``"starttls"`` makes it required, never a plaintext fallback."""
 _TLS_MODES = ("starttls", "opportunistic", "implicit", "none")
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 

@@ -16,10 +16,8 @@ passed*: one line without CRLF after ``DATA`` grows the server without bound.  A
   transaction; the next get ``452 4.5.3 Too many recipients`` (a temporary failure:
   the client sends them in another transaction).
 
-aiosmtpd internals used, all present in 1.4.x (checked by tests/test_hardening_mail.py):
-``_reader`` and ``_writer`` (the streams aiosmtpd's own ``smtp_DATA`` uses),
-``_call_handler_hook`` (runs the handler's ``handle_DATA``) and ``_create_envelope``
-(the fresh envelope of the next transaction).
+The message is read from aiosmtpd's own stream, which it offers no public access to:
+:func:`asyncnet._compat.smtp_streams` is the one place that reaches for it.
 """
 
 from __future__ import annotations
@@ -27,9 +25,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, syntax
+from aiosmtpd.smtp import MISSING, Envelope, syntax
 from aiosmtpd.smtp import SMTP as AioSMTP
 
+from .._compat import smtp_streams
 from ..errors import ConfigurationError
 
 __all__ = ["DEFAULT_MAX_RECIPIENTS", "BoundedSMTP"]
@@ -148,7 +147,7 @@ class BoundedSMTP(AioSMTP):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         body = _DataBody(self.data_size_limit, self.line_length_limit)
-        reader: asyncio.StreamReader = self._reader
+        reader, writer = smtp_streams(self)
         while True:
             try:
                 # Up to CRLF and no further: a command pipelined after the final dot
@@ -159,19 +158,20 @@ class BoundedSMTP(AioSMTP):
             except asyncio.IncompleteReadError:
                 return  # the client closed mid-DATA: nothing to deliver
             except asyncio.CancelledError:
-                self._writer.close()  # the connection was lost during DATA
+                writer.close()  # the connection was lost during DATA
                 raise
             if not piece:
                 return
             if body.feed(piece):
                 break
         if body.refusal is not None:
-            self.envelope = self._create_envelope()  # as after any DATA: a new transaction
+            self.envelope = Envelope()  # as after any DATA: a new transaction
             await self.push(body.refusal)
             return
         content = body.content()
         self.envelope.original_content = content
         self.envelope.content = content
-        status = await self._call_handler_hook("DATA")
-        self.envelope = self._create_envelope()  # as after any DATA: a new transaction
+        hook = getattr(self.event_handler, "handle_DATA", None)
+        status = MISSING if hook is None else await hook(self, self.session, self.envelope)
+        self.envelope = Envelope()  # as after any DATA: a new transaction
         await self.push("250 OK" if status is MISSING else status)

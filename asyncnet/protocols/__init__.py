@@ -3,7 +3,8 @@
 Each takes bytes in and hands events out (``NEED_DATA`` when it needs more), so it is
 tested without sockets, fed whole and split at every byte:
 
-* lines: :class:`LineBuffer` (limits, ``EOF``), dot-stuffing for SMTP/POP3 bodies;
+* lines: :class:`LineBuffer` (limits, ``EOF``) over :class:`LineSplitter` (the one
+  line-splitting routine), dot-stuffing for SMTP/POP3 bodies;
 * frames: :class:`Framer` with a :class:`Terminator` (:class:`Delimiter`,
   :class:`ByteCount`, :class:`LengthPrefix`), as asynchat's ``set_terminator``;
 * the PROXY protocol header (v1 and v2) that load balancers send first.
@@ -20,7 +21,14 @@ from ._framing import (
     as_terminator,
     encode_frame,
 )
-from ._lines import LineBuffer, check_line_argument, dot_stuff, dot_unstuff, ensure_final_newline
+from ._lines import (
+    LineBuffer,
+    LineSplitter,
+    check_line_argument,
+    dot_stuff,
+    dot_unstuff,
+    ensure_final_newline,
+)
 from ._proxy import TLV, ProxyHeader, ProxyHeaderError, ProxyHeaderParser, encode_v1, encode_v2
 from ._sentinels import END_OF_BODY, EOF, NEED_DATA, EndOfBody, EndOfInput, NeedData
 
@@ -37,6 +45,7 @@ __all__ = [
     "Framer",
     "LengthPrefix",
     "LineBuffer",
+    "LineSplitter",
     "NeedData",
     "ProxyHeader",
     "ProxyHeaderError",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from ..errors import FrameTooLarge, IncompleteFrame, LineTooLong
+from ..errors import ConfigurationError, FrameTooLarge, IncompleteFrame, LineTooLong, StateError
 from ._sentinels import END_OF_BODY, NEED_DATA, EndOfBody, NeedData
 
 __all__ = ["DotBodyReader", "dot_stuff", "ensure_final_newline"]
@@ -56,7 +56,7 @@ class DotBodyReader:
         if self._error is not None:
             raise self._error
         if self._delim != b"\n":
-            raise ValueError("dot-terminated bodies need the b'\\n' delimiter")
+            raise ConfigurationError("dot-terminated bodies need the b'\\n' delimiter")
         self._in_body = True
         self._body_done = False
         self._body_limit = max_body_size
@@ -70,7 +70,7 @@ class DotBodyReader:
         Raises :class:`~asyncnet.errors.IncompleteFrame` if input ended first.
         """
         if not self._in_body:
-            raise RuntimeError("next_body() without start_dot_body()")
+            raise StateError("next_body() without start_dot_body()")
         found, end = self._find_terminator()
         self._check_body_size(self._body_scan - self._start - self._body_dots)
         if found < 0:
@@ -87,7 +87,7 @@ class DotBodyReader:
         and write each chunk out.  ``max_body_size`` counts every chunk handed out.
         """
         if not self._in_body:
-            raise RuntimeError("next_body_chunk() without start_dot_body()")
+            raise StateError("next_body_chunk() without start_dot_body()")
         if self._body_done:
             self._in_body = self._body_done = False
             return END_OF_BODY

@@ -1,10 +1,15 @@
 """Sans-IO line buffer: lines, limits and dot-terminated bodies, with no socket in sight.
 
-One :class:`LineBuffer` is the line splitter of every line protocol in asyncnet: the
-server's line connection, the line client, ``StreamHandler.readline``, the framer's
-delimiter mode, and the POP3/SMTP multi-line bodies.  It is fed bytes as they arrive
-(:meth:`LineBuffer.feed`) and hands back one complete line at a time
-(:meth:`LineBuffer.next_line`), or :data:`NEED_DATA` when none is buffered yet::
+Lines are split in one place: :meth:`LineSplitter.split`, which applies a splitter's
+rules (delimiter, length limit, CR stripping).  Every line protocol in asyncnet goes
+through it: the server's line connection, the line client, ``StreamHandler.readline``,
+the framer's delimiter mode and the POP3/SMTP clients read lines from a
+:class:`LineBuffer`, which splits with one; the server also calls it directly on a read
+that holds exactly one line while nothing is buffered (most request/reply traffic).
+
+A :class:`LineBuffer` is fed bytes as they arrive (:meth:`LineBuffer.feed`) and hands
+back one complete line at a time (:meth:`LineBuffer.next_line`), or :data:`NEED_DATA`
+when none is buffered yet::
 
     buf = LineBuffer(max_line_length=1024)
     buf.feed(b"USER bob\\r\\nPA")
@@ -30,9 +35,6 @@ Rules every user of it gets for free:
 * **End of input.**  After :meth:`feed_eof` a final line without delimiter is still
   returned (:attr:`LineBuffer.last_line_unterminated` tells it apart), then :data:`EOF`.
 
-(Longer than asyncnet's ~400-line guide: one class whose hot paths -- ``next_line``,
-``next_lines``, ``single_line`` -- are written out rather than factored, for speed.)
-
 Dot-terminated bodies (POP3, SMTP) are the buffer's second mode:
 :meth:`LineBuffer.start_dot_body`, :meth:`LineBuffer.next_body`,
 :meth:`LineBuffer.next_body_chunk` (see :mod:`asyncnet.protocols._dotbody`).
@@ -40,9 +42,15 @@ Dot-terminated bodies (POP3, SMTP) are the buffer's second mode:
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
-from ..errors import FrameTooLarge, LineTooLong, LocalProtocolError
+from ..errors import (
+    ConfigurationError,
+    FrameTooLarge,
+    LineTooLong,
+    LocalProtocolError,
+    StateError,
+)
 from ._dotbody import DotBodyReader, dot_stuff, ensure_final_newline
 from ._sentinels import END_OF_BODY, EOF, NEED_DATA, EndOfBody, EndOfInput, NeedData
 
@@ -53,6 +61,7 @@ __all__ = [
     "EndOfBody",
     "EndOfInput",
     "LineBuffer",
+    "LineSplitter",
     "NeedData",
     "check_line_argument",
     "dot_stuff",
@@ -63,13 +72,146 @@ __all__ = [
 
 _SMALL = 4096  # up to this size a buffer of several feeds stays bytes (copied on each feed)
 
+_Bytes = TypeVar("_Bytes", bytes, bytearray)
+
+
+class LineSplitter:
+    """The rules lines are split by, and :meth:`split`, the one routine that applies them.
+
+    * ``delimiter`` ends a line (not part of the line returned);
+    * a line may hold ``max_line_length`` bytes before its delimiter; with the ``b"\\n"``
+      delimiter and ``strip_cr`` a ``\\r`` before it is removed, and does not count;
+    * a line over the limit is never split off: a reader that finds one refuses the
+      input (:class:`~asyncnet.errors.LineTooLong`) rather than resynchronise.
+
+    A :class:`LineBuffer` splits with one; a reader that already holds a whole read and
+    nothing else (a server's request/reply path) may call :meth:`split` itself and get
+    exactly the lines a buffer would.
+    """
+
+    __slots__ = ("_byte", "_delim", "_dlen", "_last", "_max", "_strip", "_tail_limit")
+
+    def __init__(
+        self,
+        max_line_length: int = 64 * 1024,
+        *,
+        delimiter: bytes = b"\n",
+        strip_cr: bool = True,
+    ) -> None:
+        if max_line_length < 1:
+            raise ConfigurationError(f"max_line_length must be at least 1, not {max_line_length}")
+        if not delimiter:
+            raise ConfigurationError("delimiter must not be empty")
+        self._max = max_line_length
+        self._delim = delimiter
+        self._dlen = len(delimiter)
+        # For split()'s shortcut, one-byte delimiters only: the delimiter (None
+        # otherwise, which no slice equals) and its byte (an int: "in" is a memchr then).
+        self._last = delimiter if len(delimiter) == 1 else None
+        self._byte = delimiter[0]
+        # \r stripping is the \n delimiter's business only: with b"\r\n" there is no \r left.
+        self._strip = strip_cr and delimiter == b"\n"
+        # A partial line longer than this cannot end within the limit (a line of exactly
+        # max_line_length may still get its \r, and part of a multi-byte delimiter may be
+        # there already).  So when fewer lines than asked for were split off, the line
+        # at the offset returned is over the limit exactly when the bytes from there on
+        # are more than this: the caller's cheap test, no second search.
+        self._tail_limit = max_line_length + int(self._strip) + self._dlen - 1
+
+    @property
+    def max_line_length(self) -> int:
+        """Bytes a line may hold before its delimiter (not counting a stripped ``\\r``)."""
+        return self._max
+
+    @property
+    def delimiter(self) -> bytes:
+        """What ends a line."""
+        return self._delim
+
+    @property
+    def strip_cr(self) -> bool:
+        """Whether a ``\\r`` before the delimiter is removed (only ever with ``b"\\n"``)."""
+        return self._strip
+
+    @property
+    def tail_limit(self) -> int:
+        """The most bytes a line still in progress may hold (its delimiter not all there)."""
+        return self._tail_limit
+
+    def whole_line(self, data: _Bytes) -> _Bytes | None:
+        """``data`` without its delimiter (nor a stripped ``\\r``) when it is exactly one
+        line within the limit; else ``None`` (more lines, part of one, or too long).
+
+        The request/reply shortcut, and :meth:`split`'s first step for one line at
+        offset 0: a read that ends with the delimiter and holds no other is told without
+        ``find()``, whose arguments are parsed from a tuple (that call alone costs as
+        much as a request's whole trip through :meth:`split` otherwise).  A server asks
+        this first for every read, so it takes one argument and builds no list.
+        """
+        if data[-1:] != self._last:
+            return None
+        end = len(data) - 1
+        if self._strip and end and data[end - 1] == 13:  # b"\r"
+            end -= 1
+        if end > self._max:
+            return None
+        line = data[:end]
+        return None if self._byte in line else line
+
+    def split(
+        self, data: _Bytes, start: int, search_from: int, count: int, lines: list[_Bytes]
+    ) -> int:
+        """Append up to ``count`` complete lines of ``data[start:]`` to ``lines``, without
+        their delimiters (nor a stripped ``\\r``); return the offset after the last one.
+
+        ``search_from`` (at least ``start``) is where the delimiter search begins: a
+        caller that already searched the bytes before it (and found no delimiter) passes
+        where it stopped, so a line dribbled in byte by byte is searched once.
+
+        Fewer than ``count`` lines means there is no complete line within the limit at
+        the offset returned: its delimiter has not arrived, or the line is over the
+        limit.  It is over the limit exactly when more than :attr:`tail_limit` bytes
+        follow that offset.
+        """
+        if count == 1 and start == 0:
+            line = self.whole_line(data)
+            if line is not None:
+                lines.append(line)
+                return len(data)
+        delim = self._delim
+        i = data.find(delim, search_from)
+        if i < 0:
+            return start
+        limit = self._max
+        strip = self._strip
+        while True:
+            end = i
+            if strip and end > start and data[end - 1] == 13:  # b"\r"
+                end -= 1
+            if end - start > limit:
+                return start  # never split off: the caller refuses it
+            lines.append(data[start:end])
+            start = i + self._dlen
+            count -= 1
+            if not count:
+                return start
+            i = data.find(delim, start)
+            if i < 0:
+                return start
+
+    def strip(self, line: bytes) -> bytes:
+        """``line`` less a final ``\\r`` when this splitter strips them (a last line that
+        the end of input, not a delimiter, ended)."""
+        if self._strip and line.endswith(b"\r"):
+            return line[:-1]
+        return line
+
 
 class LineBuffer(DotBodyReader):
     """Split a byte stream into lines, bounded, and read dot-terminated bodies."""
 
     __slots__ = (
         "_buf",
-        "_cr_slack",
         "_delim",
         "_dlen",
         "_eof",
@@ -77,16 +219,13 @@ class LineBuffer(DotBodyReader):
         "_max",
         "_partial_from",
         "_raw",
-        "_raw_limit",
         "_scanned",
+        "_splitter",
         "_start",
-        "_strip_cr",
         "_tail_limit",
         "_want_strip_cr",
         "last_line_unterminated",
         "peer",
-        "shared",
-        "shortcut_limit",
     )
 
     def __init__(
@@ -97,8 +236,6 @@ class LineBuffer(DotBodyReader):
         strip_cr: bool = True,
         peer: object = None,
     ) -> None:
-        if max_line_length < 1:
-            raise ValueError(f"max_line_length must be at least 1, not {max_line_length}")
         self._max = max_line_length
         self._want_strip_cr = strip_cr
         self._raw = False
@@ -121,42 +258,14 @@ class LineBuffer(DotBodyReader):
         """True if the last line :meth:`next_line` returned was ended by the input's end."""
         self.peer = peer
         """Named in the errors raised (``LineTooLong(... from peer)``)."""
-        self.shared = False
-        """True once :meth:`share` was called: the buffer must not be fed."""
-        self.shortcut_limit = -1
-        """Set by :meth:`share`: see there."""
-
-    def share(self) -> None:
-        """Let several users share this empty, never fed buffer for one-line checks.
-
-        Such a buffer must not be fed.  With the default rules (``b"\\n"``, CR stripped)
-        it also sets ``shortcut_limit`` to the longest ``len(data) - 1`` for which a
-        user may take ``data`` as one line by hand once it has found ``data``'s only
-        ``\\n`` at its end: ``data[:-1]``, less a trailing ``\\r``, is then exactly what
-        :meth:`single_line` would return.  (A method call costs as much as that whole
-        check on a server's request path.)  Otherwise ``shortcut_limit`` stays -1.
-        """
-        if self._buf or self._eof or self._error is not None or self._in_body or self._raw:
-            raise ValueError("only an empty, never fed line buffer can be shared")
-        self.shared = True
-        if self._delim == b"\n" and self._strip_cr:
-            # Conservative by the CR's byte of slack: a line of exactly max_line_length
-            # bytes plus \r\n takes the long way, through single_line().
-            self.shortcut_limit = self._max
 
     def _configure(self, delimiter: bytes) -> None:
-        if not delimiter:
-            raise ValueError("delimiter must not be empty")
+        self._splitter = splitter = LineSplitter(
+            self._max, delimiter=delimiter, strip_cr=self._want_strip_cr
+        )
         self._delim = delimiter
         self._dlen = len(delimiter)
-        # \r stripping is the \n delimiter's business only: with b"\r\n" there is no \r left.
-        self._strip_cr = self._want_strip_cr and delimiter == b"\n"
-        # A line of exactly max_line_length may arrive with its \r: allow that one byte.
-        self._cr_slack = 1 if self._strip_cr else 0
-        self._raw_limit = self._max + self._cr_slack
-        # A partial line longer than this cannot end within the limit, even if the first
-        # bytes of a multi-byte delimiter are already there.
-        self._tail_limit = self._max + self._cr_slack + self._dlen - 1
+        self._tail_limit = splitter.tail_limit
 
     def set_delimiter(self, delimiter: bytes | None) -> None:
         """Split the bytes buffered and to come at ``delimiter`` from now on.
@@ -192,16 +301,11 @@ class LineBuffer(DotBodyReader):
         if self._in_body or self._raw:
             return
         buf, start = self._buf, self._start
-        i = buf.find(self._delim, self._scanned)
-        if i < 0:
-            self._scanned = max(start, len(buf) - self._dlen + 1)
-            return
-        self._scanned = i  # no delimiter before it: next_line() resumes here
-        length = i - start
-        if self._strip_cr and i > start and buf[i - 1] == 13:
-            length -= 1
-        if length > self._max:
-            self._poison(LineTooLong(self._max, length, self.peer))
+        if len(buf) - start > self._tail_limit:  # else no line there can be over the limit
+            lines: list[Any] = []
+            self._splitter.split(buf, start, self._scanned, 1, lines)
+            if not lines:
+                self._over_limit()
 
     def peek(self, n: int) -> bytes:
         """Up to ``n`` buffered bytes, left in the buffer."""
@@ -251,7 +355,7 @@ class LineBuffer(DotBodyReader):
         if self._error is not None:
             raise self._error
         if self._eof:
-            raise RuntimeError("feed() after feed_eof()")
+            raise StateError("feed() after feed_eof()")
         buf = self._buf
         if not buf:
             self._buf = buf = bytes(data)
@@ -309,30 +413,10 @@ class LineBuffer(DotBodyReader):
 
     def next_line(self) -> bytes | NeedData | EndOfInput:
         """Return the next line without its delimiter (and ``\\r``), ``NEED_DATA`` or ``EOF``."""
-        # The hot path of every line protocol: few attribute loads, no calls but find().
-        if self._error is not None or self._in_body or self._raw:
-            self._not_in_lines()
-        buf = self._buf
-        start = self._start
-        i = buf.find(self._delim, self._scanned)
-        if i < 0:
-            return self._no_line()
-        if i - start > self._raw_limit:
-            self._poison(LineTooLong(self._max, i - start, self.peer))
-        end = i + self._dlen
-        if self._strip_cr and i > start and buf[i - 1] == 13:  # b"\r"
-            i -= 1
-        elif i - start > self._max:  # the byte of slack was not a \r
-            self._poison(LineTooLong(self._max, i - start, self.peer))
-        line = buf[start:i]
-        if end == len(buf):
-            self._buf = b""  # all taken: the common case, nothing to move
-            self._start = self._scanned = self._partial_from = self._body_scan = 0
-        else:
-            self._start = self._scanned = end
-            if end >= len(buf) - end and buf.__class__ is bytearray:
-                self._compact(end)  # O(n) overall: at most what was consumed is moved
-        return line if line.__class__ is bytes else bytes(line)
+        lines = self.next_lines(1)
+        if lines:
+            return lines[0]
+        return EOF if self._eof else NEED_DATA
 
     def next_lines(self, limit: int) -> list[bytes]:
         """Up to ``limit`` lines at once, exactly those :meth:`next_line` would return one
@@ -341,43 +425,28 @@ class LineBuffer(DotBodyReader):
 
         An over-long line ends the list; the next call raises ``LineTooLong``.
         """
+        # The hot path of every line protocol: one split for the whole batch.
         if self._error is not None or self._in_body or self._raw:
             self._not_in_lines()
         buf = self._buf
-        pos = self._start
-        find, delim, dlen = buf.find, self._delim, self._dlen
-        raw_limit, limit_len, strip = self._raw_limit, self._max, self._strip_cr
-        lines: list[bytes] = []
-        i = find(delim, self._scanned)
-        scanned = pos  # where the next search may start
-        while i >= 0:
-            j = i
-            if strip and j > pos and buf[j - 1] == 13:  # b"\r"
-                j -= 1
-            if i - pos > raw_limit or j - pos > limit_len:
-                scanned = i  # over-long: next_line() reports it, after these lines
-                break
-            lines.append(buf[pos:j])  # type: ignore[arg-type]
-            pos = scanned = i + dlen
-            if len(lines) == limit:
-                break
-            i = find(delim, pos)
-        else:
-            scanned = max(pos, len(buf) - dlen + 1)
+        lines: list[Any] = []
+        end = self._splitter.split(buf, self._start, self._scanned, limit, lines)
         if not lines:
-            if i < 0 and not self._eof and len(buf) - pos <= self._tail_limit:
-                self._scanned = scanned  # NEED_DATA, the common way: no second search
-                return []
-            line = self.next_line()  # the end of input, or an over-long line
+            line = self._no_line()
             return [line] if line.__class__ is bytes else []
-        if pos == len(buf):
-            self._buf = b""
+        if end == len(buf):
+            self._buf = b""  # all taken: the common case, nothing to move
             self._start = self._scanned = self._partial_from = self._body_scan = 0
         else:
-            self._start = pos
-            self._scanned = scanned
-            if pos >= len(buf) - pos and buf.__class__ is bytearray:
-                self._compact(pos)
+            self._start = end
+            # Fewer lines than asked for, and not an over-long one next (see split()):
+            # no delimiter after them, and the next search starts near the end.
+            if len(lines) < limit and len(buf) - end <= self._tail_limit:
+                self._scanned = max(end, len(buf) - self._dlen + 1)
+            else:
+                self._scanned = end
+            if end >= len(buf) - end and buf.__class__ is bytearray:
+                self._compact(end)  # O(n) overall: at most what was consumed is moved
         if buf.__class__ is bytearray:
             return [bytes(line) for line in lines]
         return lines
@@ -386,13 +455,16 @@ class LineBuffer(DotBodyReader):
         if self._error is not None:
             raise self._error
         if self._raw:
-            raise RuntimeError("next_line() without a delimiter: use take_bytes()")
-        raise RuntimeError("next_line() inside a dot-terminated body: use next_body()")
+            raise StateError("next_line() without a delimiter: use take_bytes()")
+        raise StateError("next_line() inside a dot-terminated body: use next_body()")
 
     def _no_line(self) -> bytes | NeedData | EndOfInput:
+        """No complete line within the limit is buffered: refuse an over-long one, or
+        wait for more, or hand out the last line that the end of input ended."""
         buf, start = self._buf, self._start
         if len(buf) - start > self._tail_limit:
-            self._poison(LineTooLong(self._max, len(buf) - start, self.peer))
+            self._over_limit()
+        # split() found no delimiter from _scanned on: the next search starts near the end.
         self._scanned = max(start, len(buf) - self._dlen + 1)
         if not self._eof:
             return NEED_DATA
@@ -401,39 +473,15 @@ class LineBuffer(DotBodyReader):
         line = bytes(buf[start:])
         self._consume(len(buf))
         self.last_line_unterminated = True
-        return self._strip(line)
+        return self._splitter.strip(line)
 
-    def single_line(self, data: bytes) -> bytes | None:
-        """The request/reply shortcut: if nothing is buffered and ``data`` is exactly one
-        complete line within the limit, return that line (as :meth:`next_line` would)
-        without buffering anything; otherwise return ``None`` and change nothing
-        (then :meth:`feed` ``data`` as usual).
-
-        A server reading one request per ``recv()`` saves the buffer's copy and
-        bookkeeping this way; the rules are the same as for :meth:`next_line`.
-        """
-        end = len(data) - self._dlen
-        if (
-            self._buf
-            or end < 0
-            or end > self._max + self._cr_slack
-            or data.find(self._delim) != end
-            or self._error is not None
-            or self._in_body
-            or self._raw
-            or self._eof
-        ):
-            return None
-        if self._strip_cr and data[end - 1 : end] == b"\r":
-            return data[: end - 1]
-        if end > self._max:
-            return None  # the byte of slack was not a \r: next_line() refuses it
-        return data[:end]
-
-    def _strip(self, line: bytes) -> bytes:
-        if self._strip_cr and line.endswith(b"\r"):
-            return line[:-1]
-        return line
+    def _over_limit(self) -> NoReturn:
+        """The line at the start of the buffer is over the limit: poison, naming its length
+        (up to its delimiter if that arrived, else all that was received)."""
+        buf, start = self._buf, self._start
+        i = buf.find(self._delim, start)
+        received = (i if i >= 0 else len(buf)) - start
+        self._poison(LineTooLong(self._max, received, self.peer))
 
     # -- bookkeeping -------------------------------------------------------------
 

@@ -38,7 +38,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Final, NoReturn
 
-from ..errors import PeerProtocolError, format_peer
+from ..errors import ConfigurationError, PeerProtocolError, format_peer
 from ._framing import NEED_DATA, NeedData
 
 __all__ = [
@@ -126,7 +126,7 @@ class ProxyHeaderParser:
 
     def __init__(self, *, max_v2_length: int = 2048, peer: Any = None) -> None:
         if not 0 <= max_v2_length <= 0xFFFF:
-            raise ValueError(f"max_v2_length must be in 0..65535, not {max_v2_length!r}")
+            raise ConfigurationError(f"max_v2_length must be in 0..65535, not {max_v2_length!r}")
         self.max_v2_length = max_v2_length
         self.peer = peer
         self.header: ProxyHeader | None = None
@@ -324,13 +324,36 @@ def _parse_tlvs(data: bytes) -> tuple[tuple[int, bytes], ...] | str:
 # -- writing (for tests, clients behind no balancer, and tools) --------------------
 
 
+_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _address_pair(
+    source: tuple[str, int], destination: tuple[str, int]
+) -> tuple[_IPAddress, _IPAddress]:
+    """Both addresses parsed, or a :class:`ConfigurationError` naming what is wrong."""
+    parsed: list[_IPAddress] = []
+    for what, (host, port) in (("source", source), ("destination", destination)):
+        try:
+            parsed.append(ipaddress.ip_address(host))
+        except ValueError:
+            raise ConfigurationError(f"{what} must be an IP address, not {host!r}") from None
+        if not isinstance(port, int) or not 0 <= port <= 0xFFFF:
+            raise ConfigurationError(f"{what} port must be in 0..65535, not {port!r}")
+    src, dst = parsed
+    if src.version != dst.version:
+        raise ConfigurationError("source and destination must both be IPv4 or both IPv6")
+    return src, dst
+
+
 def encode_v1(source: tuple[str, int] | None, destination: tuple[str, int] | None) -> bytes:
-    """A version 1 header line; ``None`` addresses give ``PROXY UNKNOWN``."""
+    """A version 1 header line; ``None`` addresses give ``PROXY UNKNOWN``.
+
+    Addresses that are not IPs, ports out of range and mixed families raise
+    :class:`~asyncnet.errors.ConfigurationError`.
+    """
     if source is None or destination is None:
         return b"PROXY UNKNOWN\r\n"
-    src, dst = ipaddress.ip_address(source[0]), ipaddress.ip_address(destination[0])
-    if src.version != dst.version:
-        raise ValueError("source and destination must both be IPv4 or both IPv6")
+    src, dst = _address_pair(source, destination)
     family = "TCP4" if src.version == 4 else "TCP6"
     return f"PROXY {family} {src} {dst} {source[1]} {destination[1]}\r\n".encode("ascii")
 
@@ -342,16 +365,26 @@ def encode_v2(
     command: str = "PROXY",
     tlvs: tuple[tuple[int, bytes], ...] = (),
 ) -> bytes:
-    """A version 2 header for a TCP connection (``None`` addresses: family UNSPEC)."""
-    command_code = {"LOCAL": 0x0, "PROXY": 0x1}[command]
+    """A version 2 header for a TCP connection (``None`` addresses: family UNSPEC).
+
+    Bad addresses (as for :func:`encode_v1`), a ``command`` other than ``"PROXY"`` or
+    ``"LOCAL"`` and a TLV that does not fit its fields raise
+    :class:`~asyncnet.errors.ConfigurationError`.
+    """
+    command_code = {"LOCAL": 0x0, "PROXY": 0x1}.get(command)
+    if command_code is None:
+        raise ConfigurationError(f"command must be 'PROXY' or 'LOCAL', not {command!r}")
+    for kind, value in tlvs:
+        if not 0 <= kind <= 0xFF or len(value) > 0xFFFF:
+            raise ConfigurationError(f"TLV type {kind!r} with {len(value)} bytes does not fit")
     if source is None or destination is None:
         family_code, addresses = 0x00, b""
     else:
-        src, dst = ipaddress.ip_address(source[0]), ipaddress.ip_address(destination[0])
-        if src.version != dst.version:
-            raise ValueError("source and destination must both be IPv4 or both IPv6")
+        src, dst = _address_pair(source, destination)
         family_code = 0x11 if src.version == 4 else 0x21
         addresses = src.packed + dst.packed + struct.pack("!HH", source[1], destination[1])
     extra = b"".join(struct.pack("!BH", kind, len(value)) + value for kind, value in tlvs)
     body = addresses + extra
+    if len(body) > 0xFFFF:
+        raise ConfigurationError(f"a v2 header holds at most 65535 bytes, not {len(body)}")
     return _V2_PREAMBLE.pack(V2_SIGNATURE, 0x20 | command_code, family_code, len(body)) + body

@@ -1,5 +1,6 @@
 """Stream (TCP/Unix) and datagram (UDP) servers, and the handler classes they run."""
 
+from ..errors import ServerError
 from ._base import ServerBase
 from ._commands import CommandHandler, Reply
 from ._datagram import DatagramServer
@@ -9,11 +10,13 @@ from ._handlers import BaseHandler, DatagramHandler, LineHandler, StreamHandler
 from ._health import HealthServer
 from ._inherit import named_sockets_from_systemd, sockets_from_systemd
 from ._logins import LoginAttempt, LoginThrottle
+from ._options import DatagramOptions, ListenOptions, StreamOptions, TCPOptions
 from ._reflection import ReplyBudget, SourceFilter
 from ._stats import ServerStats
 from ._stream import StreamServer
 
 __all__ = [
+    "ServerError",
     "HealthServer",
     "Reply",
     "ReplyBudget",
@@ -24,13 +27,17 @@ __all__ = [
     "BaseHandler",
     "CommandHandler",
     "DatagramHandler",
+    "DatagramOptions",
     "DatagramServer",
     "FramedHandler",
+    "ListenOptions",
     "LineHandler",
     "LoginAttempt",
     "LoginThrottle",
     "ServerEvents",
     "ServerStats",
     "StreamHandler",
+    "StreamOptions",
     "StreamServer",
+    "TCPOptions",
 ]

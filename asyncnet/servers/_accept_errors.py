@@ -34,6 +34,8 @@ try:
 except ImportError:  # Windows: no RLIMIT_NOFILE, and no headroom check
     resource = None  # type: ignore[assignment]
 
+from .._compat import is_accept_retry
+from .._compat import tolerate_late_accepts as tolerate_late_accepts  # StreamServer calls it here
 from .._ratelimit import INTERVAL
 
 if TYPE_CHECKING:
@@ -79,8 +81,7 @@ def _is_stale_accept_retry(context: dict[str, Any]) -> bool:
     -1", once per accept that failed: a burst of tracebacks at shutdown for a
     server that is already gone.  (There is no public way to cancel those retries.)
     """
-    callback = getattr(context.get("handle"), "_callback", None)
-    return getattr(callback, "__name__", "") == "_start_serving"
+    return is_accept_retry(context.get("handle"))
 
 
 def _report(server: StreamServer, exc: OSError, now: float) -> None:
@@ -157,24 +158,3 @@ def check_headroom(server: StreamServer, transport: asyncio.BaseTransport, now: 
             len(server._connections),
             server.stats.connections_at_fd_limit,
         )
-
-
-def tolerate_late_accepts(server: asyncio.AbstractServer) -> None:
-    """Work around python/cpython#109564 (fixed in 3.12.8 and 3.13.1) on ``server``.
-
-    A connection accepted just as the server closes cannot attach to it; the
-    half-made transport's ``__del__`` then detaches it anyway, waking the closed
-    server a second time: "TypeError: 'NoneType' object is not iterable", printed at
-    some later garbage collection (seen 3 times in 200 double Ctrl-Cs on 3.13.0).
-    The fix is theirs: a second wake-up does nothing.  Other loops' servers (uvloop)
-    have no ``_wakeup`` and are left alone.
-    """
-    wakeup = getattr(server, "_wakeup", None)
-    if wakeup is None or not hasattr(server, "_waiters"):
-        return
-
-    def wakeup_once() -> None:
-        if server._waiters is not None:
-            wakeup()
-
-    server._wakeup = wakeup_once  # type: ignore[attr-defined]

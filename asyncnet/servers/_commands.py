@@ -37,6 +37,7 @@ from ._handlers import LineHandler
 __all__ = ["CommandHandler"]
 
 Reply = str | Awaitable[str | None] | None
+"""What a ``do_VERB`` method returns: the reply, an awaitable of it, or ``None`` (no reply)."""
 
 
 def _is_verb(word: str) -> bool:

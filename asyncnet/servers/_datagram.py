@@ -6,17 +6,19 @@ import asyncio
 import inspect
 import logging
 import socket
-from asyncio import selector_events
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
+from .._compat import read_datagrams_in_bursts
 from .._eager import PENDING, start
-from .._loopback import DEFAULT_HOST, check_bind_host
+from .._loopback import check_bind_host
+from .._options import resolve
 from ..errors import ConfigurationError, StateError, format_peer
 from ._base import ServerBase
 from ._handlers import DatagramHandler
-from ._reflection import SourceFilter, SourceGuard, check_filter, guard_for
+from ._options import DatagramOptions
+from ._reflection import SourceGuard, check_filter, guard_for
 from ._validate import check_count, check_family, check_port
 
 logger = logging.getLogger("asyncnet.server")
@@ -53,20 +55,14 @@ class _Endpoint(asyncio.DatagramProtocol):
         asyncio's datagram transport reads one datagram per event-loop iteration, so
         each datagram pays for a select() and a loop turn; socketserver.UDPServer
         pays only for the recvfrom().  Reading until EAGAIN (at most ``_BURST``)
-        amortises the loop over whatever queued up meanwhile.  It replaces the
-        transport's reader through the selector loop's ``_add_reader()`` /
-        ``_remove_reader()`` (``add_reader()`` refuses a transport's socket), so
-        ``transport.close()`` still removes it; any other loop keeps its own reader.
+        amortises the loop over whatever queued up meanwhile (see
+        :func:`asyncnet._compat.read_datagrams_in_bursts` for how, and what it gains);
+        ``transport.close()`` still removes the reader, and any other loop keeps its own.
         """
-        transport = self._transport
-        add = getattr(loop, "_add_reader", None)
-        remove = getattr(loop, "_remove_reader", None)
-        if transport is None or add is None or remove is None or transport.is_closing():
+        if self._transport is None:
             return False
         self._recvfrom = sock.recvfrom
-        remove(sock.fileno())
-        add(sock.fileno(), self._read_burst)
-        return True
+        return read_datagrams_in_bursts(loop, self._transport, sock, self._read_burst)
 
     def _read_burst(self) -> None:
         transport = self._transport
@@ -174,53 +170,37 @@ class _Endpoint(asyncio.DatagramProtocol):
 class DatagramServer(ServerBase):
     """Serve a :class:`DatagramHandler` over UDP.
 
-    ``host`` defaults to ``127.0.0.1`` (``::1`` for IPv6); every interface needs
-    ``all_interfaces=True``.  ``allow_broadcast`` sets ``SO_BROADCAST``; ``max_pending``
-    bounds how many handler coroutines may be suspended at once (datagrams beyond it
-    are dropped and counted, as a flooded UDP service should).  On :meth:`close`,
-    suspended handlers get ``grace`` seconds to finish.  ``drop_sources`` (a
-    :class:`~asyncnet.servers._reflection.SourceFilter`; ``None`` answers everybody)
-    says which sources are never answered, and how many repeats a source may have
-    answered (its reply budget), so that no forged datagram can start or keep up a
-    reflection loop.
+    ``options`` are the :class:`~asyncnet.servers.DatagramOptions` (where to listen,
+    how many handlers may wait, which sources are never answered), each documented
+    there with its default.
     """
 
     def __init__(
         self,
         handler: Callable[[], DatagramHandler] | DatagramHandler,
-        *,
-        host: str | None = DEFAULT_HOST,
-        port: int = 0,
-        all_interfaces: bool = False,
-        family: int = socket.AF_UNSPEC,
-        reuse_port: bool = False,
-        allow_broadcast: bool = False,
-        max_pending: int = 1000,
-        receive_buffer: int | None = None,
-        grace: float = 1.0,
-        name: str | None = None,
-        drop_sources: SourceFilter | None = SourceFilter(),  # noqa: B008 (immutable)
+        **options: Unpack[DatagramOptions],
     ) -> None:
+        opts = resolve(type(self).__name__, DatagramOptions, options)
         instance = handler if isinstance(handler, DatagramHandler) else handler()
         if not isinstance(instance, DatagramHandler):
             raise ConfigurationError(f"{instance!r} is not a DatagramHandler")
-        super().__init__(grace=grace, name=name or type(instance).__name__)
-        self._host = check_bind_host(host, all_interfaces)
-        check_port(port)
-        check_family(family)
-        check_count("max_pending", max_pending)
-        check_count("receive_buffer", receive_buffer, optional=True)
+        super().__init__(grace=opts["grace"], name=opts["name"] or type(instance).__name__)
+        self._host = check_bind_host(opts["host"], opts["all_interfaces"])
+        check_port(opts["port"])
+        check_family(opts["family"])
+        check_count("max_pending", opts["max_pending"])
+        check_count("receive_buffer", opts["receive_buffer"], optional=True)
         self.handler = instance
-        self.port = port
-        self.family = family
-        self.reuse_port = reuse_port
-        self.allow_broadcast = allow_broadcast
-        self.max_pending = max_pending
-        self.receive_buffer = receive_buffer
+        self.port = opts["port"]
+        self.family = opts["family"]
+        self.reuse_port = opts["reuse_port"]
+        self.allow_broadcast = opts["allow_broadcast"]
+        self.max_pending = opts["max_pending"]
+        self.receive_buffer = opts["receive_buffer"]
         self._transport: asyncio.DatagramTransport | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self._lost: asyncio.Event | None = None
-        self.drop_sources = check_filter(drop_sources)
+        self.drop_sources = check_filter(opts["drop_sources"])
         self._source_guard: SourceGuard | None = None
 
     async def _bind(self) -> None:
@@ -244,12 +224,7 @@ class DatagramServer(ServerBase):
         # let another process bind our port and steal datagrams (bpo-37228).
         transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
         self._transport = transport
-        if getattr(transport, "max_size", 0) > _DATAGRAM_READ_SIZE:
-            # asyncio's selector transport recvfrom()s 256 KiB per datagram, which
-            # glibc may serve with mmap() + munmap() every time (python/cpython#85451).
-            transport.max_size = _DATAGRAM_READ_SIZE  # type: ignore[attr-defined]
-        if isinstance(self.loop, selector_events.BaseSelectorEventLoop):
-            protocol.read_in_bursts(self.loop, sock)
+        protocol.read_in_bursts(self.loop, sock)
         self.handler.server = self
         self.handler.transport = transport
         self.handler.setup()

@@ -65,6 +65,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from random import getrandbits
 from typing import TYPE_CHECKING, Any, Final
 
 from .._loopback import is_loopback_host
@@ -293,12 +294,14 @@ class SourceGuard:
         # countdown lands on): storing them costs more than looking them up, and
         # a loop repeats the same datagrams round after round, so it is remembered
         # within a few rounds and recognised at every repeat from then on.  The
-        # countdown restarts at _EVERY or _EVERY + 1 by the fingerprint's low bit,
-        # so that no steady rhythm of other traffic keeps it off the same loop.
+        # countdown restarts at _EVERY or _EVERY + 1 at random, so that no steady
+        # rhythm keeps it off a loop: ten loops answered in turn, with the step
+        # chosen by the fingerprint's own bit, could land on six of them for ever
+        # and leave the other four unrecognised until the source ran out of budget.
         self._countdown -= 1
         if self._countdown:
             return 0
-        self._countdown = _EVERY + (key & 1)
+        self._countdown = _EVERY + getrandbits(1)
         return key
 
     def answered(self, key: int, reply: bytes) -> None:

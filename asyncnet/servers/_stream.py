@@ -7,16 +7,18 @@ import logging
 import math
 import socket
 import ssl as ssl_module
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Unpack
 
-from .._loopback import DEFAULT_HOST, check_bind_host
+from .._loopback import check_bind_host
+from .._options import resolve
 from .._ratelimit import RateLimitedLog
 from ..errors import ConfigurationError, format_peer
 from . import _accept_errors
 from ._base import ServerBase
 from ._connection import DeadlineSweep, LineConnection, Registry, StreamConnection
 from ._handlers import BaseHandler, LineHandler, StreamHandler
+from ._options import TCPOptions
 from ._proxy_protocol import HandshakeFactory, ProxyProtocolOptions
 from ._validate import check_bytes, check_count, check_family, check_port, check_seconds
 
@@ -39,70 +41,35 @@ class StreamServer(ServerBase):
             print(server.address)      # ('127.0.0.1', 40123)
             await other_work()         # leaving the block shuts it down gracefully
 
-    Options:
-
-    * ``host`` (default ``127.0.0.1``; ``::1`` for IPv6) and ``port`` (0 = ephemeral).
-      Listening on every interface needs ``all_interfaces=True``.
-    * ``path`` -- listen on this Unix domain socket instead of TCP.
-    * ``backlog``, ``reuse_address``, ``reuse_port`` -- as for ``loop.create_server``.
-    * ``ssl`` -- an :class:`ssl.SSLContext` to serve TLS.
-    * ``max_connections`` -- beyond it a new connection receives ``busy_message``
-      (if any) and is closed at once, rather than left waiting in the backlog.
-    * ``idle_timeout`` -- close a connection after this many seconds with no bytes
-      in either direction (a handler at work does not count as idle).
-    * ``line_timeout`` -- (line handlers) close a connection whose partial line has
-      stayed incomplete this long: a slowloris dribbling bytes cannot pin it.
-    * ``write_timeout`` -- abort a connection whose peer has not read our output
-      for this long.  The write buffer is bounded by ``write_buffer_high``: above it
-      a line handler stops reading and a stream handler's ``drain()`` waits.
-    * ``grace`` -- on :meth:`close`, how long running handlers may take to finish.
-    * ``sock`` -- serve on this already-bound socket (TCP or Unix) instead of binding:
-      one inherited from systemd (:func:`asyncnet.servers._inherit.sockets_from_systemd`)
-      or a supervisor.  ``host``/``port``/``path`` are then ignored.
-    * ``proxy_protocol`` -- every connection starts with a PROXY protocol v1/v2 header
-      from a balancer (HAProxy ``send-proxy-v2``); ``handler.peer`` is the real client.
-      Only peers in ``proxy_trusted`` (networks; default loopback) may connect, and the
-      header must arrive within ``proxy_header_timeout`` s.  See
-      :mod:`asyncnet.servers._proxy_protocol`.
+    ``options`` are the :class:`~asyncnet.servers.TCPOptions` (where and how to
+    listen, limits, timeouts, TLS, the PROXY protocol), each documented there with its
+    default.  ``path`` listens on that Unix domain socket instead of TCP: the options
+    of :class:`~asyncnet.servers.ListenOptions` then do not apply
+    (:func:`asyncnet.unix_server` does not take them).
     """
 
     def __init__(
         self,
         handler: Callable[[], BaseHandler],
         *,
-        host: str | None = DEFAULT_HOST,
-        port: int = 0,
         path: str | None = None,
-        all_interfaces: bool = False,
-        family: int = socket.AF_UNSPEC,
-        backlog: int = 128,
-        reuse_address: bool = True,
-        reuse_port: bool = False,
-        ssl: ssl_module.SSLContext | None = None,
-        ssl_handshake_timeout: float | None = None,
-        max_connections: int | None = None,
-        busy_message: bytes | None = b"error: server busy, try again later\n",
-        idle_timeout: float | None = 300.0,
-        line_timeout: float | None = 60.0,
-        write_timeout: float | None = 60.0,
-        write_buffer_high: int = 64 * 1024,
-        grace: float = 5.0,
-        name: str | None = None,
-        sock: socket.socket | None = None,
-        proxy_protocol: bool = False,
-        proxy_trusted: Iterable[str] | str | None = None,
-        proxy_header_timeout: float = 5.0,
+        **options: Unpack[TCPOptions],
     ) -> None:
-        super().__init__(grace=grace, name=name or f"{getattr(handler, '__name__', 'stream')}")
+        opts = resolve(type(self).__name__, TCPOptions, options)
+        super().__init__(
+            grace=opts["grace"], name=opts["name"] or getattr(handler, "__name__", "stream")
+        )
+        sock = opts["sock"]
         if sock is not None and sock.type != socket.SOCK_STREAM:
             raise ConfigurationError(f"sock must be a SOCK_STREAM socket, not {sock!r}")
-        if proxy_protocol and ssl is not None:
+        ssl = opts["ssl"]
+        if opts["proxy_protocol"] and ssl is not None:
             # The balancer sends the header in clear before any TLS handshake.
             raise ConfigurationError("proxy_protocol with ssl is not supported yet")
         self.sock = sock
         self.proxy = (
-            ProxyProtocolOptions.build(proxy_trusted, proxy_header_timeout)
-            if proxy_protocol
+            ProxyProtocolOptions.build(opts["proxy_trusted"], opts["proxy_header_timeout"])
+            if opts["proxy_protocol"]
             else None
         )
         if not callable(handler):
@@ -113,47 +80,45 @@ class StreamServer(ServerBase):
                 "stream servers need one of those"
             )
         if path is None:
-            self._host = check_bind_host(host, all_interfaces)
-        elif all_interfaces:
+            self._host = check_bind_host(opts["host"], opts["all_interfaces"])
+        elif opts["all_interfaces"]:
             raise ConfigurationError("all_interfaces does not apply to a Unix socket path")
         else:
             self._host = None
-        check_port(port)
-        check_family(family)
-        for label, value in (
-            ("idle_timeout", idle_timeout),
-            ("line_timeout", line_timeout),
-            ("write_timeout", write_timeout),
-            ("ssl_handshake_timeout", ssl_handshake_timeout),
-        ):
-            check_seconds(label, value)
-        check_count("max_connections", max_connections, optional=True)
-        check_count("backlog", backlog, minimum=0)
-        check_count("write_buffer_high", write_buffer_high)
-        check_bytes("busy_message", busy_message)
+        check_port(opts["port"])
+        check_family(opts["family"])
+        for label in ("idle_timeout", "line_timeout", "write_timeout", "ssl_handshake_timeout"):
+            check_seconds(label, opts[label])
+        check_count("max_connections", opts["max_connections"], optional=True)
+        check_count("backlog", opts["backlog"], minimum=0)
+        check_count("write_buffer_high", opts["write_buffer_high"])
+        check_bytes("busy_message", opts["busy_message"])
         if path is not None and not isinstance(path, str):
             raise ConfigurationError(f"path must be a str, not {path!r}")
         if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
             raise ConfigurationError(f"ssl must be an ssl.SSLContext or None, not {ssl!r}")
         self.handler_factory = handler
-        self.port = port
+        self.port = opts["port"]
         self.path = path
-        self.family = family
-        self.backlog = backlog
-        self.reuse_address = reuse_address
-        self.reuse_port = reuse_port
+        self.family = opts["family"]
+        self.backlog = opts["backlog"]
+        self.reuse_address = opts["reuse_address"]
+        self.reuse_port = opts["reuse_port"]
         self.ssl = ssl
-        self.ssl_handshake_timeout = ssl_handshake_timeout
-        self.max_connections = max_connections
-        self.busy_message = busy_message
-        self.idle_timeout = idle_timeout
-        self.line_timeout = line_timeout
-        self.write_timeout = write_timeout
-        self.write_buffer_high = write_buffer_high
+        self.ssl_handshake_timeout = opts["ssl_handshake_timeout"]
+        self.max_connections = opts["max_connections"]
+        self.busy_message = opts["busy_message"]
+        self.idle_timeout = opts["idle_timeout"]
+        self.line_timeout = opts["line_timeout"]
+        self.write_timeout = opts["write_timeout"]
+        self.write_buffer_high = opts["write_buffer_high"]
         self._server: asyncio.Server | None = None
         self._connections: Registry[_Connection] = Registry()
         self.deadlines = DeadlineSweep(
-            self._connections, idle=idle_timeout, line=line_timeout, write=write_timeout
+            self._connections,
+            idle=self.idle_timeout,
+            line=self.line_timeout,
+            write=self.write_timeout,
         )
         """The clock behind the idle, line and write timeouts (one timer per server)."""
         self._all_gone: asyncio.Event | None = None

@@ -23,6 +23,7 @@ from ._errors import (
     TooManyRedirects,
     UnsafeRequest,
     WebConfigurationError,
+    WebError,
 )
 from ._forms import Form, FormPage, Upload, read_form, sanitise_filename
 from ._links import Broken, CrawlReport, crawl, extract_links
@@ -49,6 +50,7 @@ __all__ = [
     "UnsafeRequest",
     "Upload",
     "WebConfigurationError",
+    "WebError",
     "WebServer",
     "close_shared_client",
     "crawl",

@@ -44,8 +44,9 @@ from aiohttp import web
 
 from .._peers import peer_key
 from .._ratelimit import RateLimitedLog
+from ..errors import PeerProtocolError
 from ._debug import escape_log
-from ._errors import WebConfigurationError
+from ._errors import WebConfigurationError, WebError
 
 __all__ = ["CGIRunner", "parse_cgi_headers"]
 
@@ -59,8 +60,12 @@ RETRY_AFTER = 1
 _SKIPPED_HEADERS = {"PROXY", "CONTENT_TYPE", "CONTENT_LENGTH", "AUTHORIZATION"}
 
 
-class CGIError(Exception):
-    """The script's output broke the CGI rules (reported to the client as 502)."""
+class CGIError(WebError, PeerProtocolError):
+    """The script's output broke the CGI rules (reported to the client as 502).
+
+    The script is the peer here: its header block is parsed like any other input,
+    so a bad one is a protocol error of the web tree.
+    """
 
 
 def parse_cgi_headers(block: bytes) -> tuple[int, str, list[tuple[str, str]]]:

@@ -44,7 +44,7 @@ from yarl import URL
 
 from .._boundary import network_errors, os_reason
 from .._lifecycle import Endpoint
-from ..errors import ConfigurationError, NetworkError, PeerProtocolError, format_peer
+from ..errors import NetworkError, PeerProtocolError, StateError, format_peer
 from ._errors import (
     BodyTooLarge,
     CompressionBomb,
@@ -52,6 +52,7 @@ from ._errors import (
     IncompleteBody,
     ProxyError,
     TooManyRedirects,
+    WebConfigurationError,
 )
 from ._request import Request, Response, check_header, check_url
 
@@ -107,9 +108,9 @@ class Client(Endpoint):
         max_field_size: int = 8190,
     ) -> None:
         if max_redirects < 0:
-            raise ConfigurationError(f"max_redirects must be >= 0, not {max_redirects!r}")
+            raise WebConfigurationError(f"max_redirects must be >= 0, not {max_redirects!r}")
         if max_body < 0:
-            raise ConfigurationError(f"max_body must be >= 0, not {max_body!r}")
+            raise WebConfigurationError(f"max_body must be >= 0, not {max_body!r}")
         self.timeout = timeout
         self.max_redirects = max_redirects
         self.max_body = max_body
@@ -153,7 +154,7 @@ class Client(Endpoint):
     def session(self) -> aiohttp.ClientSession:
         """The aiohttp session (for what this wrapper does not cover)."""
         if self._session is None or self._closing is not None:
-            raise RuntimeError("client is not started (use `async with Client()` or start())")
+            raise StateError("client is not started (use `async with Client()` or start())")
         return self._session
 
     # -- requests ---------------------------------------------------------------------------------

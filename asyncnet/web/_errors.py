@@ -1,10 +1,19 @@
-"""Errors of the web package, derived from the asyncnet tree (the lead may move them)."""
+"""Web errors: one root, :class:`WebError`; each class also derives from its kind.
+
+A refused option is also a :class:`~asyncnet.errors.ConfigurationError`, a request
+that cannot be sent safely a :class:`~asyncnet.errors.LocalProtocolError`, a server
+that breaks HTTP or a limit a :class:`~asyncnet.errors.PeerProtocolError`, an
+unreachable proxy a :class:`~asyncnet.errors.NetworkError`.  A 4xx or 5xx status is
+none of those: the server answered, correctly, that it will not serve the request,
+so :class:`HTTPStatusError` is only a :class:`WebError`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..errors import (
+    AsyncNetError,
     ConfigurationError,
     LocalProtocolError,
     NetworkError,
@@ -21,18 +30,23 @@ __all__ = [
     "TooManyRedirects",
     "UnsafeRequest",
     "WebConfigurationError",
+    "WebError",
 ]
 
 
-class WebConfigurationError(ConfigurationError):
+class WebError(AsyncNetError):
+    """Root of the web package's errors: ``except WebError`` catches every class here."""
+
+
+class WebConfigurationError(WebError, ConfigurationError):
     """A web server or client option asyncnet refuses (for example debug pages on 0.0.0.0)."""
 
 
-class UnsafeRequest(LocalProtocolError):
+class UnsafeRequest(WebError, LocalProtocolError):
     """The caller asked for a request that cannot be sent safely (CR/LF in a header...)."""
 
 
-class IncompleteBody(PeerProtocolError):
+class IncompleteBody(WebError, PeerProtocolError):
     """The server ended the response before the body it announced (never short data)."""
 
     def __init__(self, url: str, detail: str) -> None:
@@ -40,7 +54,7 @@ class IncompleteBody(PeerProtocolError):
         super().__init__(f"incomplete response body from {url}: {detail}")
 
 
-class BodyTooLarge(PeerProtocolError):
+class BodyTooLarge(WebError, PeerProtocolError):
     """A response body (after decompression) grew past the caller's limit."""
 
     def __init__(self, url: str, limit: int) -> None:
@@ -49,7 +63,7 @@ class BodyTooLarge(PeerProtocolError):
         super().__init__(f"response body from {url} exceeds {limit} bytes")
 
 
-class CompressionBomb(PeerProtocolError):
+class CompressionBomb(WebError, PeerProtocolError):
     """A compressed body expanded more than ``max_ratio`` times its size on the wire."""
 
     def __init__(self, url: str, max_ratio: float, size: int, wire: int) -> None:
@@ -63,12 +77,12 @@ class CompressionBomb(PeerProtocolError):
         )
 
 
-class ProxyError(NetworkError):
+class ProxyError(WebError, NetworkError):
     """The forward proxy could not be reached (refused, unknown host...): check the proxy,
     not the target."""
 
 
-class TooManyRedirects(PeerProtocolError):
+class TooManyRedirects(WebError, PeerProtocolError):
     """More redirects than allowed (a loop, most likely)."""
 
     def __init__(self, url: str, limit: int) -> None:
@@ -77,8 +91,12 @@ class TooManyRedirects(PeerProtocolError):
         super().__init__(f"more than {limit} redirects starting at {url}")
 
 
-class HTTPStatusError(PeerProtocolError):
-    """``raise_for_status()`` on a 4xx/5xx response."""
+class HTTPStatusError(WebError):
+    """``raise_for_status()`` on a 4xx/5xx response.
+
+    Not a :class:`~asyncnet.errors.PeerProtocolError`: a 404 is a valid answer, and
+    an ``except PeerProtocolError`` written for broken servers must not catch it.
+    """
 
     def __init__(self, status: int, reason: str, url: str, peer: Any = None) -> None:
         self.status = status

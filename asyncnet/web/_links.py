@@ -34,7 +34,7 @@ import aiohttp
 
 from ..errors import AsyncNetError
 from ._client import USER_AGENT, Client
-from ._errors import TooManyRedirects
+from ._errors import TooManyRedirects, WebConfigurationError
 
 __all__ = ["Broken", "CrawlReport", "crawl", "extract_links"]
 
@@ -216,7 +216,7 @@ async def crawl(
 ) -> CrawlReport:
     """Crawl ``start``'s origin breadth first, bounded; return the :class:`CrawlReport`."""
     if max_pages < 1 or concurrency < 1:
-        raise ValueError("max_pages and concurrency must be at least 1")
+        raise WebConfigurationError("max_pages and concurrency must be at least 1")
     start = urldefrag(start)[0]
     origin = _origin(start)
     report = CrawlReport()

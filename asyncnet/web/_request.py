@@ -17,8 +17,7 @@ from typing import Any, Self
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from ..errors import ConfigurationError
-from ._errors import HTTPStatusError, UnsafeRequest
+from ._errors import HTTPStatusError, UnsafeRequest, WebConfigurationError
 
 __all__ = ["Request", "Response", "check_header", "check_url"]
 
@@ -35,9 +34,9 @@ def check_url(url: str | URL) -> URL:
     try:
         parsed = URL(text)
     except ValueError as exc:
-        raise ConfigurationError(f"not a URL: {text!r} ({exc})") from exc
+        raise WebConfigurationError(f"not a URL: {text!r} ({exc})") from exc
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ConfigurationError(f"need an http:// or https:// URL with a host, not {text!r}")
+        raise WebConfigurationError(f"need an http:// or https:// URL with a host, not {text!r}")
     return parsed
 
 
@@ -108,7 +107,7 @@ class Request:
     def set_proxy(self, host: str, scheme: str = "http") -> None:
         """Send this request through the proxy at ``host`` (``"127.0.0.1:8899"``)."""
         if scheme not in ("http", "https"):
-            raise ConfigurationError(f"proxy scheme must be http or https, not {scheme!r}")
+            raise WebConfigurationError(f"proxy scheme must be http or https, not {scheme!r}")
         self.proxy = str(check_url(f"{scheme}://{host}"))
 
     def __repr__(self) -> str:

@@ -40,6 +40,7 @@ from urllib.parse import quote, unquote_to_bytes
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 
+from ._errors import WebConfigurationError
 from ._ranges import MAX_RANGES, if_range_holds, select_ranges
 
 __all__ = ["FileSender", "StaticFiles", "listing_html", "resolve"]
@@ -167,7 +168,7 @@ class StaticFiles:
         if not self.root.is_dir():
             raise NotADirectoryError(f"not a directory: {root}")
         if max_ranges < 1:
-            raise ValueError(f"max_ranges must be >= 1, not {max_ranges!r}")
+            raise WebConfigurationError(f"max_ranges must be >= 1, not {max_ranges!r}")
         self.show_hidden = show_hidden
         self.max_ranges = max_ranges
 

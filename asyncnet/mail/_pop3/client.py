@@ -30,8 +30,8 @@ default elsewhere), ``"opportunistic"`` (STLS when CAPA offers it) or
 ``"implicit"`` (TLS from the first byte, port 995).  ``require_tls=True`` refuses
 to send a password over a connection that is not encrypted, whatever ``tls`` is.
 
-(Slightly over asyncnet's ~400-line guide: one verb a method, each a few lines; the
-parsing is in :mod:`asyncnet.mail._pop3.protocol`.)
+One verb a method, each a few lines; the parsing is in
+:mod:`asyncnet.mail._pop3.protocol`.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from types import TracebackType
 from typing import Any, Literal, Self, TypeAlias
 
 from ..._boundary import network_errors
+from ..._compat import discard_stream_buffer
 from ..._lifecycle import Endpoint
 from ...clients import open_stream
 from ...errors import ConfigurationError, NetworkError, OperationTimeout
@@ -53,6 +54,7 @@ from .protocol import (
     NEED_DATA,
     BodyChunk,
     BodyEnd,
+    Closed,
     POP3Protocol,
     Status,
     apop_timestamp,
@@ -290,6 +292,8 @@ class POP3Client(Endpoint):
                         parts.append(event.data)
                 elif isinstance(event, BodyEnd):
                     break
+                elif isinstance(event, Closed):
+                    raise POP3ConnectionError(event.description, self.peer, event.reply)
         assert status is not None
         if not status.ok:
             raise POP3ReplyError(command[0] if command else "connect", status.text)
@@ -325,7 +329,7 @@ class POP3Client(Endpoint):
         # Bytes that came after the +OK were sent before the handshake, in plaintext,
         # by someone who may not be the server: they must never be read as replies.
         self._protocol.discard_buffered()
-        _discard_stream_buffer(self._reader)
+        discard_stream_buffer(self._reader)
         async with self._io("starttls", self.timeout):
             await self._writer.start_tls(
                 self._context(), server_hostname=self.server_hostname or self.host
@@ -411,11 +415,3 @@ class POP3Client(Endpoint):
         self.quit_confirmed = True
         self.close()
         return text
-
-
-def _discard_stream_buffer(reader: asyncio.StreamReader) -> None:
-    # StreamReader has no public "drop what is buffered"; after STLS every buffered
-    # byte is pre-handshake plaintext that must not be read as a TLS-protected reply.
-    buffer = getattr(reader, "_buffer", None)
-    if isinstance(buffer, bytearray):
-        buffer.clear()

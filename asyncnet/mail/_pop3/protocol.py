@@ -8,7 +8,10 @@ each command (and for the greeting, which is a reply to no command):
 
 * :class:`Status` -- the ``+OK``/``-ERR`` line;
 * for a multi-line command answered ``+OK``: :class:`BodyChunk` events (the
-  unstuffed body, byte-exact, CRLF as on the wire) and then :class:`BodyEnd`.
+  unstuffed body, byte-exact, CRLF as on the wire) and then :class:`BodyEnd`;
+* :class:`Closed` -- the input ended (:meth:`POP3Protocol.receive_eof`) before the
+  reply awaited was complete.  End of input is an event, not an error: what it
+  means for the session is the client's to say (it raises its connection error).
 
 The line splitting and dot-unstuffing are the core's
 (:class:`asyncnet.protocols._lines.LineBuffer`); this module adds POP3's rules
@@ -19,7 +22,8 @@ and its limits:
   TOP).  A message is also refused when it grows well past the size its ``+OK``
   line announced (``+OK 10 octets`` followed by 50 MB).  Crossing a limit raises
   :class:`~asyncnet.mail._errors.POP3ProtocolError` and the protocol is dead;
-* a status line that is neither ``+OK`` nor ``-ERR`` is a protocol error;
+* a status line that is neither ``+OK`` nor ``-ERR`` is a protocol error (the
+  parser raises protocol errors only);
 * CR, LF and NUL in a command argument are refused before anything is encoded.
 
 The parsers for the replies' contents (:func:`parse_stat`, :func:`parse_listing`,
@@ -43,12 +47,13 @@ from ...protocols import (
     NeedData,
     check_line_argument,
 )
-from .._errors import POP3ConnectionError, POP3ProtocolError
+from .._errors import POP3ProtocolError
 
 __all__ = [
     "NEED_DATA",
     "BodyChunk",
     "BodyEnd",
+    "Closed",
     "Event",
     "POP3Protocol",
     "Status",
@@ -88,7 +93,21 @@ class BodyEnd:
     """The multi-line reply's terminating ``.`` has arrived."""
 
 
-Event = Status | BodyChunk | BodyEnd
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The input ended before the reply awaited was complete.
+
+    ``reply`` names that reply (the command it answers, ``"greeting"``, or
+    ``"reply"`` when the status line itself was cut); ``description`` says where
+    it ended, in words a connection error can carry.  Once the input has ended,
+    every later :meth:`POP3Protocol.next_event` returns this same event.
+    """
+
+    reply: str
+    description: str
+
+
+Event = Status | BodyChunk | BodyEnd | Closed
 
 
 def encode_command(verb: str, *args: str) -> bytes:
@@ -256,7 +275,7 @@ class POP3Protocol:
         self._body: _Pending | None = None
         self._body_size = 0
         self._body_cap: int | None = None
-        self._closed = False
+        self._closed: Closed | None = None
 
     @property
     def expecting(self) -> int:
@@ -294,7 +313,9 @@ class POP3Protocol:
         return len(self._lines.take_bytes())
 
     def next_event(self) -> Event | NeedData:
-        """The next event, or :data:`NEED_DATA`; raises on a protocol violation or EOF."""
+        """The next event, or :data:`NEED_DATA`; raises on a protocol violation only."""
+        if self._closed is not None:
+            return self._closed
         try:
             if self._body is not None:
                 return self._next_body_event(self._body)
@@ -303,22 +324,16 @@ class POP3Protocol:
             raise POP3ProtocolError(f"reply line too long: {exc}") from exc
         except FrameTooLarge as exc:
             raise POP3ProtocolError(f"reply too large: {exc}") from exc
-        except IncompleteFrame as exc:
+        except IncompleteFrame:
             what = self._body.command if self._body else "reply"
-            raise POP3ConnectionError(
-                f"connection closed in the middle of the {what} reply", self.peer, what
-            ) from exc
+            return self._close(what, f"connection closed in the middle of the {what} reply")
         if line is NEED_DATA:
             return NEED_DATA
         if line is EOF:
             what = self._pending[0].command if self._pending else "command"
-            raise POP3ConnectionError(
-                f"connection closed while waiting for the {what} reply", self.peer, what
-            )
+            return self._close(what, f"connection closed while waiting for the {what} reply")
         if self._lines.last_line_unterminated:
-            raise POP3ConnectionError(
-                "connection closed in the middle of a status line", self.peer, "reply"
-            )
+            return self._close("reply", "connection closed in the middle of a status line")
         if not self._pending:
             raise POP3ProtocolError(f"unsolicited reply from the server: {line[:80]!r}")
         pending = self._pending.popleft()
@@ -333,6 +348,10 @@ class POP3Protocol:
             self._body, self._body_size, self._body_cap = pending, 0, cap
             self._lines.start_dot_body()
         return status
+
+    def _close(self, reply: str, description: str) -> Closed:
+        self._closed = Closed(reply, description)
+        return self._closed
 
     def _next_body_event(self, pending: _Pending) -> Event | NeedData:
         chunk = self._lines.next_body_chunk()

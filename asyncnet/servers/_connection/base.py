@@ -36,6 +36,10 @@ class ConnectionBase:
     :meth:`_start` (what happens once registered) and :meth:`_gone` (true once
     nothing more will run for this connection), and call :meth:`_maybe_unregister`
     whenever :meth:`_gone` may have become true.
+
+    :attr:`quiescent` and :meth:`wait_quiescent` are public: they tell a test kit
+    (``asyncnet.testing.drive``) when the handler has done all it can with the input
+    it was given.
     """
 
     # Slots: see LineConnection on the size of an idle connection.  _prev/_next link
@@ -83,6 +87,21 @@ class ConnectionBase:
             return
         self._seen = self._server.deadlines.tick
         self._start(transport)
+
+    @property
+    def handler(self) -> BaseHandler:
+        """The handler this connection drives."""
+        return self._handler
+
+    @property
+    def quiescent(self) -> bool:
+        """True when the handler has nothing left to do until more input arrives (or the
+        peer reads what was written, or a deadline passes)."""
+        raise NotImplementedError
+
+    async def wait_quiescent(self) -> None:
+        """Return once :attr:`quiescent` is true (at once if it is)."""
+        raise NotImplementedError
 
     def _start(self, transport: asyncio.Transport) -> None:
         raise NotImplementedError

@@ -18,15 +18,46 @@ not stall everyone else for 10 ms each tick.  Idle connections cost
 the walk about 0.1 us each per tick; at the defaults (60 s line and write timeouts,
 so a tick is ~1.9 s) 10,000 of them cost the loop about 1 ms every 1.9 s, spread
 over six turns; 100,000 about 11 ms over 51 turns of at most 0.3 ms each.
+
+Time comes from a :class:`Clock`: the running event loop, unless a test kit sets
+:attr:`DeadlineSweep.clock` to one it advances by hand (``asyncnet.testing.FakeClock``),
+so that a 60 s idle timeout or the linger after a protocol error costs no real time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Connections", "DeadlineSweep", "Timed", "ticks_for"]
+from ...errors import StateError
+
+__all__ = ["Cancellable", "Clock", "Connections", "DeadlineSweep", "Timed", "ticks_for"]
+
+
+class Cancellable(Protocol):
+    """A scheduled call that can be called off (``asyncio.TimerHandle`` is one)."""
+
+    def cancel(self) -> None:
+        """Do not make the call."""
+        ...
+
+
+class Clock(Protocol):
+    """Where deadlines get their time and timers: an event loop is one."""
+
+    def time(self) -> float:
+        """The current time, in seconds (monotonic)."""
+        ...
+
+    def call_at(self, when: float, callback: Callable[[], object], /) -> Cancellable:
+        """Call ``callback`` once :meth:`time` reaches ``when``."""
+        ...
+
+    def call_later(self, delay: float, callback: Callable[[], object], /) -> Cancellable:
+        """Call ``callback`` ``delay`` seconds from now."""
+        ...
 
 
 class Timed(Protocol):
@@ -85,6 +116,7 @@ class DeadlineSweep:
     """
 
     __slots__ = (
+        "_clock",
         "_connections",
         "_handle",
         "_idle",
@@ -108,6 +140,7 @@ class DeadlineSweep:
         write: float | None,
     ) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._clock: Clock | None = None  # None: the running loop's
         self._connections = connections
         self._idle, self._line, self._write = idle, line, write
         shortest = min((t for t in (idle, line, write) if t is not None), default=None)
@@ -115,7 +148,7 @@ class DeadlineSweep:
         self._idle_ticks = ticks_for(idle, self.resolution)
         self._line_ticks = ticks_for(line, self.resolution)
         self._write_ticks = ticks_for(write, self.resolution)
-        self._handle: asyncio.Handle | None = None  # the next tick, or the walk's next turn
+        self._handle: Cancellable | None = None  # the next tick, or the walk's next turn
         self.tick = 0
         """The current tick while the clock runs: what a connection stamps on activity."""
         self.chunk = 2000
@@ -131,12 +164,37 @@ class DeadlineSweep:
         """True while the clock ticks (there were connections at the last tick)."""
         return self._handle is not None
 
+    @property
+    def clock(self) -> Clock | None:
+        """Where time comes from: ``None`` (the default) for the running event loop."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Clock | None) -> None:
+        if self._handle is not None:
+            raise StateError("the deadline clock cannot change while it runs")
+        self._clock = clock
+
+    def _time(self) -> Clock:
+        clock = self._clock
+        if clock is not None:
+            return clock
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> Cancellable:
+        """Call ``callback`` ``delay`` seconds from now on this sweep's clock: a
+        connection's one-off deadline (the linger after a protocol error)."""
+        return self._time().call_later(delay, callback)
+
     def start(self) -> None:
         """Make sure the clock runs (a connection was registered)."""
         if self._handle is None and self.enabled:
-            self._loop = loop = asyncio.get_running_loop()
-            self.tick = tick = int(loop.time() / self.resolution)
-            self._handle = loop.call_at((tick + 1) * self.resolution, self._advance)
+            self._loop = asyncio.get_running_loop()
+            clock = self._time()
+            self.tick = tick = int(clock.time() / self.resolution)
+            self._handle = clock.call_at((tick + 1) * self.resolution, self._advance)
 
     def stop(self) -> None:
         """Stop the clock (the server is closing)."""
@@ -145,9 +203,12 @@ class DeadlineSweep:
             self._handle = None
 
     def _advance(self) -> None:
-        assert self._loop is not None
         self._handle = None
-        self.tick = int(self._loop.time() / self.resolution)
+        tick = int(self._time().time() / self.resolution)
+        # Never the same tick twice: this timer is due when the next tick begins, but
+        # float rounding (or a loop that runs timers a hair early) can put the time just
+        # before that, and the same tick again would schedule the same instant forever.
+        self.tick = tick if tick > self.tick else self.tick + 1
         if self._connections:  # with none left the clock stops until the next one
             self._connections.start_walk()
             self._walk()
@@ -161,7 +222,7 @@ class DeadlineSweep:
         for _ in range(self.chunk):
             conn = step()
             if conn is None:
-                self._handle = loop.call_at((tick + 1) * self.resolution, self._advance)
+                self._handle = self._time().call_at((tick + 1) * self.resolution, self._advance)
                 return
             if not conn._conn_closed:
                 try:

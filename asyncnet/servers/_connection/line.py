@@ -2,13 +2,14 @@
 
 ``LineConnection`` is an :class:`asyncio.Protocol` that splits lines in
 ``data_received``, calls ``handle_line`` directly, drives coroutines eagerly and
-writes all the replies produced by one read in a single ``write()``.  While a
-coroutine is suspended, while the peer is not reading (``pause_writing``) or once
-the session is closing, the connection is *blocked*: it pauses reading and keeps
-unprocessed bytes, so replies stay in order and memory stays bounded.
+writes all the replies produced by one read in a single ``write()``.
 
-(Longer than asyncnet's ~400-line guide: one state machine -- callbacks, flow control,
-lingering after a protocol error -- whose parts all read and write the same flags.)
+Its state is one :class:`State`, changed only through the transitions in
+:data:`TRANSITIONS`.  Only in ``READY`` are lines handled; in every other state the
+connection is *blocked*: it pauses reading and keeps unprocessed bytes, so replies stay
+in order and memory stays bounded.  It is blocked in ``READY`` too while the peer does
+not read what we write (``pause_writing``): that is the peer's flow control, not a state
+of the session, and a suspended handler or a yield may overlap it.
 """
 
 from __future__ import annotations
@@ -16,27 +17,71 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import enum
 import logging
 import ssl
 from typing import TYPE_CHECKING, Any
 
 from ..._eager import PENDING, start
 from ...errors import ConfigurationError, LineTooLong, PeerProtocolError, format_peer
-from ...protocols import LineBuffer
+from ...protocols import LineBuffer, LineSplitter
 from .base import ConnectionBase, log_handler_error, logger
+from .deadlines import Cancellable
 
 if TYPE_CHECKING:
     from .._handlers import LineHandler
     from .._stream import StreamServer
 
-__all__ = ["LineConnection"]
+__all__ = ["TRANSITIONS", "LineConnection", "State"]
+
+
+class State(enum.Enum):
+    """Where a line connection's session stands."""
+
+    READY = "ready"
+    """Lines are handled as they arrive."""
+    BUSY = "busy"
+    """A handler coroutine is suspended: the lines after its line wait for it."""
+    UPGRADING = "upgrading"
+    """Busy in ``start_tls()``: lines that arrived before the handshake are dropped."""
+    YIELDING = "yielding"
+    """A batch of ``lines_per_batch`` lines ended with more buffered: the event loop's
+    turn first, then the rest."""
+    CLOSING = "closing"
+    """The session is over: no more lines are handled; the connection closes once its
+    output is written and no handler coroutine runs."""
+    LINGERING = "lingering"
+    """After a protocol error: the error reply is written and our side shut down; the
+    peer's bytes are drained until it closes, or the linger ends."""
+    CLOSED = "closed"
+    """The connection is lost."""
+
+
+_READY = State.READY
+_BUSY = State.BUSY
+_UPGRADING = State.UPGRADING
+_YIELDING = State.YIELDING
+_CLOSING = State.CLOSING
+_LINGERING = State.LINGERING
+_CLOSED = State.CLOSED
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    _READY: frozenset({_BUSY, _UPGRADING, _YIELDING, _CLOSING, _CLOSED}),
+    _BUSY: frozenset({_READY, _UPGRADING, _CLOSING, _CLOSED}),
+    _UPGRADING: frozenset({_READY, _BUSY, _CLOSING, _CLOSED}),
+    _YIELDING: frozenset({_READY, _UPGRADING, _CLOSING, _CLOSED}),
+    _CLOSING: frozenset({_LINGERING, _CLOSED}),
+    _LINGERING: frozenset({_CLOSED}),
+    _CLOSED: frozenset(),
+}
+"""The states each state may change to; any other change is a bug."""
 
 
 class _LineRules:
     """A handler class's line settings, shared by all its connections: five slots fewer
     per connection, and one object in cache for all of them."""
 
-    __slots__ = ("batch", "empty", "encoding", "errors", "reply_end", "utf8")
+    __slots__ = ("batch", "encoding", "errors", "reply_end", "split", "utf8", "whole_line")
 
     def __init__(self, cls: type[LineHandler]) -> None:
         if not cls.delimiter:
@@ -50,11 +95,11 @@ class _LineRules:
         # bytes.decode()/str.encode() without arguments take a shortcut: naming the
         # codec and "strict" costs about 60 ns per request and reply.
         self.utf8 = cls.errors == "strict" and codecs.lookup(cls.encoding).name == "utf-8"
-        # Until a read is more than one whole line, a connection shares this empty
-        # buffer (single_line() only reads it): request/reply connections never pay
-        # for a buffer of their own.
-        self.empty = LineBuffer(cls.max_line_length, delimiter=cls.delimiter, strip_cr=cls.strip_cr)
-        self.empty.share()
+        # A connection splits a read itself while it has nothing buffered: request/reply
+        # connections never pay for a buffer of their own.
+        splitter = LineSplitter(cls.max_line_length, delimiter=cls.delimiter, strip_cr=cls.strip_cr)
+        self.split = splitter.split
+        self.whole_line = splitter.whole_line
 
     @staticmethod
     def of(cls: type[LineHandler]) -> _LineRules:
@@ -86,7 +131,8 @@ _LINGER_SECONDS = 2.0
 
 
 class LineConnection(ConnectionBase, asyncio.Protocol):
-    """Line splitting (a :class:`LineBuffer`) and in-order dispatch for a :class:`LineHandler`.
+    """Line splitting (a :class:`LineSplitter`, then a :class:`LineBuffer` once a read
+    leaves part of a line) and in-order dispatch for a :class:`LineHandler`.
 
     Fairness: at most ``LineHandler.lines_per_batch`` lines are handled before the
     connection yields to the event loop (reading paused meanwhile), so one client
@@ -95,40 +141,63 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
 
     # Slots, not a __dict__: with this many attributes CPython 3.11 gives every
     # instance a full dict (~1.5 KiB), the largest part of an idle connection.
-    __slots__ = (
-        "_blocked",
-        "_close_requested",
-        "_discard_held",
-        "_held",
-        "_lines",
-        "_linger",
-        "_out",
-        "_reading_paused",
-        "_rules",
-        "_task",
-        "_write_paused",
-        "_yielding",
-    )
+    __slots__ = ("_held", "_lines", "_linger", "_out", "_rules", "_state", "_task")
 
     _handler: LineHandler
 
     def __init__(self, server: StreamServer, handler: LineHandler) -> None:
         self._init_connection(server, handler)
         handler._connection = self
-        self._rules = rules = _LineRules.of(type(handler))
-        self._lines = rules.empty
+        self._rules = _LineRules.of(type(handler))
+        self._state = _READY
+        # None until a read leaves bytes that are not a whole line: most connections
+        # never need a buffer (each read one request), and an idle one costs less.
+        self._lines: LineBuffer | None = None
         # Replies produced by this read, written at once; None (not an empty list: 56
         # bytes per idle connection) while there are none.
         self._out: list[bytes] | None = None
         self._held: list[bytes] | None = None  # lines taken, not handled: a handler suspended
-        self._discard_held = False  # start_tls(): lines behind the STARTTLS are dropped
         self._task: asyncio.Future[Any] | None = None
-        self._blocked = False
-        self._reading_paused = False
-        self._write_paused = False
-        self._yielding = False  # a batch ended with lines left: the loop's turn
-        self._close_requested = False
-        self._linger: asyncio.TimerHandle | None = None
+        self._linger: Cancellable | None = None
+
+    # -- the state machine -------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """Where the session stands."""
+        return self._state
+
+    def _to(self, state: State) -> None:
+        """Change the state: only along :data:`TRANSITIONS` (never on the per-line path)."""
+        assert state in TRANSITIONS[self._state], f"{self._state} -> {state}"
+        self._state = state
+        if state is _CLOSED:
+            self._conn_closed = True
+
+    def _blocked(self) -> bool:
+        """True unless lines may be handled now (READY, and the peer reads our output)."""
+        return self._state is not _READY or self._write_blocked_since is not None
+
+    @property
+    def quiescent(self) -> bool:
+        """True when the connection has nothing left to do until more input arrives (or
+        the peer reads what was written, or a deadline passes): no handler coroutine
+        runs and no batch waits for its turn."""
+        return self._task is None and self._state is not _YIELDING
+
+    async def wait_quiescent(self) -> None:
+        """Return once :attr:`quiescent` is true."""
+        while True:
+            task = self._task
+            if task is not None and not task.done():
+                # Its done callback (_task_done) was added first, so it has run by the
+                # time this wait returns.
+                await asyncio.wait([task])
+            elif task is not None or self._state is _YIELDING:
+                # _task_done, or the batch's next turn, is already scheduled: one turn.
+                await asyncio.sleep(0)
+            else:
+                return
 
     # -- asyncio.Protocol -------------------------------------------------------
 
@@ -146,24 +215,30 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         size = len(data)
         self._stats.bytes_in += size
-        # The request/reply case: exactly one complete line and nothing held back.  While
-        # nothing was ever buffered, LineBuffer.share() lets us split it by hand.
-        # (_close_requested implies _blocked: request_close() and _end_of_input() block.)
-        # The same steps as _process() then, without its loop and bookkeeping.
-        end = size - 1
-        line: bytes | None
-        if not (
-            0 <= end <= self._lines.shortcut_limit
-            and data[end] == 10
-            and 10 not in (line := data[: end - 1] if end and data[end - 1] == 13 else data[:end])
-            and not self._blocked
-        ) and (self._blocked or (line := self._lines.single_line(data)) is None):
+        # The request/reply case: nothing buffered or held back, and this read is exactly
+        # one line.  The same steps as _data_received() and _process() then, without the
+        # buffer, their loop and their bookkeeping.
+        lines = self._lines
+        if (
+            self._state is not _READY
+            or self._write_blocked_since is not None
+            or (lines is not None and not lines.idle)
+        ):
             self._data_received(data)
             return
+        line = self._rules.whole_line(data)
+        if line is None:
+            self._data_received(data)  # more than one line, part of one, or too long
+            return
         reply = self._reply(line)
-        if reply is not None and not self._out and not self._blocked:
-            # Not blocked: no linger, not closed, no close requested (see above), so
-            # nothing for _settle() to do once the reply is written.
+        if (
+            reply is not None
+            and not self._out
+            and self._state is _READY
+            and self._write_blocked_since is None
+        ):
+            # Not blocked: not lingering, not closed, no close requested, so nothing
+            # for _settle() to do once the reply is written.
             # _write(), inlined: the one step this path runs for every request.
             self._stats.bytes_out += len(reply)
             self._seen = self._server.deadlines.tick
@@ -173,28 +248,30 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             return
         if reply is not None:
             self._queue(reply)  # behind other output, or not to be sent
-        if self._partial_since is not None and not self._blocked:
+        if self._partial_since is not None and not self._blocked():
             self._partial_since = None
-        if self._out or self._close_requested:
+        if self._out or self._state is _CLOSING:
             self._settle()
         elif reply is None:
             self._seen = self._server.deadlines.tick  # _write() notes it otherwise
 
     def _data_received(self, data: bytes) -> None:
         self._seen = self._server.deadlines.tick
-        if self._close_requested:
-            return  # after a protocol error nothing more is ever handled
+        state = self._state
+        if state is _CLOSING or state is _LINGERING:
+            return  # the session is over: nothing more is ever handled
         lines = self._own_lines()
+        blocked = self._blocked()
         try:
             completed = lines.feed(data)
         except LineTooLong as exc:
-            if not self._blocked:
+            if not blocked:
                 self._peer_error(exc)
                 return
             # The buffer is poisoned: next_line() raises this again once the line
             # in progress is done, so the error reply follows that line's reply.
             completed = True
-        if self._blocked:
+        if blocked:
             self._pause_reading()
             return
         if completed:
@@ -204,30 +281,28 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             self._partial_since = self._server.deadlines.tick
 
     def eof_received(self) -> bool:
-        if self._linger is not None:
+        if self._state is _LINGERING:
             return False  # the misbehaving peer has finished: close now
         with contextlib.suppress(LineTooLong):  # reported by next_line() in its turn
             self._own_lines().feed_eof()
-        if not self._blocked:
+        if not self._blocked():
             self._process()
         assert self._transport is not None
         return self._transport.get_extra_info("sslcontext") is None
 
     def pause_writing(self) -> None:
-        self._write_paused = True
-        self._update_blocked()
-        self._stamp_write_blocked(True)
+        self._stamp_write_blocked(True)  # blocked: see _blocked()
+        self._pause_reading()
 
     def resume_writing(self) -> None:
-        self._write_paused = False
         self._stamp_write_blocked(False)
         self._resume()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._conn_closed and not self._registered:
             return
-        self._conn_closed = True
-        self._blocked = True
+        if self._state is not _CLOSED:
+            self._to(_CLOSED)
         if self._linger is not None:
             self._linger.cancel()
         if self._task is not None:
@@ -240,7 +315,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
 
     def _own_lines(self) -> LineBuffer:
         lines = self._lines
-        if lines.shared:
+        if lines is None:
             cls = type(self._handler)
             self._lines = lines = LineBuffer(
                 cls.max_line_length,
@@ -253,14 +328,15 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
     def _process(self) -> None:
         """Handle the buffered lines, up to a batch, then write the replies at once."""
         lines = self._lines
-        if lines.shared:  # nothing was ever buffered: nothing to handle
+        if lines is None:  # nothing was ever buffered: nothing to handle
             self._settle()
             return
         queue = self._queue
         reply_to = self._reply
         left = self._rules.batch
         try:
-            while not self._blocked:
+            # _blocked(), inlined in this loop: it runs for every line of a batch.
+            while self._state is _READY and self._write_blocked_since is None:
                 batch = self._held
                 if batch:
                     self._held = None
@@ -280,8 +356,12 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
                     reply = reply_to(line)
                     if reply is not None:
                         queue(reply)
-                    if self._blocked:  # a coroutine suspended: keep the rest for later
-                        self._held = None if self._discard_held else list(remaining) or None
+                    if self._state is not _READY or self._write_blocked_since is not None:
+                        # A coroutine suspended, or the handler closed: keep the rest.
+                        # But not when upgrading to TLS: what came before the
+                        # handshake must never be handled as if it came over TLS.
+                        upgrading = self._state is _UPGRADING
+                        self._held = None if upgrading else list(remaining) or None
                         break
                 else:
                     if left > 0 and lines.idle:
@@ -289,7 +369,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         except LineTooLong as exc:
             self._peer_error(exc)
             return
-        if not self._blocked:
+        if not self._blocked():
             if lines.pending <= 0:
                 self._partial_since = None
             elif self._partial_since is None:
@@ -297,19 +377,18 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         self._settle()
 
     def _yield_to_loop(self) -> None:
-        self._yielding = True
-        self._update_blocked()
+        self._to(_YIELDING)
+        self._pause_reading()
         self._server.loop.call_soon(self._end_yield)
 
     def _end_yield(self) -> None:
-        self._yielding = False
-        if not self._conn_closed:
-            self._resume()
+        if self._state is _YIELDING:
+            self._to(_READY)
+        self._resume()
 
     def _end_of_input(self) -> None:
-        if self._task is None:
-            self._close_requested = True
-            self._blocked = True
+        assert self._task is None  # only reached while READY
+        self._to(_CLOSING)
 
     def _reply(self, line: bytes) -> bytes | None:
         """Decode, handle and encode one line: the reply's bytes, or ``None`` (no reply,
@@ -343,17 +422,23 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         if task is None:
             return value
         self._task = task
-        self._update_blocked()
+        if self._state is _READY:
+            self._to(_BUSY)
+        # else UPGRADING (it suspended in start_tls()), or CLOSING (it asked to close
+        # first): the task keeps the connection open until it is done either way.
+        self._pause_reading()
         task.add_done_callback(self._task_done)
         return PENDING
 
     def _task_done(self, task: asyncio.Future[Any]) -> None:
         self._task = None
-        if self._conn_closed:
+        if self._state is _CLOSED:
             if not task.cancelled():
                 task.exception()  # retrieved: the peer is gone, nobody to tell
             self._maybe_unregister()
             return
+        if self._state is _BUSY:
+            self._to(_READY)
         if task.cancelled():
             self._handler_failed(asyncio.CancelledError("handle_line() was cancelled"))
         elif (exc := task.exception()) is not None:
@@ -370,48 +455,50 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
 
     # -- flow control -----------------------------------------------------------
 
-    def _update_blocked(self) -> None:
-        self._blocked = (
-            self._task is not None
-            or self._write_paused
-            or self._yielding
-            or self._close_requested
-            or self._conn_closed
-        )
-        if self._blocked:
-            self._pause_reading()
-
     def _pause_reading(self) -> None:
-        if self._linger is not None:
+        """Stop reading: lines wait, in the kernel, until the connection is ready again.
+
+        Called on every change into a blocked state; pausing twice is harmless."""
+        state = self._state
+        if state is _LINGERING or state is _CLOSED:
             return  # lingering after an error: keep draining the peer
-        if not self._reading_paused and self._transport is not None and not self._conn_closed:
-            self._reading_paused = True
-            self._transport.pause_reading()
+        if state is _UPGRADING:
+            # The plaintext transport is loop.start_tls()'s until the handshake is done
+            # (pausing it would stall the handshake or the TLS records behind it), and
+            # the TLS transport is not ours yet: bytes that come meanwhile (one turn's
+            # worth) are buffered, and the next read while busy pauses the TLS one.
+            return
+        transport = self._transport
+        if transport is not None:
+            transport.pause_reading()
 
     def _resume(self) -> None:
-        self._update_blocked()
-        if self._blocked:
+        """Something that blocked the connection ended: read and handle lines again, if
+        nothing else blocks it."""
+        if self._blocked():
             return
-        if self._reading_paused:
-            self._reading_paused = False
-            assert self._transport is not None
-            if not self._transport.is_closing():
-                self._transport.resume_reading()
+        transport = self._transport
+        assert transport is not None
+        if not transport.is_closing():
+            transport.resume_reading()
         self._process()  # lines held back, an end of input, or an error waiting its turn
 
     def _settle(self) -> None:
         """Write what the handler produced; close if the session is over."""
-        if self._linger is not None:
-            return
+        self._flush()
+        if self._state is _CLOSING and self._task is None:
+            assert self._transport is not None
+            self._transport.close()
+
+    def _flush(self) -> None:
+        """Write the queued output now (not once lingering or closed)."""
         out = self._out
-        transport = self._transport
-        if out and transport is not None and not self._conn_closed:
-            data = out[0] if len(out) == 1 else b"".join(out)
+        if out:
+            state = self._state
+            if state is _LINGERING or state is _CLOSED or self._transport is None:
+                return
             self._out = None
-            self._write(data)
-        if self._close_requested and self._task is None and not self._conn_closed:
-            assert transport is not None
-            transport.close()
+            self._write(out[0] if len(out) == 1 else b"".join(out))
 
     def _queue(self, data: bytes) -> None:
         """Add ``data`` to the output written by the next :meth:`_settle`."""
@@ -430,34 +517,31 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         return self._task is not None
 
     def _gone(self) -> bool:
-        return self._conn_closed and self._task is None
+        return self._state is _CLOSED and self._task is None
 
     # -- called by the handler and the server -----------------------------------
 
     def send_line(self, line: str) -> None:
-        if self._conn_closed:
+        """Write ``line`` now, after the output queued before it (never closes)."""
+        if self._state is _CLOSED:
             return
         self._queue(self._rules.encode(line))
-        if self._close_requested and self._task is None:
-            # let the line out before the close that _settle() would do
-            self._close_requested = False
-            self._settle()
-            self._close_requested = True
-        else:
-            self._settle()
+        self._flush()
 
     def request_close(self) -> None:
         """End the session after the reply in progress, if any."""
-        if self._conn_closed:
+        state = self._state
+        if state is _CLOSING or state is _LINGERING or state is _CLOSED:
             return
-        self._close_requested = True
-        self._update_blocked()
+        self._to(_CLOSING)
+        self._pause_reading()
 
     def shutdown(self) -> None:
         """Graceful stop: close now if idle, else after the line being handled."""
-        if self._conn_closed:
+        state = self._state
+        if state is _CLOSED:
             return
-        if self._linger is not None:
+        if state is _LINGERING:
             self.abort()  # it was only waiting for a misbehaving peer
             return
         self.request_close()
@@ -481,10 +565,12 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         # Whatever the client sent after STARTTLS/STLS came in plaintext, maybe from a
         # man in the middle (the CVE-2011-0411 family): it must never be handled as if
         # it had come over TLS.  Lines of this batch not yet handled are dropped when
-        # the handler suspends (_process), the bytes still buffered here.
+        # the handler suspends (_process: UPGRADING), the bytes still buffered here.
         self._held = None
-        self._discard_held = True
-        if not self._lines.shared:
+        state = self._state
+        if state is _READY or state is _BUSY or state is _YIELDING:
+            self._to(_UPGRADING)
+        if self._lines is not None:
             self._lines.take_bytes()
         assert self._transport is not None
         try:
@@ -495,17 +581,29 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
                 server_side=server_side,
                 ssl_handshake_timeout=handshake_timeout,
             )
-        finally:
-            self._discard_held = False
+        except BaseException:
+            self._upgraded()
+            raise
         if transport is None:
+            self._upgraded()
             raise ConnectionResetError("the connection was lost during the TLS handshake")
         self._transport = transport
         self._handler.transport = transport
+        self._upgraded()
         return transport
+
+    def _upgraded(self) -> None:
+        """The TLS handshake is over (or failed): busy again, or ready."""
+        if self._state is _UPGRADING:
+            if self._task is not None:
+                self._to(_BUSY)  # the handler goes on after its handshake
+            else:
+                self._to(_READY)  # not called from handle_line(): read again
+                self._resume()
 
     def abort_with_reason(self, reason: str) -> None:
         """Drop the connection at the handler's request (a slow consumer...)."""
-        if self._conn_closed:
+        if self._state is _CLOSED:
             return
         logger.warning("dropping %s: %s", format_peer(self._handler.peer), reason)
         self._out = None
@@ -542,17 +640,21 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         and abort after a short linger if it never does.
         """
         transport = self._transport
-        if transport is None or self._conn_closed or not transport.can_write_eof():
+        if (
+            transport is None
+            or self._state is not _CLOSING
+            or self._task is not None
+            or not transport.can_write_eof()
+        ):
             self._settle()
             return
-        self._close_requested = False  # _settle() must not close yet
-        self._settle()
-        self._close_requested = True
+        self._flush()
         transport.write_eof()
-        self._linger = self._server.loop.call_later(_LINGER_SECONDS, transport.abort)
-        if self._reading_paused:
-            self._reading_paused = False
-            transport.resume_reading()
+        self._to(_LINGERING)
+        # The linger is a deadline like the others: on the sweep's clock, which a
+        # test kit may advance by hand.
+        self._linger = self._server.deadlines.call_later(_LINGER_SECONDS, transport.abort)
+        transport.resume_reading()
 
     def _handler_failed(self, exc: BaseException) -> None:
         self._stats.handler_errors += 1

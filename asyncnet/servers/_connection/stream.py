@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, SupportsIndex
 
 from ...errors import OperationTimeout, PeerProtocolError, WriteTimeout, format_peer
 from .base import ConnectionBase, log_handler_error, logger
@@ -45,6 +46,116 @@ class _ServerStreamWriter(asyncio.StreamWriter):
             raise conn._write_timeout_error()
 
 
+class _ServerStreamReader(asyncio.StreamReader):
+    """A StreamReader that knows when its handler waits for input it has not seen yet
+    (the connection's ``quiescent``), from its public methods alone.
+
+    A handler task suspended inside a read call waits for input: a read only ever
+    suspends for that.  Input fed while it waits wakes it; it has *seen* that input
+    once it returns from the read, or enters another.  ``readline()``,
+    ``readuntil()`` and ``readexactly()`` may find too little and wait again without
+    returning, so input fed during one of those counts as seen once the handler's
+    wakeup (scheduled by the feed, so before our own callback) has run.
+    """
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self._reads = 0  # read calls in progress
+        self._rereading = 0  # of those, calls that may wait again once woken
+        self._fed = 0  # inputs fed: data, the end of input, an error
+        self._seen = 0  # of those, the ones the handler has had its turn to look at
+        self._change: asyncio.Future[None] | None = None  # a wait for the next change
+
+    @property
+    def waiting(self) -> bool:
+        """True while the handler waits in a read call, having seen all input so far."""
+        return self._reads > 0 and self._seen == self._fed
+
+    def changed(self) -> asyncio.Future[None]:
+        """A future done at the next read call, or once fed input has been looked at."""
+        if self._change is None or self._change.done():
+            self._change = asyncio.get_running_loop().create_future()
+        return self._change
+
+    def _notify(self) -> None:
+        change = self._change
+        if change is not None:
+            self._change = None
+            if not change.done():
+                change.set_result(None)
+
+    # -- input ---------------------------------------------------------------------
+
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        super().feed_data(data)
+        self._input()
+
+    def feed_eof(self) -> None:
+        super().feed_eof()
+        self._input()
+
+    def set_exception(self, exc: Exception) -> None:
+        super().set_exception(exc)
+        self._input()
+
+    def _input(self) -> None:
+        self._fed += 1
+        if self._rereading:
+            asyncio.get_running_loop().call_soon(self._looked_at, self._fed)
+
+    def _looked_at(self, fed: int) -> None:
+        if fed > self._seen:
+            self._seen = fed
+        self._notify()
+
+    # -- reads -----------------------------------------------------------------------
+
+    def _enter(self, rereads: bool) -> None:
+        self._reads += 1
+        self._rereading += rereads
+        self._seen = self._fed  # running now: it sees everything fed so far
+        if self._change is not None:
+            self._notify()
+
+    def _leave(self, rereads: bool) -> None:
+        self._reads -= 1
+        self._rereading -= rereads
+        self._seen = self._fed
+
+    async def read(self, n: int = -1) -> bytes:
+        # _enter() and _leave() inlined: the read of every stream handler's every chunk.
+        self._reads += 1
+        self._seen = self._fed
+        if self._change is not None:
+            self._notify()
+        try:
+            return await super().read(n)
+        finally:
+            self._reads -= 1
+            self._seen = self._fed
+
+    async def readline(self) -> bytes:
+        self._enter(True)
+        try:
+            return await super().readline()
+        finally:
+            self._leave(True)
+
+    async def readuntil(self, separator: Any = b"\n") -> bytes:
+        self._enter(True)
+        try:
+            return await super().readuntil(separator)
+        finally:
+            self._leave(True)
+
+    async def readexactly(self, n: int) -> bytes:
+        self._enter(True)
+        try:
+            return await super().readexactly(n)
+        finally:
+            self._leave(True)
+
+
 class StreamConnection(ConnectionBase, asyncio.StreamReaderProtocol):
     """Runs one :class:`StreamHandler` task per connection over asyncio streams."""
 
@@ -53,7 +164,7 @@ class StreamConnection(ConnectionBase, asyncio.StreamReaderProtocol):
     def __init__(self, server: StreamServer, handler: StreamHandler) -> None:
         self._init_connection(server, handler)
         handler._connection = self
-        self._reader = asyncio.StreamReader(limit=type(handler).max_line_length)
+        self._reader = _ServerStreamReader(type(handler).max_line_length, server.loop)
         asyncio.StreamReaderProtocol.__init__(self, self._reader)
         self._handler_task: asyncio.Task[None] | None = None
         self._lost = False
@@ -96,6 +207,21 @@ class StreamConnection(ConnectionBase, asyncio.StreamReaderProtocol):
     def _gone(self) -> bool:
         task = self._handler_task
         return self._lost and (task is None or task.done())
+
+    @property
+    def quiescent(self) -> bool:
+        """True when the handler task is done, or waits in a read call for input it
+        has not been given yet."""
+        task = self._handler_task
+        return task is None or task.done() or self._reader.waiting
+
+    async def wait_quiescent(self) -> None:
+        """Return once :attr:`quiescent` is true: wait for the task to end, or for its
+        next read call or look at fed input (whichever comes first), and check again."""
+        while not self.quiescent:
+            task = self._handler_task
+            assert task is not None
+            await asyncio.wait([task, self._reader.changed()], return_when=asyncio.FIRST_COMPLETED)
 
     def _count_out(self, n: int) -> None:
         self._stats.bytes_out += n
