@@ -89,7 +89,7 @@ class LineSplitter:
     exactly the lines a buffer would.
     """
 
-    __slots__ = ("_byte", "_delim", "_dlen", "_last", "_max", "_strip", "_tail_limit")
+    __slots__ = ("_byte", "_delim", "_dlen", "_last_byte", "_max", "_strip", "_tail_limit")
 
     def __init__(
         self,
@@ -105,9 +105,9 @@ class LineSplitter:
         self._max = max_line_length
         self._delim = delimiter
         self._dlen = len(delimiter)
-        # For split()'s shortcut, one-byte delimiters only: the delimiter (None
-        # otherwise, which no slice equals) and its byte (an int: "in" is a memchr then).
-        self._last = delimiter if len(delimiter) == 1 else None
+        # For whole_line(), one-byte delimiters only: the delimiter's byte (-1 otherwise,
+        # which no byte equals), and its byte for "in" (an int: a memchr then).
+        self._last_byte = delimiter[0] if len(delimiter) == 1 else -1
         self._byte = delimiter[0]
         # \r stripping is the \n delimiter's business only: with b"\r\n" there is no \r left.
         self._strip = strip_cr and delimiter == b"\n"
@@ -148,9 +148,9 @@ class LineSplitter:
         much as a request's whole trip through :meth:`split` otherwise).  A server asks
         this first for every read, so it takes one argument and builds no list.
         """
-        if data[-1:] != self._last:
-            return None
         end = len(data) - 1
+        if end < 0 or data[end] != self._last_byte:
+            return None
         if self._strip and end and data[end - 1] == 13:  # b"\r"
             end -= 1
         if end > self._max:
