@@ -112,6 +112,7 @@ async def test_same_port_on_this_host_is_dropped_even_across_processes() -> None
             await b.stop()
 
 
+@pytest.mark.serial  # binds the fixed port 7: its loop variants must not run at once
 async def test_reflector_port_source_is_dropped_and_configurable() -> None:
     """X2.4: a datagram from 127.0.0.1:7 (echo) is dropped unless allowed."""
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
