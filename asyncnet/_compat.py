@@ -1,6 +1,7 @@
 """Every private internal of asyncio, aioftp and aiosmtpd that asyncnet relies on.
 
-The same holds for one aiohttp internal (``AppRunner._shutdown_timeout``).
+The same holds for one aiohttp internal (``AppRunner._shutdown_timeout``) and one of
+pytest (``Config._inicache``).
 
 Their public APIs leave a few gaps.  Each gap asyncnet fills with an internal is one
 small function (or mixin) here, whose docstring says what it does, why no public API
@@ -35,6 +36,7 @@ __all__ = [
     "is_accept_retry",
     "read_datagrams_in_bursts",
     "replay_late_detach",
+    "set_ini_default",
     "set_shutdown_timeout",
     "smtp_streams",
     "tolerate_late_accepts",
@@ -221,3 +223,21 @@ def set_shutdown_timeout(runner: object, seconds: float) -> None:
     Known for: aiohttp 3.10 to 3.14.
     """
     setattr(runner, "_shutdown_timeout", seconds)  # noqa: B010 (a private attribute)
+
+
+# -- pytest ----------------------------------------------------------------------------
+
+
+def set_ini_default(config: object, name: str, value: object) -> None:
+    """Answer ``config.getini(name)`` with ``value`` from now on.
+
+    Why: the pytest plugin chooses pytest-asyncio's fixture loop scope when a project
+    left it unset, or pytest-asyncio warns at start-up in every such project (an
+    internal error under ``-W error``).  pytest has no public way to give another
+    plugin's ini option a value; ``Config.getini()`` answers from ``_inicache`` once a
+    name is in it.  Does nothing when the cache is missing (a pytest that changed it).
+    Known for: pytest 7.4 to 9.
+    """
+    cache = getattr(config, "_inicache", None)
+    if isinstance(cache, dict):
+        cache[name] = value

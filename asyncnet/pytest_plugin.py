@@ -44,6 +44,7 @@ except ImportError:  # pytest runs every installed plugin: never break a project
     pytest_asyncio = None  # type: ignore[assignment]
 
 from . import tcp_server, udp_server
+from ._compat import set_ini_default
 from .servers import BaseHandler, DatagramHandler, DatagramServer, ServerBase, StreamServer
 from .testing import DrivenConnection, drive
 from .testing import loopback_only as _loopback_only
@@ -193,9 +194,8 @@ def pytest_configure(config: pytest.Config) -> None:
         unset = config.getini("asyncio_default_fixture_loop_scope") is None
     except ValueError:  # an older pytest-asyncio without that option
         return
-    cache = getattr(config, "_inicache", None)  # getini() reads its answers from here
-    if unset and isinstance(cache, dict):
-        cache["asyncio_default_fixture_loop_scope"] = "function"
+    if unset:
+        set_ini_default(config, "asyncio_default_fixture_loop_scope", "function")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -30,6 +30,7 @@ from asyncnet._compat import (
     is_accept_retry,
     read_datagrams_in_bursts,
     replay_late_detach,
+    set_ini_default,
     smtp_streams,
     tolerate_late_accepts,
 )
@@ -37,6 +38,8 @@ from asyncnet.ftp import FTPClient, FTPServer
 from asyncnet.mail import POP3Client
 
 from .pop3_fakes import FakePOP3, scripted
+
+_MISSING = object()
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -310,3 +313,28 @@ async def test_aiohttp_runners_still_read_the_shutdown_timeout_set_shutdown_time
     )
     set_shutdown_timeout(runner, 0.5)
     assert runner._shutdown_timeout == 0.5
+
+
+def test_pytest_getini_still_answers_from_inicache_set_ini_default_writes(
+    pytestconfig: pytest.Config,
+) -> None:
+    """``set_ini_default`` writes ``Config._inicache``: ``getini()`` must still answer a
+    name from it, or the plugin's default loop scope is lost (and pytest-asyncio warns
+    in every project that left it unset)."""
+    cache = getattr(pytestconfig, "_inicache", None)
+    assert isinstance(cache, dict), (
+        "pytest.Config no longer keeps _inicache: update asyncnet._compat.set_ini_default"
+    )
+    name = "asyncio_default_fixture_loop_scope"
+    before = cache.get(name, _MISSING)
+    try:
+        set_ini_default(pytestconfig, name, "module")
+        assert pytestconfig.getini(name) == "module", (
+            "pytest.Config.getini() no longer answers from _inicache: update "
+            "asyncnet._compat.set_ini_default"
+        )
+    finally:
+        if before is _MISSING:
+            cache.pop(name, None)
+        else:
+            cache[name] = before

@@ -11,6 +11,7 @@ validates values with the ``type=`` helpers below, and hands its body to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import logging
 import math
@@ -168,7 +169,7 @@ def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_server_arguments(parser: argparse.ArgumentParser, *, port: int) -> None:
     """--host, --port and --all-interfaces, with loopback defaults (and -v if missing)."""
-    if "--verbose" not in parser._option_string_actions:
+    with contextlib.suppress(argparse.ArgumentError):  # the parser has its own -v
         add_verbose_argument(parser)
     parser.add_argument(
         "--host",
