@@ -18,6 +18,7 @@ import math
 import os
 import select
 import socket
+import ssl
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .. import Servable, configure_logging, run_servers
+from .._tls import client_context
 from ..errors import format_peer
 from ..servers import DatagramServer, ServerBase
 from ..text import line_bytes, not_text
@@ -154,6 +156,32 @@ def utf8_text(text: str) -> str:
 
 
 # -- the common options ----------------------------------------------------------
+
+
+def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--cafile``, ``--cert`` and ``--key``: the trust and identity of a TLS client."""
+    group = parser.add_argument_group("TLS")
+    group.add_argument(
+        "--cafile",
+        metavar="FILE",
+        help="also trust the CA certificates in FILE (PEM), besides the system's",
+    )
+    group.add_argument(
+        "--cert", metavar="FILE", help="present this client certificate (PEM; may hold the key)"
+    )
+    group.add_argument("--key", metavar="FILE", help="the client certificate's private key (PEM)")
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The context ``--cafile/--cert/--key`` ask for; ``None`` when none was given (the
+    client's default: the system's trust store).  A bad file is a ConfigurationError
+    naming the option, which :func:`main` prints as one line."""
+    cafile = getattr(args, "cafile", None)
+    cert = getattr(args, "cert", None)
+    key = getattr(args, "key", None)
+    if cafile is None and cert is None and key is None:
+        return None
+    return client_context(cafile=cafile, certfile=cert, keyfile=key)
 
 
 def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
