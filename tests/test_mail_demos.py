@@ -63,21 +63,27 @@ def test_send_then_read_then_save(
     assert "Tea \\x1b[2J time" in listed.stdout  # escaped, never raw
     assert "\x1b" not in listed.stdout
 
+    # alice is not the local pair's own user: her password is asked for, or given.
+    refused = demo("asyncnet.demos.mailbox", "--port", str(pop3), "--user", "alice")
+    assert refused.returncode == 1
+    assert "set $ASYNCNET_MAIL_PASSWORD" in refused.stderr
+    alice = {"ASYNCNET_MAIL_PASSWORD": "demo"}
     save = tmp_path / "saved"
     first = demo(
-        "asyncnet.demos.mailbox", "--port", str(pop3), "--user", "alice", "--save", str(save)
-    )
+        "asyncnet.demos.mailbox", "--port", str(pop3), "--user", "alice", "--save", str(save),
+        env=alice,
+    )  # fmt: skip
     assert first.returncode == 0, first.stderr
     assert "saved 1 new message(s)" in first.stdout
     again = demo(
         "asyncnet.demos.mailbox", "--port", str(pop3), "--user", "alice", "--save", str(save),
-        "--delete",
+        "--delete", env=alice,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert "saved 0 new message(s)" in again.stdout
     assert "1 already there; 1 deleted" in again.stdout
     assert len(list((save / "new").iterdir())) == 1
-    empty = demo("asyncnet.demos.mailbox", "--port", str(pop3), "--user", "alice")
+    empty = demo("asyncnet.demos.mailbox", "--port", str(pop3), "--user", "alice", env=alice)
     assert "0 message(s)" in empty.stdout
 
     server.send_signal(signal.SIGINT)

@@ -25,8 +25,15 @@ from ._errors import (
 )
 from ._local import Delivery, LocalMailServer, local_mail_server
 from ._maildir import Maildirs
-from ._pop3 import Authenticator, PasswordAuthenticator, POP3Client, POP3Server
-from ._smtp import SMTPClient, TLSMode, make_message, send_message
+from ._pop3 import (
+    POP3_AUTH_METHODS,
+    Authenticator,
+    PasswordAuthenticator,
+    POP3AuthMethod,
+    POP3Client,
+    POP3Server,
+)
+from ._smtp import SMTPClient, TLSMode, make_message, message_envelope, send_message
 from ._store import FetchReport, FetchStore, fetch_all
 
 __all__ = [
@@ -44,6 +51,8 @@ __all__ = [
     "MailError",
     "Maildirs",
     "MessageNotSent",
+    "POP3_AUTH_METHODS",
+    "POP3AuthMethod",
     "POP3Client",
     "POP3ConnectionError",
     "POP3ProtocolError",
@@ -56,5 +65,6 @@ __all__ = [
     "fetch_all",
     "local_mail_server",
     "make_message",
+    "message_envelope",
     "send_message",
 ]

@@ -1,4 +1,5 @@
-"""Sans-IO POP3 client protocol (RFC 1939, RFC 2449 CAPA, RFC 2595 STLS).
+"""Sans-IO POP3 client protocol (RFC 1939, RFC 2449 CAPA and PIPELINING,
+RFC 2595 STLS, RFC 5034 AUTH).
 
 :class:`POP3Protocol` turns commands into bytes (:meth:`POP3Protocol.send_command`)
 and received bytes into events (:meth:`POP3Protocol.receive_data`,
@@ -9,6 +10,10 @@ each command (and for the greeting, which is a reply to no command):
 * :class:`Status` -- the ``+OK``/``-ERR`` line;
 * for a multi-line command answered ``+OK``: :class:`BodyChunk` events (the
   unstuffed body, byte-exact, CRLF as on the wire) and then :class:`BodyEnd`;
+* :class:`Continuation` -- for ``AUTH`` (RFC 5034) only: the server's ``+ challenge``
+  line, base64-decoded; the client answers with :meth:`POP3Protocol.send_sasl_response`
+  (or cancels with :meth:`POP3Protocol.cancel_sasl`) and the same command's reply
+  follows: another continuation, or its :class:`Status`;
 * :class:`Closed` -- the input ended (:meth:`POP3Protocol.receive_eof`) before the
   reply awaited was complete.  End of input is an event, not an error: what it
   means for the session is the client's to say (it raises its connection error).
@@ -33,6 +38,8 @@ are plain functions.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import collections
 import re
 from dataclasses import dataclass
@@ -54,6 +61,7 @@ __all__ = [
     "BodyChunk",
     "BodyEnd",
     "Closed",
+    "Continuation",
     "Event",
     "POP3Protocol",
     "Status",
@@ -107,7 +115,14 @@ class Closed:
     description: str
 
 
-Event = Status | BodyChunk | BodyEnd | Closed
+@dataclass(frozen=True, slots=True)
+class Continuation:
+    """A SASL challenge (``+ base64``) in the middle of an ``AUTH`` reply, decoded."""
+
+    data: bytes
+
+
+Event = Status | BodyChunk | BodyEnd | Closed | Continuation
 
 
 def encode_command(verb: str, *args: str) -> bytes:
@@ -239,6 +254,15 @@ def apop_timestamp(greeting: str) -> str | None:
     return match.group(0) if match else None
 
 
+def decode_challenge(text: bytes) -> bytes:
+    """The base64 text of a ``+ challenge`` line, decoded; a protocol error if it is not base64."""
+    try:
+        return base64.b64decode(text.strip(), validate=True)
+    except binascii.Error:
+        shown = text[:60].decode("ascii", "backslashreplace")
+        raise POP3ProtocolError(f"AUTH challenge is not base64: {shown!r}") from None
+
+
 def announced_octets(text: str) -> int | None:
     """The size a RETR ``+OK`` announces (``+OK 120 octets``), if it does."""
     word = text.split(" ", 1)[0]
@@ -251,6 +275,7 @@ class _Pending:
     multiline: bool
     limit: int | None
     announced: bool  # the +OK may announce the body's size (RETR)
+    sasl: bool = False  # AUTH: "+ challenge" lines may come before the status
 
 
 class POP3Protocol:
@@ -289,13 +314,34 @@ class POP3Protocol:
 
         ``multiline``: a ``+OK`` starts a dot-terminated body; ``message``: that
         body is a message (RETR/TOP: ``max_message_size``) rather than a listing.
+        ``AUTH`` expects SASL challenges (:class:`Continuation`) before its status.
         """
         data = encode_command(verb, *args)
         limit = self.max_message_size if message else self.max_response_size
+        upper = verb.upper()
         self._pending.append(
-            _Pending(verb.upper(), multiline, limit if multiline else None, message)
+            _Pending(upper, multiline, limit if multiline else None, message, upper == "AUTH")
         )
         return data
+
+    def _sasl_head(self, what: str) -> _Pending:
+        if self._body is None and self._pending and self._pending[0].sasl:
+            return self._pending[0]
+        raise LocalProtocolError(f"{what}: no AUTH exchange is waiting for a response")
+
+    def send_sasl_response(self, data: bytes) -> bytes:
+        """The line answering a :class:`Continuation`: ``data`` base64-encoded.
+
+        RFC 5034 puts no 255-octet limit on this line (a token can be longer than a
+        command may be); base64 cannot carry CR, LF or NUL into it.
+        """
+        self._sasl_head("a SASL response")
+        return base64.b64encode(data) + b"\r\n"
+
+    def cancel_sasl(self) -> bytes:
+        """``*``: abandon the AUTH exchange (the server answers ``-ERR``)."""
+        self._sasl_head("cancelling SASL")
+        return b"*\r\n"
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes received from the server."""
@@ -336,7 +382,12 @@ class POP3Protocol:
             return self._close("reply", "connection closed in the middle of a status line")
         if not self._pending:
             raise POP3ProtocolError(f"unsolicited reply from the server: {line[:80]!r}")
-        pending = self._pending.popleft()
+        pending = self._pending[0]
+        if pending.sasl and line[:1] == b"+" and line[1:2] in (b"", b" "):
+            # "+OK" has no space after the "+": this is a challenge, and the AUTH
+            # reply is still to come.
+            return Continuation(decode_challenge(line[2:]))
+        self._pending.popleft()
         status = parse_status(line)
         if status.ok and pending.multiline:
             cap = pending.limit

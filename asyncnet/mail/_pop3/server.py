@@ -1,4 +1,5 @@
-"""A POP3 server (RFC 1939, CAPA from RFC 2449, STLS from RFC 2595) serving Maildirs.
+"""A POP3 server (RFC 1939, CAPA and PIPELINING from RFC 2449, STLS from RFC 2595, SASL
+from RFC 5034) serving Maildirs.
 
 ::
 
@@ -11,18 +12,24 @@ Each connection is a :class:`POP3Session`, a
 :class:`~asyncnet.servers._commands.CommandHandler`: ``do_USER``, ``do_RETR``...
 with the verbs RFC 1939 allows in each state:
 
-* AUTHORIZATION: USER/PASS or APOP, CAPA, STLS (when the server has an
-  ``ssl_context``), QUIT;
+* AUTHORIZATION: USER/PASS, APOP or AUTH (SASL PLAIN and CRAM-MD5), CAPA, STLS
+  (when the server has an ``ssl_context``), QUIT;
 * TRANSACTION: STAT, LIST, UIDL, TOP, RETR, DELE, RSET, NOOP, CAPA, QUIT;
 * UPDATE happens only on QUIT: a session that drops, times out (``autologout``)
   or is stopped deletes nothing.
 
+SASL (RFC 5034): ``AUTH PLAIN`` (with or without the initial response) and
+``AUTH CRAM-MD5`` (RFC 2195; it needs the password in plain text, which the
+authenticator's ``secret()`` gives, as for APOP).  A response that is not base64,
+or ``*``, ends the exchange with ``-ERR``.
+
 Password guessing is slowed per peer host, across all of its connections, by a
 :class:`~asyncnet.servers.LoginThrottle` (one per server unless ``login_throttle``
-is given; ``failed_login_delay`` is its first delay): a peer's logins are checked one
-at a time, each failure doubles the delay before the reply, and a peer whose queue
-would wait past the throttle's ``max_delay`` is refused at once, its password
-unchecked, with ``-ERR [SYS/TEMP] too many failed logins; try again later``.
+is given; ``failed_login_delay`` is its first delay): a peer's logins (USER/PASS,
+APOP and AUTH alike) are checked one at a time, each failure doubles the delay
+before the reply, and a peer whose queue would wait past the throttle's
+``max_delay`` is refused at once, its password unchecked, with
+``-ERR [SYS/TEMP] too many failed logins; try again later``.
 RFC 3206's ``[SYS/TEMP]`` rather than ``[AUTH]``: the credentials were not judged, so
 a client must not tell its user the password is wrong, only to try again later.
 
@@ -46,6 +53,7 @@ from typing import Any, ClassVar, Protocol
 from ...protocols import dot_stuff
 from ...servers import CommandHandler, LoginThrottle, StreamServer
 from .._maildir import Maildirs, MaildropEntry
+from .sasl import cram_md5_digest, decode_response, encode_response, parse_plain
 
 __all__ = ["Authenticator", "POP3Server", "POP3Session", "PasswordAuthenticator"]
 
@@ -92,7 +100,12 @@ class PasswordAuthenticator:
 _LOCKED_OUT_REPLY = "-ERR [SYS/TEMP] too many failed logins; try again later"
 """The reply to a login from a peer the login throttle has locked out (RFC 3206)."""
 
-_AUTH_VERBS = {"USER", "PASS", "APOP", "CAPA", "STLS", "QUIT"}
+_AUTH_VERBS = {"USER", "PASS", "APOP", "AUTH", "CAPA", "STLS", "QUIT"}
+SASL_MECHANISMS = ("PLAIN", "CRAM-MD5")
+"""What the server's AUTH offers (CAPA's ``SASL`` line)."""
+
+SASLStep = Callable[[bytes], Awaitable[str]]
+"""What answers the client's next SASL response: the reply line (``+ ...``, ``+OK``, ``-ERR``)."""
 _TRANSACTION_VERBS = {"STAT", "LIST", "UIDL", "TOP", "RETR", "DELE", "RSET", "NOOP", "CAPA"}
 
 
@@ -127,6 +140,8 @@ class POP3Session(CommandHandler):
         self.deleted: set[int] = set()
         self.tls_active = pop3.ssl is not None
         self.timestamp = f"<{os.getpid()}.{os.urandom(8).hex()}@asyncnet>"
+        self.sasl_step: SASLStep | None = None
+        """The AUTH exchange waiting for the client's next response line, if any."""
 
     def greeting(self) -> str:
         """The banner, with the APOP timestamp."""
@@ -145,7 +160,8 @@ class POP3Session(CommandHandler):
 
     def do_CAPA(self, args: str) -> str:
         """CAPA: what this server can do."""
-        caps = ["TOP", "UIDL", "USER", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
+        caps = ["TOP", "UIDL", "USER", "SASL " + " ".join(SASL_MECHANISMS)]
+        caps += ["RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
         if self.pop3.ssl_context is not None and not self.tls_active:
             caps.append("STLS")
         caps.append("IMPLEMENTATION asyncnet")
@@ -177,6 +193,68 @@ class POP3Session(CommandHandler):
                 _octets(self.timestamp + secret), usedforsecurity=False
             ).hexdigest()
             return hmac.compare_digest(expected.encode(), _octets(digest.strip().lower()))
+
+        return await self._login(user, check)
+
+    def handle_line(self, line: str) -> str | Awaitable[str | None] | None:
+        """A line is a command, except while AUTH waits for the client's response."""
+        step = self.sasl_step
+        if step is None:
+            return super().handle_line(line)
+        self.sasl_step = None
+        if line.strip() == "*":
+            return "-ERR AUTH cancelled"
+        try:
+            response = decode_response(line)
+        except ValueError:
+            return "-ERR AUTH response is not base64"
+        return step(response)
+
+    def do_AUTH(self, args: str) -> str | Awaitable[str]:
+        """AUTH mechanism [initial-response]: SASL (RFC 5034), PLAIN or CRAM-MD5."""
+        mechanism, _, initial = args.strip(" ").partition(" ")
+        mechanism = mechanism.upper()
+        if mechanism == "PLAIN":
+            if not initial:
+                self.sasl_step = self._auth_plain
+                return "+ "
+            try:
+                # "=" is RFC 5034's empty initial response.
+                response = b"" if initial == "=" else decode_response(initial)
+            except ValueError:
+                return "-ERR AUTH response is not base64"
+            return self._auth_plain(response)
+        if mechanism == "CRAM-MD5":
+            if initial:
+                return "-ERR CRAM-MD5 takes no initial response"
+            # RFC 2195: a fresh challenge each time, so no response can be replayed.
+            challenge = f"<{os.urandom(8).hex()}.{os.getpid()}@asyncnet>".encode("ascii")
+            self.sasl_step = lambda response: self._auth_cram_md5(challenge, response)
+            return "+ " + encode_response(challenge)
+        if not mechanism:
+            return f"-ERR AUTH needs a mechanism: {' '.join(SASL_MECHANISMS)}"
+        return f"-ERR unsupported SASL mechanism; use one of {' '.join(SASL_MECHANISMS)}"
+
+    async def _auth_plain(self, response: bytes) -> str:
+        try:
+            authzid, user, password = parse_plain(response)
+        except ValueError:
+            return "-ERR AUTH PLAIN response is not authzid NUL user NUL password"
+        if authzid and authzid != user:
+            # Acting for another user is for administrators; this server has none.
+            return "-ERR [AUTH] not authorized to act for another user"
+        return await self._login(user, lambda: self.pop3.authenticator.check(user, password))
+
+    async def _auth_cram_md5(self, challenge: bytes, response: bytes) -> str:
+        text = response.decode("utf-8", "surrogateescape")
+        user, _, digest = text.rpartition(" ")  # RFC 2195: the user name may hold spaces
+
+        def check() -> bool:
+            secret = self.pop3.authenticator.secret(user) if user else None
+            if secret is None:
+                return False
+            expected = cram_md5_digest(secret, challenge)
+            return hmac.compare_digest(expected.encode(), _octets(digest.lower()))
 
         return await self._login(user, check)
 
