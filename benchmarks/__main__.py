@@ -13,7 +13,14 @@ from typing import Any
 from . import clients
 from .harness import IMPLEMENTATIONS, BenchConfig, run_bench
 from .paths import TARGETS
-from .report import markdown_table, parse_points, print_report, write_json, write_plot
+from .report import (
+    markdown_table,
+    parse_points,
+    pipelined_markdown_table,
+    print_report,
+    write_json,
+    write_plot,
+)
 from .targets import TargetsError, load_targets
 
 
@@ -58,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="skip the fairness point (quiet client in a flood)",
     )
     parser.add_argument("--fairness-depth", type=int, help="flood lines in flight (default 2000)")
+    parser.add_argument(
+        "--no-pipelined",
+        action="store_true",
+        help="skip the pipelined point (1 KiB lines, 32 in flight, 10 connections)",
+    )
     parser.add_argument("--repeats", type=int, help="runs per point (median reported)")
     parser.add_argument("--duration", type=float, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, help="unmeasured seconds before each run")
@@ -106,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["udp"] = False
     if args.no_fairness:
         overrides["fairness"] = False
+    if args.no_pipelined:
+        overrides["pipelined"] = False
     if args.fairness_depth is not None:
         if args.fairness_depth < 1:
             parser.error("--fairness-depth must be >= 1")
@@ -161,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(table)
         # Next to the JSON, so that the tables a README quotes are in the run's files.
         tables = [table]
+        pipelined = pipelined_markdown_table(results)
+        if pipelined:
+            print(pipelined)
+            tables.append(pipelined)
         if "clients" in results:
             tables.append(clients.markdown_table(results["clients"]))
         args.json.with_suffix(".md").write_text("\n\n".join(tables) + "\n")

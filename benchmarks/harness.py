@@ -95,6 +95,13 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
             note="start_server + readline + drain: the naive rewrite",
         ),
         Implementation(
+            "streams-uvloop",
+            "asyncio streams, uvloop",
+            (*_SERVERS, "streams", "--uvloop"),
+            needs_uvloop=True,
+            note="the same on uvloop",
+        ),
+        Implementation(
             "bare-asyncio",
             "asyncio Protocol",
             (*_SERVERS, "protocol"),
@@ -122,10 +129,10 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
         ),
         Implementation(
             "asyncnet-stream",
-            "asyncnet StreamHandler, uvloop",
-            (*_SERVERS, "asyncnet-stream", "--uvloop"),
+            "upper demo --style stream, uvloop",
+            ("-m", "asyncnet.demos.upper", "--port", "0", "--style", "stream"),
             needs_uvloop=True,
-            note="reader/writer path: one task per connection",
+            note="the demo as a StreamHandler: readline/write/drain, one task per connection",
         ),
         Implementation(
             "asyncnet-w2",
@@ -138,6 +145,10 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
     ]
 }
 
+PIPELINED_IMPLEMENTATIONS = ("bare-uvloop", "asyncnet-uvloop")
+"""Where the pipelined point is measured: the demo against the bare Protocol that answers
+all the lines of a read with one write."""
+
 QUICK_IMPLEMENTATIONS = (
     "threaded",
     "bare-asyncio",
@@ -145,6 +156,8 @@ QUICK_IMPLEMENTATIONS = (
     "asyncnet-asyncio",
     "asyncnet-uvloop",
     "asyncnet-w2",
+    "streams-uvloop",
+    "asyncnet-stream",
 )
 
 
@@ -170,6 +183,12 @@ class BenchConfig:
     """Measure the fairness point (a quiet client during a flood) where it applies."""
     fairness_depth: int = 2000
     """Flood lines in flight at the fairness point."""
+    pipelined: bool = True
+    """Measure the pipelined point (lines in flight per connection) where it applies."""
+    pipelined_connections: int = 10
+    pipelined_inflight: int = 32
+    """Lines in flight per connection at the pipelined point."""
+    pipelined_line_bytes: int = 1024
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchConfig:
@@ -337,7 +356,7 @@ class Harness:
             if cores and hasattr(os, "sched_setaffinity"):
                 os.sched_setaffinity(0, cores)
 
-        argv = [self.config.python, "-m", "benchmarks.loadgen", *args]
+        argv = [self.config.python, "-m", "benchmarks.cloadgen", *args]  # C where it can
         try:
             done = subprocess.run(
                 argv,
@@ -383,6 +402,21 @@ class Harness:
             f"--max-requests={cfg.max_requests}",
         ]
         return self._generate(args, timeout=cfg.warmup + cfg.duration + 30)
+
+    def _pipelined_point(self, port: int, pid: int) -> dict[str, Any]:
+        cfg = self.config
+        args = [
+            "pipelined",
+            f"--port={port}",
+            f"--connections={cfg.pipelined_connections}",
+            f"--inflight={cfg.pipelined_inflight}",
+            f"--size={cfg.pipelined_line_bytes}",
+            f"--duration={cfg.duration}",
+            f"--warmup={cfg.warmup}",
+            f"--server-pid={pid}",
+            f"--max-requests={cfg.max_requests}",
+        ]
+        return self._generate(args, timeout=cfg.warmup + cfg.duration + 60)
 
     def _memory_limit(self, wanted: int) -> int:
         soft = self.nofile[0]
@@ -464,6 +498,7 @@ class Harness:
         running = self._start_all(impls)
         tcp_runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
         udp_runs: dict[str, list[dict[str, Any]]] = {}
+        pipelined_runs: dict[str, list[dict[str, Any]]] = {}
         broken: set[str] = set()
         try:
             for rep in range(cfg.repeats):
@@ -497,6 +532,30 @@ class Harness:
                         f"server {result['server_us_per_req']:5.1f} us/req  "
                         f"other cpu {result['other_cpu_pct']:3.0f}%"
                     )
+                if not cfg.pipelined:
+                    continue
+                for name, entry in running.items():
+                    if (
+                        entry["tcp"] is None
+                        or name in broken
+                        or name.partition("@")[0] not in PIPELINED_IMPLEMENTATIONS
+                    ):
+                        continue
+                    port, pid = entry["tcp"]
+                    try:
+                        result = self._pipelined_point(port, pid)
+                    except (BenchError, ProcessLookupError) as exc:
+                        broken.add(name)
+                        self._fail(name, exc)
+                        continue
+                    pipelined_runs.setdefault(name, []).append(result)
+                    self.progress(
+                        f"{name:17} pipelined {cfg.pipelined_connections} conns x "
+                        f"{cfg.pipelined_inflight} run {rep + 1}/{cfg.repeats}: "
+                        f"{result['rps']:9,.0f} lines/s  "
+                        f"server {result['server_us_per_req']:5.2f} us/line  "
+                        f"other cpu {result['other_cpu_pct']:3.0f}%"
+                    )
         finally:
             for entry in running.values():
                 for server in entry["servers"]:
@@ -505,6 +564,8 @@ class Harness:
             out[name]["tcp"][str(conns)] = summarize(runs)
         for name, runs in udp_runs.items():
             out[name]["udp"] = summarize(runs)
+        for name, runs in pipelined_runs.items():
+            out[name]["pipelined"] = summarize(runs)
 
     def run_memory(self, impl: Implementation, out: dict[str, Any]) -> None:
         """Memory per idle connection, on a fresh server for each point."""
@@ -604,6 +665,13 @@ class Harness:
                 "warmup_s": cfg.warmup,
                 "udp_inflight": cfg.udp_inflight,
                 "fairness_depth": cfg.fairness_depth if cfg.fairness else None,
+                "pipelined": {
+                    "connections": cfg.pipelined_connections,
+                    "inflight": cfg.pipelined_inflight,
+                    "line_bytes": cfg.pipelined_line_bytes,
+                }
+                if cfg.pipelined
+                else None,
                 "line_bytes": 64,
             },
         }
@@ -631,6 +699,7 @@ class Harness:
                 "udp": None,
                 "memory": {},
                 "fairness": None,
+                "pipelined": None,
             }
             for impl in impls
         }

@@ -6,6 +6,7 @@ process.
     python -m benchmarks.loadgen udp --port Q --inflight 10 --duration 3
     python -m benchmarks.loadgen hold --port P --connections 1000 --server-pid PID
     python -m benchmarks.loadgen fairness --port P --depth 2000 --duration 3
+    python -m benchmarks.loadgen pipelined --port P --connections 10 --inflight 32 --size 1024
 
 Each prints one JSON object on stdout.  It is built to cost as little CPU per
 request as Python allows: uvloop when installed, plain ``asyncio.Protocol``
@@ -20,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import sys
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,7 +44,10 @@ from .pingpong import (
 )
 from .procstat import raise_nofile_limit, tree_memory_kib
 
-__all__ = ["hold_idle", "main", "tcp_pingpong", "udp_pingpong"]
+__all__ = ["hold_idle", "main", "tcp_pingpong", "tcp_pipelined", "udp_pingpong"]
+
+PIPELINED_SIZE = 1024
+"""Bytes per line of the pipelined phase, its delimiter included."""
 
 
 async def tcp_pingpong(
@@ -77,6 +83,125 @@ async def tcp_pingpong(
     result.update(
         mode="tcp",
         connections=connections,
+        connected=len(protocols),
+        connect_failed=failed,
+        served=sum(1 for p in protocols if p.served),
+        errors=run.errors,
+        lost=run.lost,
+    )
+    return result
+
+
+class _Pipeliner(asyncio.Protocol):
+    """Keeps ``inflight`` lines outstanding: each reply line that comes back is replaced
+    by a new line at once, all the lines one read completes sent in one write.
+
+    Replies are counted by length (the upper service answers a line with a line of the
+    same size); the first ``inflight`` replies are checked byte for byte.
+    """
+
+    def __init__(self, run: Run, line: bytes, inflight: int) -> None:
+        self._run = run
+        self._line = line
+        self._size = len(line)
+        self._inflight = inflight
+        self._partial = 0  # bytes of a reply line received so far
+        self._check: bytes | None = b""  # the first replies, until checked
+        self._sent: deque[int] = deque()  # send time of each outstanding line
+        self.served = 0
+        self.transport: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self._run.open += 1
+
+    def start(self) -> None:
+        self._send(self._inflight, time.perf_counter_ns())
+
+    def _send(self, lines: int, now: int) -> None:
+        self._sent.extend(itertools.repeat(now, lines))
+        self.transport.write(self._line * lines)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter_ns()
+        run = self._run
+        if self._check is not None:
+            self._check += data
+            expected = self._line.upper() * (len(self._check) // self._size)
+            if not self._check.startswith(expected):
+                run.errors += 1
+                self.transport.close()
+                return
+            if len(self._check) >= self._size * self._inflight:
+                self._check = None
+        got = self._partial + len(data)
+        done, self._partial = divmod(got, self._size)
+        if not done:
+            return
+        sent = self._sent
+        if run.measuring:
+            latencies = run.latencies
+            for _ in range(done):
+                latencies.append(now - sent.popleft())
+            self.served += done
+            run.count += done
+            if run.count >= run.max_requests:
+                run.running = False
+                run.reached.set()
+        else:
+            for _ in range(done):
+                sent.popleft()
+        if run.running:
+            self._send(done, now)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        run = self._run
+        run.open -= 1
+        if run.running:
+            run.lost += 1
+        if run.open <= 0:
+            run.all_closed.set()
+
+
+async def tcp_pipelined(
+    host: str,
+    port: int,
+    connections: int,
+    inflight: int,
+    duration: float,
+    warmup: float,
+    server_pid: int | None = None,
+    size: int = PIPELINED_SIZE,
+    max_requests: int = 50_000_000,
+    connect_timeout: float = 30.0,
+) -> dict[str, Any]:
+    """``connections`` clients each keep ``inflight`` ``size``-byte lines outstanding;
+    ``rps`` counts reply lines."""
+    run = Run(max_requests)
+    line = b"x" * (size - 1) + b"\n"
+    # connect_all() is typed for PingPong; any Protocol with a transport attribute does.
+    factory: Any = lambda: _Pipeliner(run, line, inflight)  # noqa: E731
+    connected, failed = await connect_all(host, port, connections, factory, connect_timeout)
+    protocols: list[Any] = list(connected)
+    try:
+        run.running = True
+        for protocol in protocols:
+            protocol.start()
+        await asyncio.sleep(warmup)
+        start = window(server_pid)
+        run.measuring = True
+        await until(run.reached, duration)
+        run.measuring = False
+        end = window(server_pid)
+    finally:
+        await close_all(run, protocols)
+    result = summary(run.latencies, run.count, start, end)
+    result.update(
+        mode="pipelined",
+        connections=connections,
+        inflight=inflight,
+        line_bytes=size,
+        mib_per_s=result["rps"] * size / (1 << 20),
         connected=len(protocols),
         connect_failed=failed,
         served=sum(1 for p in protocols if p.served),
@@ -237,11 +362,16 @@ def _loop_name() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one load phase and print its result as JSON."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.loadgen")
-    parser.add_argument("mode", choices=["tcp", "udp", "hold", "fairness"])
+    parser.add_argument("mode", choices=["tcp", "udp", "hold", "fairness", "pipelined"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--connections", type=int, default=100)
-    parser.add_argument("--inflight", type=int, default=10)
+    parser.add_argument(
+        "--inflight", type=int, default=10, help="udp: datagrams, pipelined: lines per connection"
+    )
+    parser.add_argument(
+        "--size", type=int, default=PIPELINED_SIZE, help="pipelined: bytes per line"
+    )
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--server-pid", type=int)
@@ -251,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "::1", "localhost"):
         parser.error("the load generator only talks to loopback")
+    if args.size < 2:
+        parser.error("--size must be at least 2 (a byte and the newline)")
     if args.mode == "hold" and not args.server_pid:
         parser.error("hold needs --server-pid")
     nofile = raise_nofile_limit()
@@ -274,6 +406,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.duration,
                 args.warmup,
                 args.server_pid,
+                max_requests=args.max_requests,
+            )
+        elif args.mode == "pipelined":
+            result = await tcp_pipelined(
+                args.host,
+                args.port,
+                args.connections,
+                args.inflight,
+                args.duration,
+                args.warmup,
+                args.server_pid,
+                size=args.size,
                 max_requests=args.max_requests,
             )
         elif args.mode == "fairness":

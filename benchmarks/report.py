@@ -8,7 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["markdown_table", "print_report", "write_json", "write_plot"]
+__all__ = [
+    "markdown_table",
+    "pipelined_markdown_table",
+    "pipelined_rows",
+    "print_report",
+    "write_json",
+    "write_plot",
+]
 
 GEN_BOUND_PCT = 90.0
 """A point where the generator used this much of its core was limited by the generator."""
@@ -94,6 +101,45 @@ def markdown_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def pipelined_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The pipelined point: one row per implementation measured there ([] if none)."""
+    setup = results["meta"]["config"].get("pipelined") or {}
+    header = [
+        "server",
+        f"lines/s ({setup.get('connections', '?')} conns x {setup.get('inflight', '?')} in flight)",
+        "MiB/s",
+        "CPU µs/line",
+        "p99 ms",
+    ]
+    rows = []
+    for impl in results["implementations"].values():
+        point = impl.get("pipelined")
+        if not point:
+            continue
+        size = setup.get("line_bytes", 0)
+        rows.append(
+            [
+                impl["label"],
+                _cell(point),
+                f"{point['rps'] * size / (1 << 20):,.0f}" if size else "-",
+                f"{point['server_us_per_req']:.2f}",
+                _ms(point["p99_us"]),
+            ]
+        )
+    return header, rows
+
+
+def pipelined_markdown_table(results: dict[str, Any]) -> str:
+    """The pipelined point as Markdown ("" when it was not measured)."""
+    header, rows = pipelined_rows(results)
+    if not rows:
+        return ""
+    lines = ["| " + " | ".join(header) + " |"]
+    lines.append("|---|" + "---:|" * (len(header) - 1))
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def _target_text(target: dict[str, Any]) -> tuple[str, str, str]:
     value = target["value"]
     shown = "-" if value is None else f"{value:.2f}"
@@ -161,6 +207,19 @@ def print_report(results: dict[str, Any], *, details: bool = True) -> None:
                     f"{p.get('served', '-')}/{p.get('connected', '-')}" if "served" in p else "-",
                 )
         console.print(detail)
+    pipe_header, pipe_rows = pipelined_rows(results)
+    if pipe_rows:
+        setup = meta["config"].get("pipelined") or {}
+        table = Table(
+            title=f"pipelined: {setup.get('line_bytes', '?')}-byte lines, "
+            f"{setup.get('inflight', '?')} in flight per connection",
+            title_justify="left",
+        )
+        for i, name in enumerate(pipe_header):
+            table.add_column(name, justify="left" if i == 0 else "right")
+        for row in pipe_rows:
+            table.add_row(*row)
+        console.print(table)
     fair = [(name, impl.get("fairness")) for name, impl in results["implementations"].items()]
     if any(point for _, point in fair):
         table = Table(

@@ -2,7 +2,6 @@
 
     python -m benchmarks.servers protocol [--uvloop]   # bare asyncio Protocol
     python -m benchmarks.servers streams [--uvloop]    # the naive streams rewrite
-    python -m benchmarks.servers asyncnet-stream       # asyncnet's StreamHandler path
     python -m benchmarks.servers asyncnet-workers --workers 2
 
 Each serves the upper service over TCP and UDP on 127.0.0.1 (``--port 0`` by
@@ -20,10 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from asyncnet import (
-    StreamHandler,
     catch_signals,
     run,
-    run_servers,
     run_workers,
     tcp_server,
     udp_server,
@@ -32,7 +29,7 @@ from asyncnet.demos.upper import Upper, UpperDatagram
 from asyncnet.errors import format_peer
 from asyncnet.servers import ServerBase
 
-__all__ = ["BareUpper", "BareUpperDatagram", "StreamUpper", "main"]
+__all__ = ["BareUpper", "BareUpperDatagram", "main"]
 
 
 class BareUpper(asyncio.Protocol):
@@ -74,17 +71,6 @@ async def _streams_upper(reader: asyncio.StreamReader, writer: asyncio.StreamWri
         writer.close()
 
 
-class StreamUpper(StreamHandler):
-    """The upper service on asyncnet's StreamReader path (one task per connection)."""
-
-    async def handle(self) -> None:
-        while line := await self.readline():
-            if not line.strip():
-                return
-            self.writer.write(line.upper())
-            await self.writer.drain()
-
-
 def _announce(tcp: Any, udp: Any) -> None:
     print(f"listening on tcp://{format_peer(tcp)} udp://{format_peer(udp)}", flush=True)
 
@@ -108,9 +94,7 @@ async def _serve_bare(kind: str, host: str, port: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one reference server until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.servers")
-    parser.add_argument(
-        "kind", choices=["protocol", "streams", "asyncnet-stream", "asyncnet-workers"]
-    )
+    parser.add_argument("kind", choices=["protocol", "streams", "asyncnet-workers"])
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
@@ -124,14 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     def ready(servers: Sequence[ServerBase]) -> None:
         _announce(servers[0].address, servers[1].address)
 
-    handler: Any = StreamUpper if args.kind == "asyncnet-stream" else Upper
     servers = (
-        tcp_server(handler, host=args.host, port=args.port),
+        tcp_server(Upper, host=args.host, port=args.port),
         udp_server(UpperDatagram, host=args.host, port=args.port),
     )
-    if args.kind == "asyncnet-workers":
-        return run_workers(*servers, workers=args.workers, ready=ready, use_uvloop=args.uvloop)
-    return run_servers(*servers, ready=ready, use_uvloop=args.uvloop)
+    return run_workers(*servers, workers=args.workers, ready=ready, use_uvloop=args.uvloop)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ _POINT = (
 METRICS: Mapping[str, tuple[str, ...]] = {
     "tcp": _POINT,
     "udp": _POINT,
+    "pipelined": _POINT,
     "fairness": ("p50_us", "p99_us", "max_us", "rps", "flood_lines_per_s", "other_cpu_pct"),
     "memory": ("kib_per_conn", "base_kib", "loaded_kib", "connected"),
 }

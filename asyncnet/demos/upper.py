@@ -2,6 +2,7 @@
 
     python -m asyncnet.demos.upper                   # serve TCP and UDP on 127.0.0.1:9999
     python -m asyncnet.demos.upper --port 0          # any free ports; printed at start
+    python -m asyncnet.demos.upper --style stream    # the same, as readline()/write()/drain()
     python -m asyncnet.demos.upper --workers 4       # 4 processes share the ports
     python -m asyncnet.demos.upper --client          # type lines, get them back in capitals
     python -m asyncnet.demos.upper --client --udp    # the same over UDP (timeout + retries)
@@ -17,7 +18,15 @@ import argparse
 import sys
 from typing import Any
 
-from .. import DatagramHandler, LineHandler, run, run_workers, tcp_server, udp_server
+from .. import (
+    DatagramHandler,
+    LineHandler,
+    StreamHandler,
+    run,
+    run_workers,
+    tcp_server,
+    udp_server,
+)
 from ..clients import datagram_session, line_session
 from ..servers import HealthServer, sockets_from_systemd
 from . import _cli as cli
@@ -35,6 +44,18 @@ class Upper(LineHandler):
         return line.upper()
 
 
+class UpperStream(StreamHandler):
+    """The same service as the slide writes it: a coroutine that reads and writes."""
+
+    async def handle(self) -> None:
+        while line := await self.readline():
+            line = line.rstrip(b"\r\n")
+            if not line:  # the blank line ends the session, as does end of input
+                return
+            self.writer.write(line.upper() + b"\n")
+            await self.writer.drain()
+
+
 class UpperDatagram(DatagramHandler):
     """Each datagram comes back in capitals."""
 
@@ -48,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_server_arguments(parser, port=PORT)
     parser.add_argument("--client", action="store_true", help="be the interactive client")
     parser.add_argument("--udp", action="store_true", help="client: use UDP instead of TCP")
+    parser.add_argument(
+        "--style",
+        choices=["line", "stream"],
+        default="line",
+        help="server: the TCP handler, a LineHandler (default) or a StreamHandler",
+    )
     parser.add_argument(
         "--timeout", type=cli.positive_float, default=2.0, help="client: seconds per reply"
     )
@@ -100,7 +127,7 @@ def serve(args: argparse.Namespace) -> int:
             )
             return 1
         tcp_options["sock"] = sockets[0]
-    upper = cli.log_connections(Upper)
+    upper = cli.log_connections(UpperStream if args.style == "stream" else Upper)
     servers: list[Any] = [
         tcp_server(upper, proxy_protocol=args.proxy_protocol, **tcp_options),
         udp_server(UpperDatagram, **cli.server_options(args)),

@@ -3,6 +3,7 @@
 from ..errors import ServerError
 from ._base import ServerBase
 from ._commands import CommandHandler, Reply
+from ._connection.stream import ConnectionReader, ConnectionWriter
 from ._datagram import DatagramServer
 from ._events import ServerEvents
 from ._framed import FramedHandler
@@ -26,6 +27,8 @@ __all__ = [
     "sockets_from_systemd",
     "BaseHandler",
     "CommandHandler",
+    "ConnectionReader",
+    "ConnectionWriter",
     "DatagramHandler",
     "DatagramOptions",
     "DatagramServer",

@@ -23,10 +23,10 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import LineTooLong
-from ..protocols import EOF, NEED_DATA, LineBuffer
 
 if TYPE_CHECKING:
     from ._connection import LineConnection, StreamConnection
+    from ._connection.stream import ConnectionReader, ConnectionWriter
     from ._datagram import DatagramServer
     from ._stream import StreamServer
 
@@ -171,32 +171,34 @@ class LineHandler(BaseHandler):
 
 
 class StreamHandler(BaseHandler):
-    """Stream handler: ``async handle()`` drives the connection with streams.
+    """Stream handler: ``async handle()`` drives the connection with a reader and a writer.
 
-    ``self.reader`` is an :class:`asyncio.StreamReader` and ``self.writer`` an
-    :class:`asyncio.StreamWriter` whose ``drain()`` enforces the server's write
-    timeout.  When ``handle()`` returns the connection is closed.  Use
-    :meth:`readline` rather than ``reader.readline()``: after an over-long line the
-    standard ``readline()`` drops the buffer and returns the line's *tail* as the next
-    line, whereas :meth:`readline` raises :class:`~asyncnet.errors.LineTooLong` and the
-    connection is closed.  :meth:`readline` splits with a
-    :class:`~asyncnet.protocols._lines.LineBuffer`, which may hold bytes after the
-    line: once you use it, read raw bytes with :meth:`readexactly`, not ``self.reader``.
+    ``self.reader`` and ``self.writer`` have the methods of :class:`asyncio.StreamReader`
+    and :class:`asyncio.StreamWriter` (see
+    :class:`~asyncnet.servers.ConnectionReader` and
+    :class:`~asyncnet.servers.ConnectionWriter`); ``drain()`` enforces the server's
+    write timeout and costs nothing while the transport's buffer is below its
+    high-water mark.  When ``handle()`` returns the connection is closed.
+
+    :meth:`readline` (or ``self.reader.readline()``) raises
+    :class:`~asyncnet.errors.LineTooLong` when no delimiter arrives within
+    ``max_line_length`` bytes, and again on every later call, where asyncio's drops the
+    buffer and returns the line's *tail* as the next line; the connection is then
+    closed.  A line already received is returned without a task switch.
     """
 
     max_line_length: ClassVar[int] = 64 * 1024
-    """Stream buffer limit, and the longest line :meth:`readline` accepts."""
+    """The longest line :meth:`readline` accepts; reading pauses once twice this much
+    is buffered unread."""
     lines_per_batch: ClassVar[int] = 64
     """Lines :meth:`readline` returns from buffered input before it lets other
     connections run (a client pipelining thousands of lines must not hold up the rest)."""
     read_size: ClassVar[int] = 64 * 1024
-    """Bytes :meth:`readline` asks of the stream per read."""
+    """Bytes a subclass asks of the reader per read (``FramedHandler``)."""
 
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
+    reader: ConnectionReader
+    writer: ConnectionWriter
     _connection: StreamConnection
-    _lines: LineBuffer | None = None
-    _lines_in_turn: int = 0
 
     @property
     def closing(self) -> bool:
@@ -215,55 +217,14 @@ class StreamHandler(BaseHandler):
         over-long line is never returned as a line); a final line without delimiter
         is returned as is.
         """
-        lines = self._line_buffer(delimiter)
-        while True:
-            line = lines.next_line()
-            if line is NEED_DATA:
-                self._lines_in_turn = 0  # reading may wait: other connections get a turn
-                await self._fill(lines)
-                continue
-            if line is EOF:
-                return b""
-            assert isinstance(line, bytes)
-            self._lines_in_turn += 1
-            if self._lines_in_turn >= self.lines_per_batch:
-                self._lines_in_turn = 0
-                await asyncio.sleep(0)  # a batch from buffered input: the loop's turn
-            return line if lines.last_line_unterminated else line + delimiter
+        return await self.reader.readline(delimiter)
 
     async def readexactly(self, n: int) -> bytes:
-        """Read exactly ``n`` bytes (after lines read with :meth:`readline`).
+        """Read exactly ``n`` bytes (``self.reader.readexactly``).
 
         Raises :class:`asyncio.IncompleteReadError` if the input ends first.
         """
-        head = self._lines.take_bytes(n) if self._lines is not None else b""
-        if len(head) == n:
-            return head
-        try:
-            return head + await self.reader.readexactly(n - len(head))
-        except asyncio.IncompleteReadError as exc:
-            raise asyncio.IncompleteReadError(head + exc.partial, n) from None
-
-    def _line_buffer(self, delimiter: bytes) -> LineBuffer:
-        lines = self._lines
-        if lines is not None and lines.delimiter == delimiter:
-            return lines
-        new = LineBuffer(self.max_line_length, delimiter=delimiter, strip_cr=False, peer=self.peer)
-        if lines is not None:  # another delimiter: carry the unread bytes over
-            if lines.at_eof:
-                new.feed(lines.take_bytes())
-                new.feed_eof()
-            else:
-                new.feed(lines.take_bytes())
-        self._lines = new
-        return new
-
-    async def _fill(self, lines: LineBuffer) -> None:
-        data = await self.reader.read(self.read_size)
-        if data:
-            lines.feed(data)
-        else:
-            lines.feed_eof()
+        return await self.reader.readexactly(n)
 
 
 class DatagramHandler:

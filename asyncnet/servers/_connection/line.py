@@ -81,7 +81,21 @@ class _LineRules:
     """A handler class's line settings, shared by all its connections: five slots fewer
     per connection, and one object in cache for all of them."""
 
-    __slots__ = ("batch", "encoding", "errors", "reply_end", "split", "utf8", "whole_line")
+    __slots__ = (
+        "batch",
+        "delimiter",
+        "encoding",
+        "errors",
+        "max_line_length",
+        "reply_end",
+        "reply_text",
+        "split",
+        "strip_cr",
+        "tail_limit",
+        "text_split",
+        "utf8",
+        "whole_line",
+    )
 
     def __init__(self, cls: type[LineHandler]) -> None:
         if not cls.delimiter:
@@ -100,6 +114,17 @@ class _LineRules:
         splitter = LineSplitter(cls.max_line_length, delimiter=cls.delimiter, strip_cr=cls.strip_cr)
         self.split = splitter.split
         self.whole_line = splitter.whole_line
+        self.delimiter = cls.delimiter
+        self.max_line_length = cls.max_line_length
+        self.strip_cr = splitter.strip_cr
+        self.tail_limit = splitter.tail_limit
+        # Replies that are ASCII text are joined as text and encoded once per read: the
+        # same bytes as encoding each and adding the delimiter, in one copy instead of two.
+        self.reply_text = (
+            self.reply_end.decode("ascii") if self.utf8 and self.reply_end.isascii() else None
+        )
+        # An ASCII read is valid UTF-8 and splits the same as text: decoded once, whole.
+        self.text_split = self.reply_text is not None and cls.delimiter == b"\n"
 
     @staticmethod
     def of(cls: type[LineHandler]) -> _LineRules:
@@ -126,6 +151,10 @@ class _LineRules:
 _RULES: dict[tuple[Any, ...], _LineRules] = {}
 """By the class attributes they were made from (a test may change them between servers)."""
 
+_TAIL_BYTES = 4096
+"""The longest start of a line kept out of the line buffer: each read copies it once
+more, so a longer one (a long line in many pieces) goes to the buffer."""
+
 _LINGER_SECONDS = 2.0
 """After a protocol error, how long we keep draining the peer before aborting."""
 
@@ -141,7 +170,17 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
 
     # Slots, not a __dict__: with this many attributes CPython 3.11 gives every
     # instance a full dict (~1.5 KiB), the largest part of an idle connection.
-    __slots__ = ("_held", "_lines", "_linger", "_out", "_rules", "_state", "_task")
+    __slots__ = (
+        "_held",
+        "_lines",
+        "_linger",
+        "_out",
+        "_rules",
+        "_state",
+        "_tail",
+        "_task",
+        "_texts",
+    )
 
     _handler: LineHandler
 
@@ -157,6 +196,11 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         # bytes per idle connection) while there are none.
         self._out: list[bytes] | None = None
         self._held: list[bytes] | None = None  # lines taken, not handled: a handler suspended
+        # The start of a line after the last whole one of a read, while nothing else is
+        # buffered (see _split_read): no LineBuffer for a pipelining client either.
+        self._tail: bytes | None = None
+        # ASCII text replies of the lines being handled, not yet encoded (see _handle_lines).
+        self._texts: list[str] | None = None
         self._task: asyncio.Future[Any] | None = None
         self._linger: Cancellable | None = None
 
@@ -218,17 +262,25 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         # The request/reply case: nothing buffered or held back, and this read is exactly
         # one line.  The same steps as _data_received() and _process() then, without the
         # buffer, their loop and their bookkeeping.
-        lines = self._lines
-        if (
-            self._state is not _READY
-            or self._write_blocked_since is not None
-            or (lines is not None and not lines.idle)
-        ):
+        if self._state is not _READY or self._write_blocked_since is not None:
             self._data_received(data)
+            return
+        lines = self._lines
+        if (lines is not None and not lines.idle) or self._held is not None:
+            self._data_received(data)
+            return
+        tail = self._tail
+        if tail is not None:
+            # The start of a line, kept by _split_read(): this read goes on from it.
+            self._tail = None
+            if not self._split_read(tail + data):
+                self._data_received(tail + data)
             return
         line = self._rules.whole_line(data)
         if line is None:
-            self._data_received(data)  # more than one line, part of one, or too long
+            # More than one line, part of one, or too long.
+            if not self._split_read(data):
+                self._data_received(data)
             return
         reply = self._reply(line)
         if (
@@ -255,11 +307,77 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         elif reply is None:
             self._seen = self._server.deadlines.tick  # _write() notes it otherwise
 
+    def _split_read(self, data: bytes) -> bool:
+        """Handle a read (after the start of a line that :attr:`_tail` kept, if any)
+        while ready, not blocked and nothing else buffered: split in one
+        ``bytes.split()``, not line by line, and no line buffer unless the connection
+        blocks part way.  False, having changed nothing, where the line buffer's rules
+        need a closer look (a line over the limit, more lines than a batch)."""
+        rules = self._rules
+        parts: list[Any]
+        if rules.text_split and data.isascii():
+            # ASCII: one decode for the whole read, and the lines split as text.
+            text = data.decode()
+            parts = text.split("\n")
+            tail_text = parts.pop()
+            if len(parts) >= rules.batch or len(tail_text) > rules.tail_limit:
+                return False
+            if parts:
+                if rules.strip_cr and "\r" in text:
+                    parts = [p[:-1] if p[-1:] == "\r" else p for p in parts]
+                if max(map(len, parts)) > rules.max_line_length:
+                    return False
+            tail = data[len(data) - len(tail_text) :] if tail_text else b""
+            self._seen = self._server.deadlines.tick
+            if parts:
+                self._handle_texts(parts)
+        else:
+            parts = data.split(rules.delimiter)
+            tail = parts.pop()
+            if len(parts) >= rules.batch or len(tail) > rules.tail_limit:
+                return False
+            if parts:
+                if rules.strip_cr and b"\r" in data:
+                    parts = [p[:-1] if p[-1:] == b"\r" else p for p in parts]
+                if max(map(len, parts)) > rules.max_line_length:
+                    return False
+            self._seen = self._server.deadlines.tick
+            if parts:
+                self._handle_lines(parts)
+        state = self._state
+        if state is _READY and self._write_blocked_since is None:
+            if not tail:
+                self._partial_since = None
+            else:
+                if self._partial_since is None:
+                    self._partial_since = self._server.deadlines.tick
+                if len(tail) <= _TAIL_BYTES:
+                    self._tail = tail
+                else:  # a long line arriving in pieces: the buffer grows it in O(n)
+                    self._own_lines().feed(tail)  # within the limit: cannot raise
+        elif tail and (state is _READY or state is _BUSY):
+            # Blocked part way: the rest waits in the buffer, after the held lines.  (Not
+            # when upgrading to TLS, which discards what came before the handshake, nor
+            # once closing: nothing more is handled.)
+            self._own_lines().feed(tail)
+        if parts:
+            self._settle()
+        return True
+
+    def _untail(self) -> None:
+        """Move the start of a line kept by :meth:`_split_read` into the line buffer."""
+        tail = self._tail
+        if tail is not None:
+            self._tail = None
+            self._own_lines().feed(tail)  # within the limit, nothing buffered: cannot raise
+
     def _data_received(self, data: bytes) -> None:
         self._seen = self._server.deadlines.tick
         state = self._state
         if state is _CLOSING or state is _LINGERING:
             return  # the session is over: nothing more is ever handled
+        if self._tail is not None:
+            self._untail()
         lines = self._own_lines()
         blocked = self._blocked()
         try:
@@ -283,6 +401,8 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
     def eof_received(self) -> bool:
         if self._state is _LINGERING:
             return False  # the misbehaving peer has finished: close now
+        if self._tail is not None:
+            self._untail()
         with contextlib.suppress(LineTooLong):  # reported by next_line() in its turn
             self._own_lines().feed_eof()
         if not self._blocked():
@@ -309,6 +429,9 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             self._task.cancel()
         self._out = None
         self._held = None
+        self._tail = None
+        if self._texts:
+            self._texts.clear()
         self._maybe_unregister()
 
     # -- line processing --------------------------------------------------------
@@ -327,12 +450,14 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
 
     def _process(self) -> None:
         """Handle the buffered lines, up to a batch, then write the replies at once."""
+        if self._tail is not None:
+            self._untail()
         lines = self._lines
-        if lines is None:  # nothing was ever buffered: nothing to handle
-            self._settle()
-            return
-        queue = self._queue
-        reply_to = self._reply
+        if lines is None:
+            if self._held is None:  # nothing was ever buffered: nothing to handle
+                self._settle()
+                return
+            lines = self._own_lines()  # lines held from a read that _split_read() split
         left = self._rules.batch
         try:
             # _blocked(), inlined in this loop: it runs for every line of a batch.
@@ -351,21 +476,9 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
                             self._end_of_input()
                         break
                 left -= len(batch)
-                remaining = iter(batch)
-                for line in remaining:
-                    reply = reply_to(line)
-                    if reply is not None:
-                        queue(reply)
-                    if self._state is not _READY or self._write_blocked_since is not None:
-                        # A coroutine suspended, or the handler closed: keep the rest.
-                        # But not when upgrading to TLS: what came before the
-                        # handshake must never be handled as if it came over TLS.
-                        upgrading = self._state is _UPGRADING
-                        self._held = None if upgrading else list(remaining) or None
-                        break
-                else:
-                    if left > 0 and lines.idle:
-                        break  # a short batch and nothing buffered: done until more input
+                self._handle_lines(batch)
+                if left > 0 and lines.idle:
+                    break  # a short batch and nothing buffered: done until more input
         except LineTooLong as exc:
             self._peer_error(exc)
             return
@@ -375,6 +488,113 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             elif self._partial_since is None:
                 self._partial_since = self._server.deadlines.tick
         self._settle()
+
+    def _handle_lines(self, batch: list[bytes]) -> None:
+        """Handle ``batch`` in order, queueing the replies; if the connection blocks
+        part way (a coroutine suspended, the handler closed, the peer stopped reading),
+        hold the lines left for later."""
+        rules = self._rules
+        if rules.reply_text is None:
+            reply_to = self._reply
+            queue = self._queue
+            for done, line in enumerate(batch, 1):
+                reply = reply_to(line)
+                if reply is not None:
+                    queue(reply)
+                if self._state is not _READY or self._write_blocked_since is not None:
+                    self._hold(batch, done)
+                    return
+            return
+        # UTF-8 lines, and replies kept as text while they are ASCII: _reply()'s steps,
+        # inlined, with one encode for all the replies (_queue() and _flush() encode the
+        # texts first, so that output queued meanwhile stays in order).
+        handle = self._handler.handle_line
+        self._texts = texts = []
+        try:
+            for done, line in enumerate(batch, 1):
+                try:
+                    text = line.decode()
+                except UnicodeDecodeError:
+                    self._reply(line)  # decodes it again, to report it
+                else:
+                    try:
+                        result = handle(text)
+                    except Exception as exc:
+                        self._handler_failed(exc)
+                    else:
+                        if result.__class__ is str and result.isascii():
+                            texts.append(result)
+                        elif result is not None:
+                            reply = self._finish_reply(result)
+                            if reply is not None:
+                                self._queue(reply)
+                if self._state is not _READY or self._write_blocked_since is not None:
+                    self._hold(batch, done)
+                    return
+        finally:
+            self._encode_texts()
+            self._texts = None
+
+    def _handle_texts(self, batch: list[str]) -> None:
+        """:meth:`_handle_lines` for lines already decoded (ASCII: each line is valid)."""
+        handle = self._handler.handle_line
+        texts: list[str] = []
+        self._texts = texts
+        append = texts.append
+        remaining = iter(batch)
+        try:
+            for text in remaining:
+                try:
+                    result = handle(text)
+                except Exception as exc:
+                    self._handler_failed(exc)
+                else:
+                    if result.__class__ is str and result.isascii():
+                        append(result)
+                    elif result is not None:
+                        reply = self._finish_reply(result)
+                        if reply is not None:
+                            self._queue(reply)
+                if self._state is not _READY or self._write_blocked_since is not None:
+                    self._hold([line.encode() for line in remaining], 0)
+                    return
+        finally:
+            self._encode_texts()
+            self._texts = None
+
+    def _hold(self, batch: list[bytes], done: int) -> None:
+        """Keep the lines of ``batch`` after the first ``done`` until the connection is
+        ready again."""
+        # But not when upgrading to TLS: what came before the handshake must never be
+        # handled as if it came over TLS.
+        self._held = None if self._state is _UPGRADING else batch[done:] or None
+
+    def _encode_texts(self) -> None:
+        """Queue the text replies kept by :meth:`_handle_lines`, encoded in one go."""
+        texts = self._texts
+        if texts:
+            end = self._rules.reply_text
+            assert end is not None
+            data = (end.join(texts) + end).encode()
+            texts.clear()
+            if self._out is None:
+                self._out = [data]
+            else:
+                self._out.append(data)
+
+    def _finish_reply(self, result: Any) -> bytes | None:
+        """What a handler's ``result`` other than ASCII text makes of its reply, as
+        :meth:`_reply` does."""
+        rules = self._rules
+        try:
+            if result.__class__ is str:
+                return rules.encode(result)
+            result = self._await(result)
+            if result is not PENDING and result is not None:
+                return rules.encode(result)
+        except Exception as exc:
+            self._handler_failed(exc)
+        return None
 
     def _yield_to_loop(self) -> None:
         self._to(_YIELDING)
@@ -492,6 +712,8 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
 
     def _flush(self) -> None:
         """Write the queued output now (not once lingering or closed)."""
+        if self._texts:
+            self._encode_texts()
         out = self._out
         if out:
             state = self._state
@@ -502,6 +724,8 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
 
     def _queue(self, data: bytes) -> None:
         """Add ``data`` to the output written by the next :meth:`_settle`."""
+        if self._texts:
+            self._encode_texts()  # replies of earlier lines go first
         if self._out is None:
             self._out = [data]
         else:
@@ -570,6 +794,7 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
         state = self._state
         if state is _READY or state is _BUSY or state is _YIELDING:
             self._to(_UPGRADING)
+        self._tail = None
         if self._lines is not None:
             self._lines.take_bytes()
         assert self._transport is not None
@@ -607,6 +832,8 @@ class LineConnection(ConnectionBase, asyncio.Protocol):
             return
         logger.warning("dropping %s: %s", format_peer(self._handler.peer), reason)
         self._out = None
+        if self._texts:
+            self._texts.clear()
         self.request_close()
         self.abort()
 
