@@ -14,8 +14,9 @@ control character (400), so ``PATH_TRANSLATED`` (the document root plus
 
 The script's output starts with CGI headers (``Content-Type``, ``Status``,
 ``Location``), then a blank line, then the body, which is streamed to the client up
-to ``max_output`` bytes.  Folded header lines (RFC 9112 obs-fold) are a broken
-response (502).  Limits:
+to ``max_output`` bytes, each chunk as :class:`PipeReader` read it from the pipe
+(bounded: a script that outruns its client blocks in ``write()``).  Folded header
+lines (RFC 9112 obs-fold) are a broken response (502).  Limits:
 
 * ``time_limit`` seconds per request, ``max_output`` bytes of output;
 * ``max_scripts`` running at once per server and ``max_scripts_per_peer`` per client
@@ -37,7 +38,7 @@ import signal
 import stat
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -262,22 +263,33 @@ class CGIRunner:
         env = self.environment(request, script_name, path_info, body)
         peer = peer_key(request.remote)
         self._admit(peer, script_name)
+        output: PipeReader | None = None
         try:
-            process = await asyncio.create_subprocess_exec(
-                str(script),
-                cwd=self.cgi_dir,
-                env=env,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,  # a process group of its own, killed as one
-            )
+            # The script's stdout is a pipe of our own, read by PipeReader: each
+            # chunk os.read() returns goes to the client as it is, where a
+            # StreamReader would copy it into its buffer and out again.
+            output_fd, script_stdout = os.pipe()
+            try:
+                output = await PipeReader.open(output_fd)
+                process = await asyncio.create_subprocess_exec(
+                    str(script),
+                    cwd=self.cgi_dir,
+                    env=env,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=script_stdout,
+                    stderr=asyncio.subprocess.PIPE,
+                    start_new_session=True,  # a process group of its own, killed as one
+                )
+            finally:
+                os.close(script_stdout)  # the script has its copy: EOF when it is done
         except BaseException:
+            if output is not None:
+                output.close()
             self._release(peer)
             raise
         errors = asyncio.ensure_future(_log_stderr(process, script_name))
         try:
-            return await self._relay(request, process, body, script_name)
+            return await self._relay(request, process, output, body, script_name)
         finally:
             # Reached when the output has ended, on errors, at the time limit, and
             # when aiohttp cancels the handler because the client went away: the
@@ -289,6 +301,7 @@ class CGIRunner:
             # script is reaped and its slot free, so a client that sends its next
             # request then is not refused.
             _kill(process)
+            output.close()
             reaping = asyncio.ensure_future(self._reap(process, errors, peer))
             self._reaping.add(reaping)
             reaping.add_done_callback(self._reaped)
@@ -344,16 +357,16 @@ class CGIRunner:
         self,
         request: web.Request,
         process: asyncio.subprocess.Process,
+        output: PipeReader,
         body: bytes,
         script_name: str,
     ) -> web.StreamResponse:
         assert process.stdin is not None
-        assert process.stdout is not None
         deadline = asyncio.get_running_loop().time() + self.time_limit
         try:
             async with asyncio.timeout_at(deadline):
                 await _feed(process.stdin, body)
-                head = await _read_head(process.stdout)
+                head = await _read_head(output)
         except TimeoutError:
             logger.warning("CGI %s killed after %g s", script_name, self.time_limit)
             raise web.HTTPGatewayTimeout(text="the script took too long") from None
@@ -372,7 +385,7 @@ class CGIRunner:
         await response.prepare(request)
         try:
             async with asyncio.timeout_at(deadline):
-                complete = await self._stream(response, process.stdout, rest, script_name)
+                complete = await self._stream(response, output, rest, script_name)
         except TimeoutError:
             logger.warning("CGI %s killed after %g s, mid-response", script_name, self.time_limit)
             complete = False
@@ -385,15 +398,15 @@ class CGIRunner:
     async def _stream(
         self,
         response: web.StreamResponse,
-        stdout: asyncio.StreamReader,
+        output: PipeReader,
         chunk: bytes,
         script_name: str,
     ) -> bool:
-        """Copy the script's output to the client; False when it was cut off."""
+        """Relay the script's output to the client; False when it was cut off."""
         sent = 0
         while True:
             if not chunk:  # the header block may end exactly where a read did
-                chunk = await stdout.read(64 * 1024)
+                chunk = await output.read()
                 if not chunk:
                     return True
             sent += len(chunk)
@@ -402,6 +415,94 @@ class CGIRunner:
                 return False
             await response.write(chunk)
             chunk = b""
+
+
+class PipeReader(asyncio.Protocol):
+    """The read end of a pipe, chunk by chunk, as ``os.read()`` returned each one.
+
+    At most :attr:`HIGH_WATER` bytes wait here: beyond that the pipe is no longer
+    read until :meth:`read` takes them, so a script that writes faster than the
+    client reads is held back by the pipe (it blocks in ``write()``), never by
+    our memory.
+    """
+
+    HIGH_WATER = 256 * 1024
+
+    def __init__(self) -> None:
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._eof = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._transport: asyncio.ReadTransport | None = None
+        self._paused = False
+
+    @classmethod
+    async def open(cls, fd: int) -> PipeReader:
+        """A reader for ``fd`` (taken over: closed by :meth:`close`)."""
+        loop = asyncio.get_running_loop()
+        pipe = os.fdopen(fd, "rb", buffering=0)
+        try:
+            _, reader = await loop.connect_read_pipe(cls, pipe)
+        except BaseException:
+            pipe.close()
+            raise
+        return reader
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A read transport (uvloop's do not subclass asyncio.ReadTransport).
+        self._transport = cast(asyncio.ReadTransport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > self.HIGH_WATER and not self._paused and self._transport is not None:
+            self._paused = True
+            self._transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        self._eof = True
+        self._wake()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._wake()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes read from the pipe that :meth:`read` has not returned yet."""
+        return self._buffered
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def read(self) -> bytes:
+        """The next chunk the pipe gave, or ``b""`` at its end."""
+        while not self._chunks:
+            if self._eof:
+                return b""
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        chunk = self._chunks.popleft()
+        self._buffered -= len(chunk)
+        if self._paused and self._buffered <= self.HIGH_WATER // 2 and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
+        return chunk
+
+    def close(self) -> None:
+        """Stop reading and close the pipe (whatever it still holds is dropped)."""
+        self._chunks.clear()
+        self._buffered = 0
+        self._eof = True
+        if self._transport is not None:
+            self._transport.close()
+        self._wake()
 
 
 def _decoded_segments(path: str) -> list[str]:
@@ -468,7 +569,7 @@ def _server_address(request: web.Request) -> tuple[str, int]:
     return "127.0.0.1", 0
 
 
-async def _read_head(stdout: asyncio.StreamReader) -> tuple[bytes, bytes] | None:
+async def _read_head(output: PipeReader) -> tuple[bytes, bytes] | None:
     """(header block, start of body) from the script's output, bounded."""
     buffer = b""
     while True:
@@ -478,7 +579,7 @@ async def _read_head(stdout: asyncio.StreamReader) -> tuple[bytes, bytes] | None
             return buffer[:index], buffer[index + len(separator) :]
         if len(buffer) > MAX_HEADER_BLOCK:
             return None
-        data = await stdout.read(64 * 1024)
+        data = await output.read()
         if not data:
             return None
         buffer += data
@@ -500,17 +601,14 @@ _REAP_SECONDS = 5.0
 
 
 async def _reap(process: asyncio.subprocess.Process, errors: asyncio.Future[None]) -> None:
-    """Wait for a killed script to exit, its output pipe to end and its stderr to be read.
+    """Wait for a killed script to exit and its stderr to be read.
 
-    asyncio's ``wait()`` returns only once every pipe has closed, and a script killed
-    mid-flood leaves output in its stdout pipe that nobody reads any more (reading
-    was paused when our buffer filled): drain it, discarding.
+    The output pipe is :class:`PipeReader`'s, closed by the caller, so asyncio's
+    ``wait()`` (which returns only once every pipe it made has closed) waits for
+    stdin and stderr alone.
     """
     try:
         async with asyncio.timeout(_REAP_SECONDS):
-            if process.stdout is not None:
-                while await process.stdout.read(64 * 1024):
-                    pass
             with contextlib.suppress(ProcessLookupError):
                 await process.wait()
             await errors

@@ -42,6 +42,7 @@ from aiohttp.abc import AbstractStreamWriter
 
 from ._errors import WebConfigurationError
 from ._ranges import MAX_RANGES, if_range_holds, select_ranges
+from ._sendfile import send_file, wait_flushed
 
 __all__ = ["FileSender", "StaticFiles", "listing_html", "resolve"]
 
@@ -99,10 +100,42 @@ def resolve(root: Path, raw_path: str, *, show_hidden: bool = False) -> Path:
     paths and ``HTTPNotFound`` for anything missing, hidden or outside the root
     (the same answer, so a probe learns nothing).
     """
+    return _resolve_stat(root, raw_path, show_hidden=show_hidden)[0]
+
+
+def _resolve_stat(
+    root: Path, raw_path: str, *, show_hidden: bool = False
+) -> tuple[Path, os.stat_result]:
+    """:func:`resolve`, and the target's ``stat()``."""
     segments = _segments(raw_path)
     if not show_hidden and any(s.startswith(".") for s in segments):
         raise web.HTTPNotFound()
-    candidate = root.joinpath(*segments)
+    # The usual case costs one lstat() per segment below the root: segments are
+    # already free of "..", "." and separators, so a path with no symlink on it
+    # cannot leave the root.  realpath() would lstat() every component from "/",
+    # the root's own included, on every request.
+    path = root
+    info = None
+    for segment in segments:
+        path = path / segment
+        try:
+            info = os.lstat(path)
+        except (OSError, ValueError):  # missing, a name too long, a NUL
+            raise web.HTTPNotFound() from None
+        if stat.S_ISLNK(info.st_mode):
+            return _resolve_links(root, root.joinpath(*segments), raw_path, show_hidden)
+        # (a file used as a directory fails the next lstat() with ENOTDIR: 404)
+    if info is None:
+        info = os.stat(root)
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+        raise web.HTTPNotFound()
+    return path, info
+
+
+def _resolve_links(
+    root: Path, candidate: Path, raw_path: str, show_hidden: bool
+) -> tuple[Path, os.stat_result]:
+    """Where a path with a symlink on it leads, if that is inside the root."""
     try:
         resolved = candidate.resolve(strict=True)
     except (OSError, RuntimeError):  # missing, a symlink loop, a name too long
@@ -113,10 +146,13 @@ def resolve(root: Path, raw_path: str, *, show_hidden: bool = False) -> Path:
     relative = resolved.relative_to(root).parts
     if not show_hidden and any(part.startswith(".") for part in relative):
         raise web.HTTPNotFound()  # a symlink inside the root pointing at a dotfile
-    mode = resolved.stat().st_mode
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    try:
+        info = resolved.stat()
+    except OSError:
+        raise web.HTTPNotFound() from None
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
         raise web.HTTPNotFound()
-    return resolved
+    return resolved, info
 
 
 def listing_html(url_path: str, directory: Path, *, show_hidden: bool = False) -> str:
@@ -174,8 +210,8 @@ class StaticFiles:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Serve the file or listing the request path names."""
-        path = resolve(self.root, request.raw_path, show_hidden=self.show_hidden)
-        if path.is_dir():
+        path, info = _resolve_stat(self.root, request.raw_path, show_hidden=self.show_hidden)
+        if stat.S_ISDIR(info.st_mode):
             segments = _segments(request.raw_path)
             canonical = "/" + "".join(_href(s) + "/" for s in segments)
             if not request.raw_path.split("?", 1)[0].endswith("/"):
@@ -191,7 +227,10 @@ class StaticFiles:
                 content_type="text/html",
                 headers={**SECURITY_HEADERS, "Content-Security-Policy": _LISTING_CSP},
             )
-        return FileSender(path, headers=SECURITY_HEADERS, max_ranges=self.max_ranges)
+        sender = FileSender(path, headers=SECURITY_HEADERS, max_ranges=self.max_ranges)
+        if info.st_size <= SMALL_FILE:
+            return sender.respond_now(request) or sender
+        return sender
 
 
 # Content types by extension, with the encodings map cleared: "a.tar.gz" is sent
@@ -208,7 +247,16 @@ for _type, _extension in (
     _TYPES.add_type(_type, _extension)
 _SIBLINGS = ((".br", "br"), (".gz", "gzip"))
 """Pre-compressed siblings a client may get instead, in order of preference."""
-CHUNK = 256 * 1024
+SMALL_FILE = 64 * 1024
+"""Files up to this size are opened and read whole in the event loop's thread.
+
+That is what nginx does with every file by default: from the page cache, an
+``open()`` and a ``pread()`` of 64 KiB cost less than handing the job to a worker
+thread and back (the hand-off was the largest cost of a small response), and a
+copy this small costs less than ``sendfile()``'s extra steps.  Larger files are
+opened in a worker thread (an ``open()`` that waits for a slow disk must not stop
+the loop) and go out with ``sendfile()``: the kernel copies, Python never sees them.
+"""
 
 
 def _codings(accept_encoding: str) -> set[str]:
@@ -248,8 +296,21 @@ def _open_regular(path: Path, *, follow_symlinks: bool) -> tuple[BinaryIO, os.st
         raise
 
 
-def _open(path: Path, codings: set[str]) -> tuple[BinaryIO, os.stat_result, str | None]:
+class _Opened:
+    """A file opened for one response, its ``fstat()``, coding and (if small) its bytes."""
+
+    __slots__ = ("coding", "data", "file", "info")
+
+    def __init__(self, file: BinaryIO, info: os.stat_result, coding: str | None) -> None:
+        self.file = file
+        self.info = info
+        self.coding = coding
+        self.data: bytes | None = None
+
+
+def _open(path: Path, codings: set[str]) -> _Opened:
     """The file to send: a pre-compressed sibling the client accepts, else ``path``."""
+    opened = None
     for suffix, coding in _SIBLINGS:
         if coding in codings:
             try:
@@ -258,9 +319,50 @@ def _open(path: Path, codings: set[str]) -> tuple[BinaryIO, os.stat_result, str 
                 )
             except OSError:
                 continue
-            return sibling, info, coding
-    plain, info = _open_regular(path, follow_symlinks=True)
-    return plain, info, None
+            opened = _Opened(sibling, info, coding)
+            break
+    if opened is None:
+        plain, info = _open_regular(path, follow_symlinks=True)
+        opened = _Opened(plain, info, None)
+    if opened.info.st_size <= SMALL_FILE:
+        try:
+            # What fstat() announced, or less if the file shrank since: then the
+            # response is cut short and the connection closed, as for a large one.
+            opened.data = os.pread(opened.file.fileno(), opened.info.st_size, 0)
+        except BaseException:
+            opened.file.close()
+            raise
+    return opened
+
+
+class _Plan:
+    """What a file response sends: a status, then these byte ranges of the file.
+
+    ``heads`` (one per range) and ``tail`` frame the ranges as a
+    ``multipart/byteranges`` body; without them the ranges are the body as they are.
+    """
+
+    __slots__ = ("heads", "ranges", "status", "tail")
+
+    def __init__(
+        self,
+        status: int,
+        ranges: list[tuple[int, int]] | None = None,
+        heads: list[bytes] | None = None,
+        tail: bytes = b"",
+    ) -> None:
+        self.status = status
+        self.ranges = ranges or []
+        self.heads = heads
+        self.tail = tail
+
+    @property
+    def length(self) -> int:
+        """The body's length in bytes."""
+        body = sum(last - first + 1 for first, last in self.ranges)
+        if self.heads is not None:
+            body += sum(map(len, self.heads)) + len(self.tail)
+        return body
 
 
 class FileSender(web.StreamResponse):
@@ -272,6 +374,10 @@ class FileSender(web.StreamResponse):
     ranges as ``multipart/byteranges``.  What is announced is what the file held
     when it was opened: if it ends early while being sent, the connection is
     aborted (a short body on an open connection would desynchronise it).
+
+    The file is opened in a worker thread and sent with the loop's ``sendfile()``
+    where the transport allows it (see :mod:`._sendfile`); :meth:`respond_now`
+    answers a small file at once from memory instead.
     """
 
     def __init__(
@@ -285,6 +391,38 @@ class FileSender(web.StreamResponse):
         self.path = Path(path)
         self.max_ranges = max_ranges
 
+    def respond_now(self, request: web.BaseRequest) -> web.Response | None:
+        """The whole response in memory if the file is at most :data:`SMALL_FILE` bytes.
+
+        Opens and reads in the loop's thread (see :data:`SMALL_FILE`); the headers
+        and body then leave in one write.  None: the file is larger (or changed
+        while being read), so send this object itself instead.
+        """
+        codings = _codings(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
+        try:
+            opened = _open(self.path, codings)
+        except PermissionError:
+            return web.Response(status=403, headers=self.headers)
+        except OSError:  # gone, or no longer a regular file, since resolve()
+            return web.Response(status=404, headers=self.headers)
+        try:
+            data = opened.data
+            if data is None or len(data) != opened.info.st_size:
+                return None
+            plan = self._decide(request, opened)
+        finally:
+            opened.file.close()
+        if plan.status == 304:
+            return web.Response(status=304, headers=self.headers)
+        pieces = []
+        for index, (first, last) in enumerate(plan.ranges):
+            if plan.heads is not None:
+                pieces.append(plan.heads[index])
+            pieces.append(data[first : last + 1])
+        if plan.heads is not None:
+            pieces.append(plan.tail)
+        return web.Response(status=plan.status, body=b"".join(pieces), headers=self.headers)
+
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         """Open the file, decide the status, send headers and body."""
         if self.prepared:
@@ -292,28 +430,19 @@ class FileSender(web.StreamResponse):
         codings = _codings(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
         loop = asyncio.get_running_loop()
         try:
-            file, info, coding = await loop.run_in_executor(None, _open, self.path, codings)
+            opened = await loop.run_in_executor(None, _open, self.path, codings)
         except PermissionError:
-            return await self._empty(request, 403)
+            return await self._send(request, opened=None, plan=_Plan(403))
         except OSError:  # gone, or no longer a regular file, since resolve()
-            return await self._empty(request, 404)
+            return await self._send(request, opened=None, plan=_Plan(404))
         try:
-            return await self._respond(request, file, info, coding)
+            return await self._send(request, opened, self._decide(request, opened))
         finally:
-            file.close()
+            opened.file.close()
 
-    async def _empty(self, request: web.BaseRequest, status: int) -> AbstractStreamWriter | None:
-        self.set_status(status)
-        self.content_length = 0
-        return await super().prepare(request)
-
-    async def _respond(
-        self,
-        request: web.BaseRequest,
-        file: BinaryIO,
-        info: os.stat_result,
-        coding: str | None,
-    ) -> AbstractStreamWriter | None:
+    def _decide(self, request: web.BaseRequest, opened: _Opened) -> _Plan:
+        """Set the headers for ``opened`` and say what to send."""
+        info, coding = opened.info, opened.coding
         size = info.st_size
         tag = f"{info.st_mtime_ns:x}-{size:x}"
         modified = math.ceil(info.st_mtime)  # Last-Modified as sent, whole seconds
@@ -328,10 +457,7 @@ class FileSender(web.StreamResponse):
 
         status = _precondition(request, tag, modified)
         if status is not None:
-            if status == 304:
-                self.set_status(304)
-                return await super().prepare(request)
-            return await self._empty(request, status)
+            return _Plan(status)
 
         ranges = None
         spec = request.headers.get(hdrs.RANGE)
@@ -342,33 +468,13 @@ class FileSender(web.StreamResponse):
             ranges = select_ranges(spec, size, max_ranges=self.max_ranges)
         if ranges == []:
             self.headers[hdrs.CONTENT_RANGE] = f"bytes */{size}"
-            return await self._empty(request, 416)
+            return _Plan(416)
         if ranges is None:
-            return await self._send(request, file, [(0, size - 1)] if size else [])
-        self.set_status(206)
+            return _Plan(200, [(0, size - 1)] if size else [])
         if len(ranges) == 1:
             first, last = ranges[0]
             self.headers[hdrs.CONTENT_RANGE] = f"bytes {first}-{last}/{size}"
-            return await self._send(request, file, ranges)
-        return await self._send_parts(request, file, ranges, size)
-
-    async def _send(
-        self, request: web.BaseRequest, file: BinaryIO, ranges: list[tuple[int, int]]
-    ) -> AbstractStreamWriter | None:
-        self.content_length = sum(last - first + 1 for first, last in ranges)
-        writer = await super().prepare(request)
-        if request.method != "HEAD":
-            for first, last in ranges:
-                await self._send_slice(request, file, first, last - first + 1)
-        return writer
-
-    async def _send_parts(
-        self,
-        request: web.BaseRequest,
-        file: BinaryIO,
-        ranges: list[tuple[int, int]],
-        size: int,
-    ) -> AbstractStreamWriter | None:
+            return _Plan(206, ranges)
         # RFC 9110 14.6; the boundary is random, so no file can contain it by design.
         boundary = secrets.token_hex(16)
         part_type = self.headers[hdrs.CONTENT_TYPE]
@@ -382,37 +488,50 @@ class FileSender(web.StreamResponse):
         heads[1:] = [b"\r\n" + head for head in heads[1:]]  # CRLF ends the previous part
         tail = f"\r\n--{boundary}--\r\n".encode("latin-1")
         self.headers[hdrs.CONTENT_TYPE] = f"multipart/byteranges; boundary={boundary}"
-        self.content_length = (
-            sum(map(len, heads)) + len(tail) + sum(last - first + 1 for first, last in ranges)
-        )
+        return _Plan(206, ranges, heads, tail)
+
+    async def _send(
+        self, request: web.BaseRequest, opened: _Opened | None, plan: _Plan
+    ) -> AbstractStreamWriter | None:
+        self.set_status(plan.status)
+        if plan.status != 304:
+            self.content_length = plan.length
         writer = await super().prepare(request)
-        if request.method != "HEAD":
-            for head, (first, last) in zip(heads, ranges, strict=True):
-                await self.write(head)
-                await self._send_slice(request, file, first, last - first + 1)
-            await self.write(tail)
+        if request.method == "HEAD" or writer is None or opened is None:
+            return writer
+        for index, (first, last) in enumerate(plan.ranges):
+            if plan.heads is not None:
+                await self.write(plan.heads[index])
+            await self._send_slice(request, writer, opened, first, last - first + 1)
+        if plan.heads is not None:
+            await self.write(plan.tail)
         return writer
 
     async def _send_slice(
-        self, request: web.BaseRequest, file: BinaryIO, offset: int, count: int
+        self,
+        request: web.BaseRequest,
+        writer: AbstractStreamWriter,
+        opened: _Opened,
+        offset: int,
+        count: int,
     ) -> None:
         """``count`` bytes from ``offset``, or abort the connection if the file ends first."""
         transport = request.transport
         if transport is None:
             raise ConnectionResetError("connection lost")
-        loop = asyncio.get_running_loop()
-        try:
-            sent = await loop.sendfile(transport, file, offset, count)
-        except NotImplementedError:  # uvloop: no sendfile, so through the writer
-            sent = 0
-            while sent < count:
-                chunk = await loop.run_in_executor(
-                    None, os.pread, file.fileno(), min(CHUNK, count - sent), offset + sent
-                )
-                if not chunk:
-                    break
+        if opened.data is not None:
+            chunk = opened.data[offset : offset + count]
+            if chunk:
                 await self.write(chunk)
-                sent += len(chunk)
+            sent = len(chunk)
+        else:
+
+            async def drained() -> None:
+                await wait_flushed(transport, writer.drain)
+
+            sent = await send_file(
+                transport, opened.file, offset, count, drained=drained, write=self.write
+            )
         if sent < count:
             logger.warning(
                 "%r ended %d bytes early while being sent (changed on disk?): "
