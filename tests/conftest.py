@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
@@ -15,6 +16,22 @@ from asyncnet.testing import LoopExceptionCollector, loopback_only
 # asyncnet's own plugin (asyncnet/pytest_plugin.py) is loaded by its entry point:
 # registering it here as well would fail ("Plugin already registered").
 pytest_plugins = ["pytester"]
+
+# The web client honours the proxy variables, as curl does: a machine that sets them
+# would send the suite's loopback fetches (and the demos it starts) to its proxy.
+# Tests of proxies set the variables they need themselves.
+for _name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+    os.environ.pop(_name, None)
+    os.environ.pop(_name.upper(), None)
+# Secrets the demos read from the environment: a developer's own would change what
+# the demos the suite starts do (ask for nothing, log in elsewhere).
+for _name in (
+    "ASYNCNET_MAIL_PASSWORD",
+    "ASYNCNET_FTP_PASSWORD",
+    "ASYNCNET_HTTP_PASSWORD",
+    "ASYNCNET_OAUTH_TOKEN",
+):
+    os.environ.pop(_name, None)
 
 try:
     import uvloop

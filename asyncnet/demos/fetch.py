@@ -3,29 +3,46 @@
     python -m asyncnet.demos.fetch http://127.0.0.1:8000/
     python -m asyncnet.demos.fetch http://127.0.0.1:8000/form -d subnum=42 -d reviewer=me
     python -m asyncnet.demos.fetch URL -H "Accept: text/plain" --proxy http://127.0.0.1:8899
+    python -m asyncnet.demos.fetch URL --proxy socks5h://127.0.0.1:1080
+    python -m asyncnet.demos.fetch https://host.internal/ --cafile my-ca.pem
+    python -m asyncnet.demos.fetch URL -u alice --fail       # basic auth; exit 22 on 4xx/5xx
     python -m asyncnet.demos.fetch URL -o page.html          # save it, with a progress bar
     python -m asyncnet.demos.fetch URL -o big.iso --max-size 8G
 
 Prints the status line, the headers and the start of the body (control characters
 escaped).  ``-d`` makes it a POST (urllib2's add_data).  TLS certificates are
-verified unless you pass --insecure.  ``-o`` saves at most --max-size bytes (1G)
-and stops a compressed body that expands more than --max-ratio (100) times; a
-download that fails leaves nothing behind.
+always verified: --cafile adds a private CA to the system's.  HTTP_PROXY,
+HTTPS_PROXY, ALL_PROXY and NO_PROXY are honoured as curl does (--noproxy '*' to
+ignore them).  ``-u USER`` takes the password from $ASYNCNET_HTTP_PASSWORD or asks.
+``-o`` saves at most --max-size bytes (1G) and stops a compressed body that
+expands more than --max-ratio (100) times; a download that fails leaves nothing
+behind, and a download is never resumed.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import re
 import sys
+from typing import TYPE_CHECKING
 
 from .. import run
 from ..errors import ConfigurationError
 from ..text import printable
-from ..web import MAX_RATIO, BodyTooLarge, Client, CompressionBomb, Request
 from . import _cli as cli
 
+if TYPE_CHECKING:  # aiohttp is imported when a fetch runs, so that --help stays quick
+    from ..web import Client, ProxyError, Request
+
+PROG = "python -m asyncnet.demos.fetch"
 MAX_SIZE = 1024**3
+MAX_RATIO = 100.0
+"""asyncnet.web.MAX_RATIO, repeated so that --help does not import aiohttp."""
+PASSWORD_ENV = "ASYNCNET_HTTP_PASSWORD"
+FAIL_STATUS = 22
+"""curl -f's exit status for a 4xx/5xx answer."""
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
@@ -58,21 +75,84 @@ def bar(done: int, total: int | None, width: int = 30) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} bytes"
 
 
+def credentials(user: str) -> tuple[str, str]:
+    """``-u USER[:PASS]``: the password after the colon, else $ASYNCNET_HTTP_PASSWORD,
+    else asked on the terminal."""
+    name, colon, password = user.partition(":")
+    if colon:
+        return name, password
+    password = os.environ.get(PASSWORD_ENV, "")
+    if password:
+        return name, password
+    if not sys.stdin.isatty():
+        raise ConfigurationError(
+            f"-u {name}: no password: set ${PASSWORD_ENV} (no terminal to ask for it)"
+        )
+    return name, getpass.getpass(f"password for {name}: ")
+
+
+def proxy_failure(exc: ProxyError) -> ConfigurationError:
+    """A dead proxy in one line naming where it was set: --proxy or the variable."""
+    if exc.source is None:
+        advice = "check --proxy"
+    else:
+        advice = f"check {exc.source}, or pass --noproxy '*' to ignore the environment"
+    if exc.errno is not None and exc.reason and "refused" in exc.reason.lower():
+        advice = f"is the proxy running? {advice}"
+    return ConfigurationError(f"{exc}: {advice}")
+
+
+def make_client(args: argparse.Namespace) -> Client:
+    """A Client with --timeout, --cafile/--cert/--key, --proxy and --noproxy."""
+    from ..web import Client
+    from ..web._proxy import check_proxy_url
+
+    if args.proxy:
+        check_proxy_url(args.proxy, "--proxy")  # worded with the flag, before any traffic
+    return Client(
+        timeout=args.timeout,
+        ssl=cli.tls_context(args),
+        proxy=args.proxy,
+        no_proxy=args.noproxy,
+    )
+
+
+def failed(status: int, reason: str, url: str) -> int:
+    """``--fail``: one line naming the status, exit 22 (curl -f)."""
+    print(
+        f"{PROG}: error: the server answered {status} {printable(reason)} for "
+        f"{printable(url)} (--fail)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return FAIL_STATUS
+
+
 async def fetch_and_show(args: argparse.Namespace) -> int:
     """urlopen(url), then print what the tutorial printed: headers and data."""
+    from ..web import HTTPStatusError, ProxyError, Request
+
     request = Request(args.url, method=args.method)
     for header in args.header:
         name, _, value = header.partition(":")
         request.add_header(name.strip(), value.strip())
     if args.data:
         request.add_data(dict(item.partition("=")[::2] for item in args.data))
-    if args.proxy:
-        scheme, _, host = args.proxy.partition("://")
-        request.set_proxy(host.rstrip("/"), scheme)
-    async with Client(timeout=args.timeout, verify=not args.insecure) as client:
-        if args.output:
-            return await save(client, request, args)
-        response = await client.fetch(request)
+    auth = credentials(args.user) if args.user is not None else None
+    client = make_client(args)
+    try:
+        async with client:
+            if args.output:
+                return await save(client, request, args, auth)
+            response = await client.fetch(request, auth=auth)
+    except ProxyError as exc:
+        raise proxy_failure(exc) from exc
+    except HTTPStatusError as exc:  # -o keeps only successful bodies
+        if args.fail:
+            return failed(exc.status, exc.reason, exc.url)
+        raise
+    if args.fail and response.status >= 400:
+        return failed(response.status, response.reason, response.url)
     print(f"{response.status} {printable(response.reason)}  {printable(response.url)}")
     for name, value in response.headers.items():
         print(f"{printable(name)}: {printable(value)}")
@@ -83,8 +163,12 @@ async def fetch_and_show(args: argparse.Namespace) -> int:
     return 0
 
 
-async def save(client: Client, request: Request, args: argparse.Namespace) -> int:
+async def save(
+    client: Client, request: Request, args: argparse.Namespace, auth: tuple[str, str] | None
+) -> int:
     """``-o FILE``: stream the body to FILE, bounded by --max-size and --max-ratio."""
+    from ..web import BodyTooLarge, CompressionBomb
+
     # A bar redrawn with \r is for a terminal; in a log it is noise before the one line.
     tty = sys.stderr.isatty()
 
@@ -98,6 +182,7 @@ async def save(client: Client, request: Request, args: argparse.Namespace) -> in
             progress=progress if tty else None,
             max_body=args.max_size or None,
             max_ratio=args.max_ratio or None,
+            auth=auth,
         )
     except BodyTooLarge as exc:
         raise ConfigurationError(
@@ -114,14 +199,52 @@ async def save(client: Client, request: Request, args: argparse.Namespace) -> in
     return 0
 
 
+def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--proxy`` and ``--noproxy``, as curl spells them."""
+    group = parser.add_argument_group("proxies (default: HTTP_PROXY, HTTPS_PROXY, ALL_PROXY)")
+    group.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="forward proxy: http://host:port, socks5://host:port (socks5h: the proxy "
+        "resolves names), socks4://; overrides the proxy variables",
+    )
+    group.add_argument(
+        "--noproxy",
+        metavar="HOSTS",
+        help="comma-separated hosts, domains or networks to reach directly (replaces "
+        "NO_PROXY); '*' for no proxy at all",
+    )
+
+
+def refuse_insecure(args: argparse.Namespace) -> None:
+    """The old --insecure: refused, with what to do instead."""
+    if args.insecure:
+        raise cli.UsageError(
+            "--insecure is gone: certificates are always verified; to trust a private "
+            "or self-signed certificate pass it with --cafile FILE"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Fetch one URL."""
-    parser = cli.parser("python -m asyncnet.demos.fetch", __doc__)
+    parser = cli.parser(PROG, __doc__)
     parser.add_argument("url", help="http:// or https:// URL")
     parser.add_argument("-d", "--data", action="append", metavar="NAME=VALUE", default=[])
     parser.add_argument("-H", "--header", action="append", metavar="NAME: VALUE", default=[])
     parser.add_argument("-X", "--method", help="HTTP method (default GET, POST with -d)")
-    parser.add_argument("--proxy", metavar="URL", help="forward proxy, e.g. http://127.0.0.1:8899")
+    parser.add_argument(
+        "-u",
+        "--user",
+        metavar="USER[:PASS]",
+        help=f"basic authentication; the password from ${PASSWORD_ENV} or a prompt "
+        "when not given (other users can read a command line)",
+    )
+    parser.add_argument(
+        "-f",
+        "--fail",
+        action="store_true",
+        help=f"on a 4xx or 5xx answer print one line and exit {FAIL_STATUS} (curl -f)",
+    )
     parser.add_argument("-o", "--output", metavar="FILE", help="save the body to FILE")
     parser.add_argument(
         "--max-size",
@@ -144,8 +267,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=cli.positive_float, default=30.0, help="seconds for the request"
     )
-    parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
-    return cli.main(parser, lambda args: run(fetch_and_show(args)), argv, address_flag="the URL")
+    parser.add_argument("--insecure", action="store_true", help=argparse.SUPPRESS)
+    add_proxy_arguments(parser)
+    cli.add_tls_arguments(parser)
+    return cli.main(parser, body, argv, address_flag="the URL")
+
+
+def body(args: argparse.Namespace) -> int:
+    """The body of main(): check the flags, then fetch."""
+    refuse_insecure(args)
+    if args.user is not None:
+        if not args.user.partition(":")[0]:
+            raise cli.UsageError("-u needs a user name: -u USER or -u USER:PASSWORD")
+        if any(h.partition(":")[0].strip().lower() == "authorization" for h in args.header):
+            raise cli.UsageError("give -u or an Authorization header (-H), not both")
+    return run(fetch_and_show(args))
 
 
 if __name__ == "__main__":

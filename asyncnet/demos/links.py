@@ -2,11 +2,14 @@
 
     python -m asyncnet.demos.links http://127.0.0.1:8000/
     python -m asyncnet.demos.links URL --max-pages 500 --concurrency 8
+    python -m asyncnet.demos.links https://intranet.example/ --cafile my-ca.pem
 
 Checks links of the URL's own origin only, a few at a time, obeys robots.txt,
 shows a progress bar, and lists every broken link with the page that links to it
 (what the site sent is shown escaped).  A redirect to another origin is not
-followed; a file that is not HTML is checked without downloading it.
+followed; a file that is not HTML is checked without downloading it.  TLS and
+proxies as in fetch: --cafile/--cert/--key, --proxy, --noproxy, and the proxy
+variables (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY).
 Exit status 0 when nothing is broken, 1 when something is (or the site is unreachable).
 """
 
@@ -14,13 +17,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from .. import run
 from ..errors import ConfigurationError
 from ..text import printable
-from ..web import CrawlReport, crawl
 from . import _cli as cli
-from .fetch import bar
+from .fetch import add_proxy_arguments, bar, make_client, proxy_failure
+
+if TYPE_CHECKING:  # aiohttp is imported when the crawl runs, so that --help stays quick
+    from ..web import CrawlReport
+    from ..web._links import Progress
 
 
 def show(report: CrawlReport) -> None:
@@ -53,7 +60,25 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout", type=cli.positive_float, default=10.0, help="seconds per page (10)"
     )
     parser.add_argument("--ignore-robots", action="store_true", help="do not read robots.txt")
+    add_proxy_arguments(parser)
+    cli.add_tls_arguments(parser)
     return cli.main(parser, check, argv, address_flag="the URL")
+
+
+async def crawl_site(args: argparse.Namespace, progress: Progress | None) -> CrawlReport:
+    """crawl() with a client built from the TLS and proxy flags."""
+    from ..web import crawl
+
+    async with make_client(args) as client:
+        return await crawl(
+            args.url,
+            max_pages=args.max_pages,
+            concurrency=args.concurrency,
+            timeout=args.timeout,
+            respect_robots=not args.ignore_robots,
+            progress=progress,
+            client=client,
+        )
 
 
 def check(args: argparse.Namespace) -> int:
@@ -65,16 +90,7 @@ def check(args: argparse.Namespace) -> int:
     # A bar redrawn with \r is for a terminal; in a log it is noise before the one line.
     tty = sys.stderr.isatty()
     try:
-        report = run(
-            crawl(
-                args.url,
-                max_pages=args.max_pages,
-                concurrency=args.concurrency,
-                timeout=args.timeout,
-                respect_robots=not args.ignore_robots,
-                progress=progress if tty else None,
-            )
-        )
+        report = run(crawl_site(args, progress if tty else None))
     except ValueError as exc:  # a URL crawl() refuses (not http, no host)
         raise ConfigurationError(str(exc)) from exc
     finally:
@@ -85,6 +101,10 @@ def check(args: argparse.Namespace) -> int:
         failure = next(b for b in report.broken if b.url == start)
         if failure.error is None:
             raise ConfigurationError(f"{failure.problem}: is the server running? check the URL")
+        from ..web import ProxyError
+
+        if isinstance(failure.error, ProxyError):  # named by where it was set
+            raise proxy_failure(failure.error) from failure.error
         raise failure.error  # worded by explain(): refused, timed out, a certificate...
     show(report)
     return 1 if report.broken else 0

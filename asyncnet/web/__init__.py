@@ -1,6 +1,7 @@
 """The tutorial's web section on asyncio: client, static server, CGI, forms, debug pages, links.
 
-* :mod:`.client`: ``fetch()`` and urllib2's ``Request`` over one shared aiohttp session.
+* :mod:`.client`: ``fetch()`` and urllib2's ``Request`` over one shared aiohttp session,
+  with TLS as every client takes it (``ssl=``) and proxies (the environment, SOCKS).
 * :mod:`.static`: SimpleHTTPServer's successor with strict path resolution.
 * :mod:`.cgi`: CGIHTTPServer's successor (RFC 3875, no shell, limits).
 * :mod:`.forms`: cgi.FieldStorage's successor (``getfirst`` / ``getlist``, safe uploads).

@@ -20,10 +20,15 @@ gzip bomb stops there), and a body shorter than its ``Content-Length`` (or a
 compressed stream cut short) is an :class:`~asyncnet.web._errors.IncompleteBody`
 error, never short data.  A download has no size limit unless you give one, but
 stops a body that expands more than ``max_ratio`` (100) times its size on the wire
-(:class:`~asyncnet.web._errors.CompressionBomb`).  TLS certificates are verified
-unless ``verify=False``.  Redirects are followed up to ``max_redirects``;
-credentials are dropped when a redirect changes origin, and a redirect to anything
-but http(s) is refused.
+(:class:`~asyncnet.web._errors.CompressionBomb`).  TLS takes ``ssl`` as every
+asyncnet client does (:mod:`asyncnet._tls`): verified against the system's CAs by
+default, or an ``SSLContext`` of your own (a private CA, a client certificate).
+Redirects are followed up to ``max_redirects``; credentials are dropped when a
+redirect changes origin, and a redirect to anything but http(s) is refused.
+
+Proxies: ``proxy=`` (http, https or SOCKS), else the environment's ``HTTP_PROXY``,
+``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` unless ``trust_env=False``
+(:mod:`asyncnet.web._proxy`).  SOCKS needs the ``socks`` extra (aiohttp-socks).
 """
 
 from __future__ import annotations
@@ -33,9 +38,17 @@ import contextlib
 import json as jsonlib
 import os
 import socket
+import ssl as ssllib
 import weakref
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from pathlib import Path
 from typing import Any, Self
 
@@ -44,7 +57,14 @@ from yarl import URL
 
 from .._boundary import network_errors, os_reason
 from .._lifecycle import Endpoint
-from ..errors import NetworkError, PeerProtocolError, StateError, format_peer
+from .._tls import SSLSetting, resolve_ssl
+from ..errors import (
+    ConfigurationError,
+    NetworkError,
+    PeerProtocolError,
+    StateError,
+    format_peer,
+)
 from ._errors import (
     BodyTooLarge,
     CompressionBomb,
@@ -54,7 +74,8 @@ from ._errors import (
     TooManyRedirects,
     WebConfigurationError,
 )
-from ._request import Request, Response, check_header, check_url
+from ._proxy import ProxyChoice, check_proxy_url, choose_proxy, parse_no_proxy
+from ._request import Request, Response, check_header
 
 __all__ = [
     "Client",
@@ -89,10 +110,14 @@ class Client(Endpoint):
     """An HTTP client with one connection pool and safe defaults.
 
     ``timeout`` bounds each whole request (connect, send, headers and body);
-    ``max_body`` bounds each body after decompression; ``verify=False`` turns TLS
-    certificate checks off (say why in your code); ``proxy`` is a default forward
-    proxy URL; ``max_line_size`` / ``max_field_size`` bound the status line and each
-    response header.
+    ``max_body`` bounds each body after decompression; ``ssl`` is how https:// is
+    verified (``None``/``True``: the system's CAs; an ``SSLContext``: yours, for a
+    private CA or a client certificate; ``False``: https:// URLs are refused);
+    ``proxy`` is a forward proxy URL (http://, https://, socks4://, socks5://...);
+    ``trust_env`` reads ``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY`` and
+    ``NO_PROXY``; ``no_proxy`` lists hosts reached directly (replacing ``NO_PROXY``;
+    ``"*"``: every host); ``max_line_size`` / ``max_field_size`` bound the status
+    line and each response header.
     """
 
     def __init__(
@@ -101,8 +126,10 @@ class Client(Endpoint):
         timeout: float | None = 30.0,
         max_redirects: int = 10,
         max_body: int = MAX_BODY,
-        verify: bool = True,
+        ssl: SSLSetting = None,
         proxy: str | None = None,
+        trust_env: bool = True,
+        no_proxy: str | Sequence[str] | None = None,
         headers: Mapping[str, str] | None = None,
         max_line_size: int = 8190,
         max_field_size: int = 8190,
@@ -114,8 +141,12 @@ class Client(Endpoint):
         self.timeout = timeout
         self.max_redirects = max_redirects
         self.max_body = max_body
-        self.verify = verify
-        self.proxy = str(check_url(proxy)) if proxy else None
+        self.ssl = ssl
+        self._context = _resolve(ssl)
+        self._proxy = check_proxy_url(proxy) if proxy else None
+        self.proxy = str(self._proxy) if self._proxy is not None else None
+        self.trust_env = trust_env
+        self.no_proxy = parse_no_proxy(no_proxy) if no_proxy is not None else None
         self.headers = {"User-Agent": USER_AGENT}
         for name, value in (headers or {}).items():
             check_header(name, value)
@@ -123,6 +154,8 @@ class Client(Endpoint):
         self.max_line_size = max_line_size
         self.max_field_size = max_field_size
         self._session: aiohttp.ClientSession | None = None
+        # One session per SOCKS proxy: aiohttp-socks tunnels at the connector level.
+        self._socks: dict[str, aiohttp.ClientSession] = {}
         self._closing: asyncio.Task[None] | None = None
         # Responses opened with decompress=False: iter_body() decodes those itself.
         self._undecoded: weakref.WeakSet[aiohttp.ClientResponse] = weakref.WeakSet()
@@ -132,18 +165,38 @@ class Client(Endpoint):
     async def start(self) -> Self:
         """Create the session (connection pool) on the running loop."""
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                headers=self.headers,
-                timeout=aiohttp.ClientTimeout(total=None, sock_read=self.timeout),
-                max_line_size=self.max_line_size,
-                max_field_size=self.max_field_size,
-            )
+            self._session = self._new_session(None)
         return self
+
+    def _new_session(self, connector: aiohttp.BaseConnector | None) -> aiohttp.ClientSession:
+        # trust_env stays off in aiohttp: asyncnet reads the proxy variables itself (to
+        # honour ALL_PROXY and SOCKS, and to name the variable when its proxy fails),
+        # and aiohttp's trust_env would also send ~/.netrc credentials, which curl does
+        # only when asked.
+        plain_only = aiohttp.TraceConfig()
+        plain_only.on_request_redirect.append(_refuse_tls_redirect)
+        return aiohttp.ClientSession(
+            connector=connector,
+            trace_configs=[plain_only],
+            headers=self.headers,
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=self.timeout),
+            max_line_size=self.max_line_size,
+            max_field_size=self.max_field_size,
+        )
+
+    def _socks_session(self, choice: ProxyChoice) -> aiohttp.ClientSession:
+        key = str(choice.url)
+        session = self._socks.get(key)
+        if session is None:
+            self.session  # noqa: B018 (refuses a client that is not started)
+            session = self._socks[key] = self._new_session(_socks_connector(choice))
+        return session
 
     def close(self, grace: float | None = None) -> None:
         """Begin closing the pool (returns at once; ``grace`` unused; see :meth:`wait_closed`)."""
         if self._session is not None and self._closing is None:
-            self._closing = asyncio.get_running_loop().create_task(self._session.close())
+            sessions = [self._session, *self._socks.values()]
+            self._closing = asyncio.get_running_loop().create_task(_close_all(sessions))
 
     async def wait_closed(self) -> None:
         """Wait until the pool's connections are closed."""
@@ -171,17 +224,25 @@ class Client(Endpoint):
         proxy: str | None = None,
         timeout: float | _Default | None = _DEFAULT,
         max_redirects: int | None = None,
-        verify: bool | None = None,
+        ssl: SSLSetting | _Default = _DEFAULT,
+        auth: tuple[str, str] | None = None,
         decompress: bool = True,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Send the request and yield aiohttp's response with the body unread (streaming).
 
+        ``proxy`` (or the Request's ``set_proxy``) sends this request through that
+        proxy whatever ``NO_PROXY`` says; ``ssl`` replaces the client's for this
+        request; ``auth`` is ``(user, password)`` for HTTP basic authentication
+        (dropped, like every credential, when a redirect changes origin).
+
         Errors arrive as asyncnet errors: ``NetworkError`` (``ProxyError`` when the
         proxy cannot be reached), ``OperationTimeout`` (``timeout`` bounds the whole
         block), ``TooManyRedirects``, ``IncompleteBody``, ``PeerProtocolError`` (a
-        redirect to a URL that is not http(s), a malformed response).  With
-        ``decompress=False`` the body is left as sent, to be read with
-        :meth:`iter_body`, which decodes it in bounded steps.
+        redirect to a URL that is not http(s), a malformed response),
+        ``WebConfigurationError`` (an https:// URL with ``ssl=False``, a bad proxy
+        setting, SOCKS without the ``socks`` extra).  With ``decompress=False`` the
+        body is left as sent, to be read with :meth:`iter_body`, which decodes it in
+        bounded steps.
         """
         if isinstance(url, Request):  # a copy: the caller's Request is left as it was
             request = Request(url.url, url.data, url.headers, method=method or url._method)
@@ -196,27 +257,69 @@ class Client(Endpoint):
             request.add_header("Content-Type", "application/json")
             request.data = jsonlib.dumps(json)
         send_headers = dict(request.headers)
+        if auth is not None:
+            if _has_header("Authorization", send_headers, self.headers):
+                raise WebConfigurationError("give auth= or an Authorization header, not both")
+            # aiohttp drops this header when a redirect changes origin, as it would auth=.
+            user, password = auth
+            if ":" in user:  # the user:password pair could not be split again
+                raise WebConfigurationError(f"auth: a user name cannot hold ':' ({user!r})")
+            send_headers["Authorization"] = aiohttp.encode_basic_auth(user, password)
         if not decompress and not _has_header("Accept-Encoding", send_headers, self.headers):
             # Offer only what iter_body() decodes (aiohttp would also offer br or zstd
             # when their packages happen to be installed).
             send_headers["Accept-Encoding"] = "gzip, deflate"
         limit = self.max_redirects if max_redirects is None else max_redirects
         deadline = self.timeout if isinstance(timeout, _Default) else timeout
-        via = request.proxy or proxy or self.proxy
+        context = self._context if isinstance(ssl, _Default) else _resolve(ssl)
         target = request.url
+        if context is None and target.scheme == "https":
+            raise WebConfigurationError(_NO_TLS.format(url=request.full_url))
+        explicit = request.proxy or proxy
+        choice = (
+            ProxyChoice(check_proxy_url(explicit))
+            if explicit
+            else choose_proxy(
+                target,
+                proxy=self._proxy,
+                trust_env=self.trust_env,
+                no_proxy=self.no_proxy,
+                environ=os.environ,
+            )
+        )
+        session, via, proxy_headers = self.session, None, None
+        socks_errors: tuple[type[BaseException], ...] = ()
+        if choice is not None and choice.socks:
+            session = self._socks_session(choice)
+            socks_errors = _socks_errors()
+        elif choice is not None:
+            via = choice.url.with_user(None)
+            if choice.url.user is not None:
+                # aiohttp sends proxy_headers with CONNECT only; a plain http:// request
+                # through the proxy carries the header itself (the proxy removes it).
+                login = aiohttp.encode_basic_auth(choice.url.user, choice.url.password or "")
+                if target.scheme == "https":
+                    proxy_headers = {"Proxy-Authorization": login}
+                else:
+                    send_headers["Proxy-Authorization"] = login
         peer = (target.host, target.port)
         phase = f"{request.method} {request.full_url}"
         async with network_errors(peer, phase, deadline, subject=phase):
             try:
-                async with self.session.request(
+                async with session.request(
                     request.method,
                     target,
                     data=request.data,
                     headers=send_headers,
                     proxy=via,
+                    proxy_headers=proxy_headers,
                     allow_redirects=limit > 0,
                     max_redirects=max(limit, 1),
-                    ssl=self.verify if verify is None else verify,
+                    # With ssl=False a redirect to https:// is refused before it is
+                    # followed (_refuse_tls_redirect); aiohttp's own ssl=False would
+                    # mean "TLS unverified", so it never gets that value.
+                    ssl=context if context is not None else True,
+                    trace_request_ctx=_NO_TLS_MARK if context is None else None,
                     auto_decompress=decompress,
                 ) as response:
                     if not decompress:
@@ -228,9 +331,22 @@ class Client(Endpoint):
                 raise NetworkError(f"{phase} failed: TLS: {reason}", peer, "tls") from exc
             except aiohttp.ClientConnectorError as exc:
                 # Refused or unresolvable *proxy*: name it, not the target, as what to check.
-                if via is None or (exc.host, exc.port) != _host_port(via):
+                if choice is None or (exc.host, exc.port) != choice.address:
                     raise  # the target's own failure: network_errors() words it
-                raise _proxy_error(phase, via, exc) from exc
+                raise _proxy_error(phase, choice, exc.os_error) from exc
+            except socks_errors as exc:
+                raise _socks_error(phase, choice, exc) from exc
+            except aiohttp.ClientHttpProxyError as exc:  # CONNECT answered with an error
+                assert choice is not None
+                origin = f" (from {choice.source})" if choice.source else ""
+                raise ProxyError(
+                    f"{phase} failed: proxy {format_peer(choice.address)}{origin} refused "
+                    f"the tunnel: {exc.status} {exc.message}",
+                    choice.address,
+                    "proxy",
+                    reason=f"{exc.status} {exc.message}",
+                    source=choice.source,
+                ) from exc
             except aiohttp.TooManyRedirects as exc:
                 raise TooManyRedirects(request.full_url, limit) from exc
             except aiohttp.ClientPayloadError as exc:
@@ -358,20 +474,116 @@ def _has_header(name: str, *headers: Mapping[str, str]) -> bool:
     return any(key.lower() == wanted for mapping in headers for key in mapping)
 
 
-def _host_port(url: str) -> tuple[str | None, int | None]:
-    parsed = URL(url)
-    return parsed.host, parsed.port
+_NO_TLS = (
+    "{url}: this client was made with ssl=False (no TLS); pass ssl=None to verify "
+    "https:// with the system's CAs, or an SSLContext"
+)
 
 
-def _proxy_error(phase: str, proxy: str, exc: aiohttp.ClientConnectorError) -> ProxyError:
-    host, port = _host_port(proxy)
-    reason = os_reason(exc.os_error)
-    code = exc.os_error.errno if not isinstance(exc.os_error, socket.gaierror) else None
+def _resolve(setting: SSLSetting) -> ssllib.SSLContext | None:
+    # resolve_ssl() words its refusal for every client; here it is a web setting too.
+    try:
+        return resolve_ssl(setting)
+    except ConfigurationError as exc:
+        raise WebConfigurationError(str(exc)) from None
+
+
+_NO_TLS_MARK = object()
+
+
+async def _refuse_tls_redirect(
+    session: aiohttp.ClientSession,
+    context: Any,
+    params: aiohttp.TraceRequestRedirectParams,
+) -> None:
+    """Refuse, before it is followed, a redirect to https:// made with ssl=False."""
+    if context.trace_request_ctx is not _NO_TLS_MARK:
+        return
+    location = params.response.headers.get("Location", "")
+    try:
+        scheme = params.url.join(URL(location)).scheme
+    except ValueError:
+        return  # aiohttp refuses a malformed Location itself
+    if scheme == "https":
+        params.response.close()
+        raise WebConfigurationError(_NO_TLS.format(url=location))
+
+
+async def _close_all(sessions: list[aiohttp.ClientSession]) -> None:
+    for session in sessions:
+        await session.close()
+
+
+def _socks_connector(choice: ProxyChoice) -> aiohttp.BaseConnector:
+    """An aiohttp-socks connector for ``choice`` (a ``socks*://`` proxy)."""
+    try:
+        from aiohttp_socks import ProxyConnector, ProxyType
+    except ImportError:
+        raise WebConfigurationError(
+            f"{choice.setting} {choice.shown}: SOCKS proxies need aiohttp-socks: "
+            "install asyncnet[socks]"
+        ) from None
+    scheme = choice.url.scheme
+    host, port = choice.address
+    connector: aiohttp.BaseConnector = ProxyConnector(
+        proxy_type=ProxyType.SOCKS4 if scheme.startswith("socks4") else ProxyType.SOCKS5,
+        host=host or "",
+        port=port or 0,
+        username=choice.url.user,
+        password=choice.url.password,
+        # socks5h / socks4a: the proxy resolves the name (curl's meaning of the "h").
+        rdns=scheme in ("socks5h", "socks4a"),
+    )
+    return connector
+
+
+def _socks_errors() -> tuple[type[BaseException], ...]:
+    from aiohttp_socks import ProxyConnectionError
+    from aiohttp_socks import ProxyError as SocksError
+
+    return (ProxyConnectionError, SocksError)
+
+
+def _proxy_error(phase: str, choice: ProxyChoice, os_error: OSError) -> ProxyError:
+    reason = os_reason(os_error)
+    code = os_error.errno if not isinstance(os_error, socket.gaierror) else None
+    origin = f" (from {choice.source})" if choice.source else ""
     return ProxyError(
-        f"{phase} failed: proxy {format_peer((host, port))}: {reason}",
-        (host, port),
+        f"{phase} failed: proxy {format_peer(choice.address)}{origin}: {reason}",
+        choice.address,
         "proxy",
         errno=code if isinstance(code, int) and code > 0 else None,
+        reason=reason,
+        source=choice.source,
+    )
+
+
+def _socks_error(phase: str, choice: ProxyChoice | None, exc: BaseException) -> NetworkError:
+    """aiohttp-socks' errors: the proxy unreachable or failing its handshake (a
+    ProxyError), or its answer that it could not reach the target (a NetworkError)."""
+    from aiohttp_socks import ProxyConnectionError
+
+    assert choice is not None
+    if isinstance(exc, ProxyConnectionError):  # the proxy itself could not be reached
+        link: BaseException | None = exc
+        while link is not None and not (isinstance(link, OSError) and link.errno):
+            link = link.__cause__
+        return _proxy_error(phase, choice, link if isinstance(link, OSError) else OSError(str(exc)))
+    reason = str(exc).lower() or type(exc).__name__
+    origin = f" (from {choice.source})" if choice.source else ""
+    if getattr(exc, "error_code", None) is None:  # the handshake failed: login, protocol
+        return ProxyError(
+            f"{phase} failed: SOCKS proxy {format_peer(choice.address)}{origin}: {reason}",
+            choice.address,
+            "proxy",
+            reason=reason,
+            source=choice.source,
+        )
+    return NetworkError(  # the proxy's reply: it could not reach the server
+        f"{phase} failed: SOCKS proxy {format_peer(choice.address)}{origin} could not "
+        f"reach the server: {reason}",
+        choice.address,
+        "connect",
         reason=reason,
     )
 

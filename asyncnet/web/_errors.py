@@ -79,7 +79,24 @@ class CompressionBomb(WebError, PeerProtocolError):
 
 class ProxyError(WebError, NetworkError):
     """The forward proxy could not be reached (refused, unknown host...): check the proxy,
-    not the target."""
+    not the target.
+
+    ``source`` names the environment variable the proxy came from (``HTTPS_PROXY``...),
+    or is ``None`` when the program chose the proxy.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        peer: Any = None,
+        phase: str | None = None,
+        *,
+        errno: int | None = None,
+        reason: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        super().__init__(message, peer, phase, errno=errno, reason=reason)
+        self.source = source
 
 
 class TooManyRedirects(WebError, PeerProtocolError):
