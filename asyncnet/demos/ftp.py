@@ -1,14 +1,22 @@
 """The tutorial's FTP slides (ftplib's retrbinary, retrlines, storbinary, ftpStream), async.
 
     python -m asyncnet.demos.ftp                     # an embedded server over sample files
-    python -m asyncnet.demos.ftp --server HOST:PORT --user NAME [--get FILE] [--put FILE]
+    python -m asyncnet.demos.ftp --server HOST:PORT --user NAME [--dir D] [--get F] [--put F]
+    python -m asyncnet.demos.ftp --serve DIR --user NAME [--port 2121] [--anonymous]
 
 By default the demo starts aioftp's server on 127.0.0.1 over a temporary directory,
 then lists it, reads a text file line by line, downloads with the tutorial's Writer
 and with a progress bar, uploads, verifies checksums, resumes an interrupted
 download and runs five downloads at once on one event loop.  With --server it
-lists a real server's directory (and --get/--put a file); the password comes from
-$FTP_PASSWORD or a prompt, never from the command line.
+lists a real server's directory (and --get/--put a file, in --dir); the password
+comes from $FTP_PASSWORD or a prompt, never from the command line.
+
+With --serve it is an FTP server for any client (curl, ftplib, FileZilla) until
+Ctrl-C: DIR for --user NAME, whose password comes from $ASYNCNET_FTP_PASSWORD or a
+prompt (never the command line), and read-only for anonymous users with
+--anonymous; with --cert (and --key) it offers explicit FTPS, which --user must
+then use.  It listens on 127.0.0.1 unless --host or --all-interfaces says otherwise,
+and prints the URL to connect to.
 """
 
 from __future__ import annotations
@@ -18,18 +26,28 @@ import asyncio
 import functools
 import getpass
 import hashlib
-import logging
 import os
+import posixpath
+import ssl
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import run
 from ..errors import ConfigurationError
-from ..ftp import FTPClient, FTPServer, RemoteEntry, RichTransfers, TransferProgress
 from ..text import printable
 from . import _cli as cli
+
+if TYPE_CHECKING:  # asyncnet.ftp (aioftp) is imported where it runs: --help stays quick
+    from ..ftp import FTPClient, FTPServer, RemoteEntry, TransferProgress
+
+SERVE_PORT = 2121
+"""--serve's default port (as pyftpdlib's): 21 needs privileges."""
+
+PASSWORD_VARIABLE = "ASYNCNET_FTP_PASSWORD"
+"""Where --serve reads --user's password from (else a prompt on a terminal)."""
 
 
 class Writer:
@@ -62,6 +80,8 @@ def sha256(path: Path) -> str:
 
 async def tour(client: Callable[[], FTPClient], work: Path) -> None:
     """Every verb once against the embedded server (its files are in work/'served')."""
+    from ..ftp import RichTransfers
+
     served = work / "served"
     async with client() as ftp:
         for entry in sorted(await ftp.list(), key=lambda e: e.name):
@@ -105,6 +125,8 @@ async def tour(client: Callable[[], FTPClient], work: Path) -> None:
 
 async def embedded(big_mb: int) -> None:
     """Serve sample files from a temporary directory and run the tour against them."""
+    from ..ftp import FTPClient, FTPServer
+
     with tempfile.TemporaryDirectory(prefix="asyncnet-ftp-") as tmp:
         work = Path(tmp)
         served = work / "served"
@@ -124,6 +146,8 @@ async def embedded(big_mb: int) -> None:
 
 async def remote(args: argparse.Namespace, password: str) -> None:
     """List a real server's directory; --get / --put one file with a progress bar."""
+    from ..ftp import FTPClient, RichTransfers
+
     host, port = args.server
     async with FTPClient(
         host,
@@ -143,8 +167,86 @@ async def remote(args: argparse.Namespace, password: str) -> None:
                 )
                 print(f"  {got.path}: {got.size:,} bytes, sha256 {got.sha256}")
             if args.put:
-                sent = await ftp.store(Path(args.put).name, Path(args.put), progress=bars.callback)
-                print(f"  stored {sent:,} bytes as {Path(args.put).name}")
+                target = posixpath.join(args.dir, Path(args.put).name)  # into --dir
+                sent = await ftp.store(target, Path(args.put), progress=bars.callback)
+                print(f"  stored {sent:,} bytes as {printable(target)}")
+
+
+def served_directory(text: str) -> Path:
+    """An argparse ``type=``: a directory that exists (--serve's DIR)."""
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a directory")
+    return path
+
+
+def serve_password(user: str) -> str:
+    """--user's password: $ASYNCNET_FTP_PASSWORD, else asked twice on a terminal."""
+    password = os.environ.get(PASSWORD_VARIABLE)
+    if password is None:
+        if not sys.stdin.isatty():
+            raise ConfigurationError(
+                f"set ${PASSWORD_VARIABLE} to the password for {user} "
+                "(no terminal to ask on), or serve read-only with --anonymous alone"
+            )
+        password = getpass.getpass(f"password for {user} (to set): ")
+        if password != getpass.getpass(f"password for {user} (again): "):
+            raise ConfigurationError("the two passwords differ: run again")
+    if not password:
+        raise ConfigurationError(f"an empty password for {user}: set ${PASSWORD_VARIABLE}")
+    return password
+
+
+def server_tls(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """--cert/--key: the server's certificate for explicit FTPS (None without --cert)."""
+    if cert is None:
+        if key is not None:
+            raise cli.UsageError("--key goes with --cert (the certificate it belongs to)")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:  # ssl.SSLError: not PEM, or key and cert differ
+        reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
+        raise ConfigurationError(
+            f"--cert {cert}{f' --key {key}' if key else ''}: cannot load them ({reason}); "
+            "--cert wants a PEM certificate chain, --key its private key (or both in --cert)"
+        ) from exc
+    return context
+
+
+def serve(args: argparse.Namespace) -> int:
+    """--serve: FTPServer over DIR until Ctrl-C (or kill), with the URL printed."""
+    from ..ftp import FTPServer
+
+    user = None if args.user == "anonymous" else args.user
+    if user is None and not args.anonymous:
+        raise cli.UsageError("--serve needs --user NAME, or --anonymous for read-only access")
+    users = {user: serve_password(user)} if user is not None else {}
+    server = FTPServer(
+        args.serve,
+        users=users,
+        anonymous=args.anonymous,
+        writable=not args.read_only,
+        tls=server_tls(args.cert, args.key),
+        **cli.server_options(args),
+    )
+
+    def ready(servers: Sequence[FTPServer]) -> None:
+        host, port = servers[0].address
+        who = [f"user {printable(user)}"] if user is not None else []
+        who += ["anonymous (read-only)"] if args.anonymous else []
+        shown = f"[{host}]" if ":" in host else host
+        where = f"ftp://{shown}:{port}/"
+        if args.all_interfaces:
+            where = f"port {port} on every interface (ftp://<this host>:{port}/)"
+        tls = ", explicit FTPS (AUTH TLS)" if args.cert else ""
+        print(
+            f"ftp: serving {args.serve} on {where} for {' and '.join(who)}{tls} (Ctrl-C to stop)",
+            flush=True,
+        )
+
+    return cli.serve(server, name="ftp", ready=ready)
 
 
 def server_address(text: str) -> tuple[str, int]:
@@ -161,7 +263,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--server", type=server_address, metavar="HOST:PORT", help="a real FTP server instead"
     )
-    parser.add_argument("--user", default="anonymous", help="login name (default anonymous)")
+    parser.add_argument(
+        "--serve", type=served_directory, metavar="DIR", help="serve DIR over FTP until Ctrl-C"
+    )
+    parser.add_argument(
+        "--user",
+        default="anonymous",
+        metavar="NAME",
+        help="login name (default anonymous); with --serve, the user who may log in",
+    )
+    parser.add_argument(
+        "--anonymous", action="store_true", help="--serve: let anonymous users in, read-only"
+    )
+    parser.add_argument(
+        "--read-only", action="store_true", help="--serve: --user may not change files either"
+    )
+    parser.add_argument(
+        "--cert",
+        type=cli.existing_file,
+        metavar="FILE",
+        help="--serve: offer explicit FTPS with this PEM certificate (chain)",
+    )
+    parser.add_argument(
+        "--key", type=cli.existing_file, metavar="FILE", help="--serve: --cert's private key"
+    )
+    cli.add_server_arguments(parser, port=SERVE_PORT)
     parser.add_argument("--tls", action="store_true", help="explicit FTPS (AUTH TLS)")
     parser.add_argument("--dir", default="", help="directory to list (default: the login one)")
     parser.add_argument("--get", metavar="FILE", help="download FILE (resumes a .part)")
@@ -174,9 +300,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def body(args: argparse.Namespace) -> int:
-    """The body of main(): the embedded tour, or the session with --server."""
-    if args.verbose < 2:  # aioftp's server logs a traceback for each client that hangs up
-        logging.getLogger("aioftp").setLevel(logging.CRITICAL)
+    """The body of main(): the embedded tour, the session with --server, or --serve."""
+    serving_flags = args.anonymous or args.read_only or args.all_interfaces
+    serving_flags = serving_flags or args.cert is not None or args.key is not None
+    serving_flags = serving_flags or args.host != cli.DEFAULT_HOST or args.port != SERVE_PORT
+    if args.serve and args.server:
+        raise cli.UsageError("--serve runs a server, --server talks to one: pass one of them")
+    if args.serve:
+        return serve(args)
+    if serving_flags:
+        raise cli.UsageError(
+            "--host, --port, --all-interfaces, --anonymous, --read-only, --cert and --key "
+            "go with --serve"
+        )
     if not args.server:
         run(embedded(args.big_mb))
         return 0

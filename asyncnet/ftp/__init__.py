@@ -1,7 +1,8 @@
 """An async FTP client on aioftp: ftplib's verbs, streams, progress, safe downloads.
 
-See :class:`FTPClient`; :class:`FTPServer` runs aioftp's server on loopback for
-demos and tests.
+See :class:`FTPClient`; :class:`FTPServer` runs aioftp's server (on loopback unless
+asked otherwise) for demos, tests and real clients: curl, ftplib, active mode,
+explicit FTPS.
 """
 
 from __future__ import annotations

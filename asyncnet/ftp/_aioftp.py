@@ -22,6 +22,7 @@ from aioftp.common import SSLSessionBoundContext
 
 from .._compat import AioftpControlConnection
 from ..errors import ConfigurationError, PeerProtocolError, format_peer
+from ._datachannel import DataChannel
 from ._errors import FTPConnectionClosed, ReplyTooLong
 from ._safety import pin_passive_host
 
@@ -40,6 +41,7 @@ class PinnedClient(AioftpControlConnection, aioftp.Client):
         max_reply_lines: int = 1000,
         tls_hostname: str | None = None,
         passive_commands: Sequence[str] = ("epsv", "pasv"),
+        active: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("trust_server_pasv_ipv4_address", False)
@@ -47,6 +49,8 @@ class PinnedClient(AioftpControlConnection, aioftp.Client):
         self.max_reply_lines = max_reply_lines
         self.tls_hostname = tls_hostname
         self.passive_commands = tuple(passive_commands)
+        self.active = active
+        """Active mode: the server connects to us (EPRT, else PORT), not we to it."""
         self.control_peer: tuple[Any, ...] | None = None
         self.control_writer: asyncio.StreamWriter | None = None
         """The control connection's writer, once ``connect()`` has opened it."""
@@ -112,26 +116,96 @@ class PinnedClient(AioftpControlConnection, aioftp.Client):
 
     async def open_data_stream(
         self, command: str, *, offset: int = 0, conn_type: Literal["I", "A"] = "I"
-    ) -> aioftp.DataConnectionThrottleStreamIO:
-        """aioftp's ``get_stream``, closing the data connection if the command fails."""
-        reader, writer = await self.get_passive_connection(conn_type)
+    ) -> DataChannel:
+        """The data connection of ``command``, closed again if it fails."""
+        if self.active:
+            return await self._open_active(command, offset=offset, conn_type=conn_type)
+        host, port = await self.passive_address(conn_type)
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self.connection_timeout):
+            _, channel = await loop.create_connection(
+                lambda: DataChannel(self.socket_timeout), host, port
+            )
         try:
             if offset:
                 await self.command(f"REST {offset}", "350")
             await self.command(command, "1xx")
-            context = self._data_tls_context()
-            if context is not None:
-                async with asyncio.timeout(self.connection_timeout):
-                    await writer.start_tls(
-                        context, server_hostname=self.tls_hostname or self.server_host
-                    )
+            await self._secure_data(channel)
         except BaseException:
-            writer.close()
+            channel.abort()
             raise
         self.current_type = conn_type
-        return aioftp.DataConnectionThrottleStreamIO(
-            self, reader, writer, throttles={"_": self.throttle}, timeout=self.socket_timeout
-        )
+        return channel
+
+    async def _open_active(
+        self, command: str, *, offset: int, conn_type: Literal["I", "A"]
+    ) -> DataChannel:
+        """Active mode: listen where the control connection is, EPRT (else PORT), accept.
+
+        The listener is on the control connection's local address (the one the server
+        can reach) and accepts one connection, from the control connection's peer
+        host only: anyone else who connects first is dropped, not taken as the data.
+        """
+        await self.command("TYPE " + conn_type, "200")
+        assert self.control_writer is not None
+        local_host = str(self.control_writer.get_extra_info("sockname")[0])
+        peer_host = str(self.control_peer[0]) if self.control_peer else self.server_host
+        loop = asyncio.get_running_loop()
+        accepted: asyncio.Future[DataChannel] = loop.create_future()
+
+        def made(channel: DataChannel) -> None:
+            peer = channel.get_extra_info("peername")
+            if accepted.done() or not peer or str(peer[0]) != peer_host:
+                channel.abort()
+            else:
+                accepted.set_result(channel)
+
+        def factory() -> DataChannel:
+            channel = DataChannel(self.socket_timeout)
+            channel.connected.add_done_callback(lambda _: made(channel))
+            return channel
+
+        listener = await loop.create_server(factory, local_host, 0, backlog=1)
+        try:
+            port = int(listener.sockets[0].getsockname()[1])
+            await self._announce_port(local_host, port)
+            if offset:
+                await self.command(f"REST {offset}", "350")
+            await self.command(command, "1xx")
+            async with asyncio.timeout(self.connection_timeout):
+                channel = await asyncio.shield(accepted)
+        except BaseException:
+            if accepted.done() and not accepted.cancelled():
+                accepted.result().abort()
+            raise
+        finally:
+            listener.close()
+        try:
+            await self._secure_data(channel)
+        except BaseException:
+            channel.abort()
+            raise
+        self.current_type = conn_type
+        return channel
+
+    async def _announce_port(self, host: str, port: int) -> None:
+        """EPRT (RFC 2428, any address family); PORT where EPRT is not implemented."""
+        family = 2 if ":" in host else 1
+        try:
+            await self.command(f"EPRT |{family}|{host}|{port}|", "200")
+        except aioftp.StatusCodeError as exc:
+            if family == 2 or not exc.received_codes[-1].matches("50x"):
+                raise
+            numbers = [*host.split("."), str(port >> 8), str(port & 255)]
+            await self.command("PORT " + ",".join(numbers), "200")
+
+    async def _secure_data(self, channel: DataChannel) -> None:
+        """TLS on the data connection when the control connection has it (after 1xx)."""
+        context = self._data_tls_context()
+        if context is not None:
+            await channel.start_tls(
+                context, self.tls_hostname or self.server_host, self.connection_timeout
+            )
 
     async def parse_line(self) -> tuple[aioftp.Code, str]:
         """One reply line, bounded; EOF is a closed connection, not an empty reply."""
@@ -177,7 +251,14 @@ class PinnedClient(AioftpControlConnection, aioftp.Client):
     async def get_passive_connection(
         self, conn_type: str = "I", commands: Sequence[str] | None = None
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """EPSV, else PASV; either way connect to the control connection's peer."""
+        """aioftp's passive connection as streams, pinned like :meth:`passive_address`."""
+        host, port = await self.passive_address(conn_type, commands)
+        return await self._connect(host, port)
+
+    async def passive_address(
+        self, conn_type: str = "I", commands: Sequence[str] | None = None
+    ) -> tuple[str, int]:
+        """EPSV, else PASV; either way the host is the control connection's peer."""
         commands = [c.lower() for c in (commands or self.passive_commands)]
         await self.command("TYPE " + conn_type, "200")
         announced: str | None = None
@@ -202,7 +283,7 @@ class PinnedClient(AioftpControlConnection, aioftp.Client):
         host = pin_passive_host(announced, peer_host)
         if announced is not None and announced != host and announced != "0.0.0.0":
             self.passive_hosts_replaced += 1
-        return await self._connect(host, port)
+        return host, port
 
 
 def _parse_passive(parse: Any, text: str) -> tuple[str | None, int]:

@@ -129,7 +129,8 @@ async def download_file(
                 await asyncio.to_thread(part.open, remote, offset)
                 if progress is not None:
                     progress(state)
-                async for chunk in reader:
+
+                def sink(chunk: bytes) -> None:
                     if remote.size is not None and part.size + len(chunk) > remote.size:
                         # One byte past SIZE proves the mismatch; reading on would let
                         # a lying server fill the disk.
@@ -144,6 +145,12 @@ async def download_file(
                     state.done += len(chunk)
                     if progress is not None:
                         progress(state)
+
+                # Straight from the data connection to the part file: no task switch
+                # per chunk.  Writes go to the page cache (fsync comes once, at the
+                # end); writing and hashing in a worker thread measured no faster on
+                # 2 busy cores, so they stay here.
+                await reader.pump(sink)
         except FTPReplyError as exc:  # e.g. 426 after the data connection broke
             if remote.size is not None and part.size < remote.size:
                 raise IncompleteTransfer(

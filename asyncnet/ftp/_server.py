@@ -11,14 +11,15 @@ hardened public FTP server, but what it serves stays what it was given:
 
 * **The root is a boundary, symlinks included.**  aioftp maps a client's path under
   the root lexically and then follows whatever symlinks it meets on disk; here the
-  path of every command (RETR, STOR, APPE, LIST, MLSD, MLST, CWD, CDUP, DELE, RMD,
-  MKD, RNFR, RNTO) is resolved first (:func:`os.path.realpath`: links followed, and
-  a path that does not exist yet resolved through its existing parents) and refused
-  with ``550`` unless it lies inside the root's real path.  A link that stays inside
-  the root works as usual.  A listing shows a link that leads out by its name only,
-  as a link, without its target's type, size or times.  The check runs when the
-  command arrives: someone with a shell on the machine who swaps a directory for a
-  link between the check and the open is not what it guards against.
+  path of every command (RETR, STOR, APPE, LIST, NLST, MLSD, MLST, SIZE, MDTM, CWD,
+  CDUP, DELE, RMD, MKD, RNFR, RNTO) is resolved first (:func:`os.path.realpath`:
+  links followed, and a path that does not exist yet resolved through its existing
+  parents) and refused with ``550`` unless it lies inside the root's real path.  A
+  link that stays inside the root works as usual.  A listing shows a link that
+  leads out by its name only, as a link, without its target's type, size or times.
+  The check runs when the command arrives: someone with a shell on the machine who
+  swaps a directory for a link between the check and the open is not what it
+  guards against.
 * **Logins** are the named ``users`` by password; anonymous access only with
   ``anonymous=True`` (user ``anonymous`` or ``ftp``), and then read-only.  USER
   answers ``331`` for every other name, known or not, so the replies never tell
@@ -27,6 +28,12 @@ hardened public FTP server, but what it serves stays what it was given:
   shares one): a peer's attempts are checked one at a time with a doubling delay
   after each failure, however many connections it opens, and a peer that queues
   more attempts than ``max_delay`` covers is locked out: ``421`` and disconnected.
+* **What real clients ask for**: FEAT, SIZE, MDTM, NLST, MLST/MLSD, OPTS, NOOP,
+  passive (PASV, EPSV) and active (PORT, EPRT) data connections; an active one goes
+  only to the client's own address (no FTP bounce), a passive one is accepted only
+  from it; explicit FTPS when given a certificate.  Sessions run through
+  :mod:`._server_session` (a hang-up is one debug line), data connections through
+  :mod:`._server_data`, AUTH TLS through :mod:`._server_tls`.
 """
 
 from __future__ import annotations
@@ -34,16 +41,20 @@ from __future__ import annotations
 import asyncio
 import hmac
 import os
+import ssl
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, Self
 
 import aioftp
-from aioftp.common import Connection
+from aioftp.common import END_OF_LINE, Connection
 
 from .._lifecycle import Endpoint
 from ..errors import ConfigurationError
 from ..servers import LoginThrottle
+from ._server_data import logged_in
+from ._server_tls import ExplicitTLS
 
 __all__ = ["FTPServer"]
 
@@ -52,6 +63,18 @@ ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})
 
 _Response = aioftp.AbstractUserManager.GetUserResponse
 _Handler = Callable[[Connection, Any], Awaitable[bool]]
+
+MLST_FACTS = ("type", "size", "modify", "create")
+"""The MLST/MLSD facts served (RFC 3659), in the order FEAT names them."""
+
+_LS_OPTIONS = frozenset({"-a", "-l", "-al", "-la", "-1", "-la1"})
+"""``ls`` options some clients put before LIST/NLST's path; every listing shows them all."""
+
+DEFAULT_IDLE_TIMEOUT = 300.0
+"""Seconds a session may send no command while no transfer runs (as vsftpd and pyftpdlib)."""
+
+DEFAULT_SOCKET_TIMEOUT = 60.0
+"""Seconds one read or write on a data connection (or one reply's write) may take."""
 
 
 class _Refused(Exception):
@@ -104,12 +127,25 @@ class _Accounts(aioftp.AbstractUserManager):
         return hmac.compare_digest(user.password.encode(), password.encode())
 
 
-class _Server(aioftp.Server):
+class _Server(ExplicitTLS):
     def __init__(
         self, users: aioftp.AbstractUserManager, *, login_throttle: LoginThrottle, **options: Any
     ) -> None:
         super().__init__(users, **options)
         self.login_throttle = login_throttle
+        self.commands_mapping.update(
+            allo=self.allo,
+            feat=self.feat,
+            help=self.help,
+            mdtm=self.mdtm,
+            mode=self.mode,
+            nlst=self._without_ls_options(self.nlst),
+            noop=self.noop,
+            opts=self.opts,
+            size=self.size,
+            stru=self.stru,
+        )
+        self.commands_mapping["list"] = self._without_ls_options(self.list)
         # Paths are checked in get_paths, which every path command calls before it
         # touches the disk; the refusal becomes the command's reply here.
         self.commands_mapping = {
@@ -143,9 +179,20 @@ class _Server(aioftp.Server):
         return " ".join(fields)
 
     async def build_mlsx_string(self, connection: Connection, path: Path) -> str:
-        if not _leads_out(connection, path):
-            return await super().build_mlsx_string(connection, path)
-        return f"Type=OS.unix=slink; {path.name}"
+        if _leads_out(connection, path):
+            line = f"Type=OS.unix=slink; {path.name}"
+        else:
+            line = await super().build_mlsx_string(connection, path)
+        if "mlst_facts" not in connection:
+            return line
+        # OPTS MLST chose the facts: keep those, in the order aioftp wrote them.
+        facts, _, name = line.partition(" ")
+        kept = [
+            f
+            for f in facts.split(";")
+            if f and f.partition("=")[0].lower() in connection.mlst_facts
+        ]
+        return "".join(f + ";" for f in kept) + " " + name
 
     def _link_mtime(self, path: PurePosixPath) -> str:
         try:
@@ -179,17 +226,176 @@ class _Server(aioftp.Server):
         connection.response(code, info)  # after the penalty delay, not before
         return True
 
-    async def dispatcher(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """aioftp's session loop, ending quietly when it is cancelled.
+    @staticmethod
+    def _without_ls_options(handler: _Handler) -> _Handler:
+        async def command(connection: Connection, rest: Any) -> bool:
+            words = str(rest).split(" ", 1)
+            if words[0].lower() in _LS_OPTIONS:
+                rest = words[1] if len(words) > 1 else ""
+            return await handler(connection, rest)
 
-        aioftp re-raises a worker's CancelledError from its session task; on Python
-        3.11 asyncio's start_server callback then calls ``task.exception()`` on the
-        cancelled task and the loop logs "Exception in callback" for a normal close.
+        return command
+
+    def features(self) -> list[str]:
+        """The FEAT lines (RFC 2389): the extensions this server really implements."""
+        facts = "".join(f"{fact}*;" for fact in MLST_FACTS)
+        return [
+            "EPRT",
+            "EPSV",
+            "MDTM",
+            f"MLST {facts}",
+            "PASV",
+            "REST STREAM",
+            "SIZE",
+            "TVFS",
+            "UTF8",
+            *self.tls_features(),
+        ]
+
+    async def feat(self, connection: Connection, rest: str) -> bool:
+        """FEAT: the extensions, one per line (allowed before login)."""
+        connection.response("211", ["Features:", *self.features(), "End"], True)
+        return True
+
+    async def help(self, connection: Connection, rest: str) -> bool:
+        """HELP: the commands this server knows."""
+        verbs = sorted(verb.upper() for verb in self.commands_mapping)
+        rows = [
+            " ".join(f"{verb:<5}" for verb in verbs[i : i + 10]) for i in range(0, len(verbs), 10)
+        ]
+        connection.response(
+            "214", ["The following commands are recognized:", *rows, "Help OK"], True
+        )
+        return True
+
+    async def noop(self, connection: Connection, rest: str) -> bool:
+        """NOOP: 200."""
+        connection.response("200", "NOOP ok")
+        return True
+
+    async def allo(self, connection: Connection, rest: str) -> bool:
+        """ALLO: nothing to reserve ahead (202, as RFC 959 allows)."""
+        if logged_in(connection):
+            connection.response("202", "no storage allocation necessary")
+        return True
+
+    async def stru(self, connection: Connection, rest: str) -> bool:
+        """STRU F only (RFC 1123's minimum)."""
+        if not logged_in(connection):
+            return True
+        ok = rest.strip().upper() == "F"
+        connection.response("200" if ok else "504", "structure F" if ok else "only STRU F")
+        return True
+
+    async def mode(self, connection: Connection, rest: str) -> bool:
+        """MODE S only (RFC 1123's minimum)."""
+        if not logged_in(connection):
+            return True
+        ok = rest.strip().upper() == "S"
+        connection.response("200" if ok else "504", "mode S" if ok else "only MODE S")
+        return True
+
+    async def opts(self, connection: Connection, rest: str) -> bool:
+        """OPTS UTF8 ON (always on) and OPTS MLST (which facts MLST/MLSD show)."""
+        name, _, value = rest.strip().partition(" ")
+        if name.upper() == "UTF8":
+            if value.strip().upper() in ("", "ON"):
+                connection.response("200", "UTF-8 is always on")
+            else:
+                connection.response("504", "UTF-8 cannot be turned off")
+        elif name.upper() == "MLST":
+            wanted = {fact.lower() for fact in value.split(";") if fact}
+            chosen = tuple(fact for fact in MLST_FACTS if fact in wanted)
+            connection.mlst_facts = chosen
+            connection.response("200", f"MLST OPTS {''.join(f + ';' for f in chosen)}")
+        else:
+            connection.response("501", "OPTS: only UTF8 and MLST")
+        return True
+
+    async def readable(self, connection: Connection, rest: str, *, file: bool) -> Path | None:
+        """The real path of an existing, readable ``rest`` (a file if ``file``).
+
+        None, having replied (``530``, or ``550`` as aioftp's own commands do), if not.
         """
-        try:
-            await super().dispatcher(reader, writer)
-        except asyncio.CancelledError:
-            writer.close()
+        if not logged_in(connection):
+            return None
+        real_path, virtual_path = self.get_paths(connection, rest)
+        if not await connection.path_io.exists(real_path):
+            connection.response("550", "path does not exist")
+        elif file and not await connection.path_io.is_file(real_path):
+            connection.response("550", "path is not a file")
+        elif not (await connection.user.get_permissions(virtual_path)).readable:
+            connection.response("550", "permission denied")
+        else:
+            return real_path
+        return None
+
+    async def size(self, connection: Connection, rest: str) -> bool:
+        """SIZE (RFC 3659): the bytes RETR sends, which are the file's (no TYPE A conversion)."""
+        real_path = await self.readable(connection, rest, file=True)
+        if real_path is not None:
+            stats = await connection.path_io.stat(real_path)
+            connection.response("213", str(stats.st_size))
+        return True
+
+    async def mdtm(self, connection: Connection, rest: str) -> bool:
+        """MDTM (RFC 3659): the modification time in UTC, as ``YYYYMMDDHHMMSS``."""
+        real_path = await self.readable(connection, rest, file=False)
+        if real_path is not None:
+            stats = await connection.path_io.stat(real_path)
+            connection.response("213", time.strftime("%Y%m%d%H%M%S", time.gmtime(stats.st_mtime)))
+        return True
+
+    async def nlst(self, connection: Connection, rest: str) -> bool:
+        """NLST: the names in a directory (or a file's own name), one per line."""
+        real_path = await self.readable(connection, rest, file=False)
+        if real_path is None:
+            return True
+        if not connection.future.passive_server.done():
+            connection.response("503", "no data connection: send PASV, EPSV, PORT or EPRT first")
+            return True
+
+        async def send_names() -> None:
+            stream = await self.take_data_connection(connection)
+            if stream is None:
+                return
+            try:
+                async with stream:
+                    if await connection.path_io.is_dir(real_path):
+                        async for path in connection.path_io.list(real_path):
+                            await stream.write((path.name + END_OF_LINE).encode(self.encoding))
+                    else:
+                        await stream.write((real_path.name + END_OF_LINE).encode(self.encoding))
+            except asyncio.CancelledError:  # ABOR, as aioftp's own transfers answer it
+                connection.response("426", "transfer aborted")
+                connection.response("226", "abort successful")
+                return
+            connection.response("226", "name list transfer done")
+
+        connection.extra_workers.add(asyncio.create_task(send_names()))
+        connection.response("150", "name list transfer started")
+        return True
+
+
+def _no_session_tickets(name: str, context: object) -> None:
+    """Make ``context`` send no TLS 1.3 session tickets; refuse a client-side one.
+
+    OpenSSL sends tickets right after the handshake.  On an upload's data connection
+    the client never reads them, and a client that closes with them unread (curl
+    does, as soon as its upload is sent) makes its kernel answer with a reset, which
+    discards whatever of the upload the server had not read yet: the file was cut
+    short and the transfer ended in 426, in up to 1 upload in 6 on loopback.  Without
+    tickets a client resumes no session (none of the clients tested asks to).
+    """
+    if not isinstance(context, ssl.SSLContext):
+        raise ConfigurationError(f"FTPServer: {name}= wants an ssl.SSLContext")
+    try:
+        context.num_tickets = 0
+    except ValueError as exc:  # "SSLContext is not a server context"
+        raise ConfigurationError(
+            f"FTPServer: {name}= wants a server-side context: "
+            "ssl.create_default_context(ssl.Purpose.CLIENT_AUTH) with load_cert_chain()"
+        ) from exc
 
 
 class FTPServer(Endpoint):
@@ -198,7 +404,15 @@ class FTPServer(Endpoint):
     ``users`` maps names to passwords (``writable`` says whether they may change
     files); ``anonymous=True`` adds read-only anonymous access.  ``login_throttle``
     is a :class:`~asyncnet.servers.LoginThrottle` to share (a new one by default,
-    ``server.login_throttle``).  Other keyword arguments go to ``aioftp.Server``.
+    ``server.login_throttle``).  ``tls`` (a server-side :class:`ssl.SSLContext`)
+    offers explicit FTPS (AUTH TLS, PROT P); with ``tls_required`` (the default)
+    named users must log in over TLS and protect their data.  The server sets the
+    context's ``num_tickets`` to 0: a TLS 1.3 session ticket left unread on an
+    upload's data connection turns the client's close into a reset that cuts the
+    upload short.  ``idle_timeout``
+    (300 s), ``socket_timeout`` (60 s) and ``max_line`` (4096 bytes, one command
+    line) bound what a client can hold; other keyword arguments go to
+    ``aioftp.Server`` (its ``ssl=`` is implicit FTPS: TLS from the first byte).
     """
 
     def __init__(
@@ -212,6 +426,8 @@ class FTPServer(Endpoint):
         anonymous: bool = False,
         writable: bool = True,
         login_throttle: LoginThrottle | None = None,
+        tls: ssl.SSLContext | None = None,
+        tls_required: bool = True,
         **aioftp_options: Any,
     ) -> None:
         self.root = Path(root)
@@ -224,6 +440,13 @@ class FTPServer(Endpoint):
                 "FTPServer: no users: pass users={name: password}, or anonymous=True "
                 "for read-only access without a password"
             )
+        if tls is not None and aioftp_options.get("ssl") is not None:
+            raise ConfigurationError(
+                "FTPServer: pass tls= (explicit FTPS, AUTH TLS) or ssl= (implicit FTPS), not both"
+            )
+        for name, context in (("tls", tls), ("ssl", aioftp_options.get("ssl"))):
+            if context is not None:
+                _no_session_tickets(name, context)
         self.host = None if all_interfaces else host
         self.port = port
         self.login_throttle = (
@@ -240,7 +463,16 @@ class FTPServer(Endpoint):
             account(None, None, False) if anonymous else None,
             nobody=account(None, None, False),
         )
-        self._server = _Server(accounts, login_throttle=self.login_throttle, **aioftp_options)
+        aioftp_options.setdefault("idle_timeout", DEFAULT_IDLE_TIMEOUT)
+        aioftp_options.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+        self._server = _Server(
+            accounts,
+            login_throttle=self.login_throttle,
+            tls=tls,
+            tls_required=tls_required,
+            anonymous_names=ANONYMOUS_NAMES if anonymous else frozenset(),
+            **aioftp_options,
+        )
         self._started = False
         self._closing: asyncio.Task[None] | None = None
 

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
+import ssl as ssl_module
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Self, TypeAlias, TypeVar
 
 import aioftp
 
 from .._boundary import network_errors
 from .._lifecycle import Endpoint
+from .._tls import SSLSetting, resolve_ssl
 from ..errors import ConfigurationError, NetworkError, format_peer
 from ._aioftp import PinnedClient
 from ._errors import (
@@ -31,7 +32,10 @@ from ._errors import (
 )
 from ._safety import check_argument
 
-__all__ = ["FTPSession"]
+__all__ = ["FTPSession", "TLSMode"]
+
+TLSMode: TypeAlias = Literal["none", "explicit", "implicit"]
+"""How an FTP session uses TLS: not at all, AUTH TLS (port 21) or from the start (990)."""
 
 T = TypeVar("T")
 
@@ -49,23 +53,24 @@ def _reply_error(exc: aioftp.StatusCodeError, phase: str, peer: Any, auth: bool)
 
 
 class FTPSession(Endpoint):
-    """An FTP (or explicit FTPS) control connection: connect and log in on ``start()``."""
+    """An FTP or FTPS control connection: connect and log in on ``start()``."""
 
     def __init__(
         self,
         host: str = "127.0.0.1",
-        port: int = 21,
+        port: int | None = None,
         *,
         user: str = "anonymous",
         password: str = "anonymous@",
-        tls: bool = False,
-        ssl_context: ssl.SSLContext | None = None,
+        tls: bool | TLSMode = False,
+        ssl: SSLSetting = None,
+        ssl_context: ssl_module.SSLContext | None = None,
         connect_timeout: float = 10.0,
         command_timeout: float = 30.0,
         idle_timeout: float = 30.0,
-        block_size: int = 64 * 1024,
+        block_size: int = 256 * 1024,
         encoding: str = "utf-8",
-        passive: Sequence[str] = ("epsv", "pasv"),
+        passive: bool | Sequence[str] = ("epsv", "pasv"),
         max_reply_lines: int = 1000,
     ) -> None:
         for name, value in (
@@ -77,12 +82,35 @@ class FTPSession(Endpoint):
                 raise ConfigurationError(f"{name} must be positive, not {value!r}")
         if block_size <= 0:
             raise ConfigurationError(f"block_size must be positive, not {block_size!r}")
+        active = passive is False
+        if passive is True or passive is False:
+            passive = ("epsv", "pasv")
         if not passive or any(p.lower() not in ("epsv", "pasv") for p in passive):
-            raise ConfigurationError(f"passive must name 'epsv' and/or 'pasv', not {passive!r}")
-        self.host, self.port = host, port
+            raise ConfigurationError(
+                f"passive must be True, False (active mode: PORT/EPRT) or name 'epsv' "
+                f"and/or 'pasv', not {passive!r}"
+            )
+        if ssl_context is not None:  # the older spelling of ssl=context
+            if ssl is not None:
+                raise ConfigurationError("give ssl= or its older name ssl_context=, not both")
+            ssl = ssl_context
+        mode = "explicit" if tls is True else "none" if tls is False else tls
+        if mode not in ("none", "explicit", "implicit"):
+            raise ConfigurationError(
+                f"tls must be False, True, 'explicit' or 'implicit', not {tls!r}"
+            )
+        if ssl is False and mode != "none":
+            raise ConfigurationError(f"tls={tls!r} needs TLS, but ssl=False turns it off")
+        context = None if ssl is None or ssl is True else resolve_ssl(ssl)
+        self.tls_mode: TLSMode = mode
+        """``"none"``, ``"explicit"`` (AUTH TLS after connecting) or ``"implicit"`` (TLS first)."""
+        self.host = host
+        self.port = port if port is not None else (990 if mode == "implicit" else 21)
         self.user = check_argument(user, "user name")
         self._password = check_argument(password, "password")
-        self.tls, self.ssl_context = tls, ssl_context
+        self.tls = mode != "none"
+        self.ssl_context = context
+        """The TLS context given (None: the system's trust store, built when needed)."""
         self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
         self.idle_timeout, self.block_size = idle_timeout, block_size
         self._ftp = PinnedClient(
@@ -90,6 +118,7 @@ class FTPSession(Endpoint):
             connection_timeout=connect_timeout,
             encoding=encoding,
             passive_commands=tuple(p.lower() for p in passive),
+            active=active,
             max_reply_lines=max_reply_lines,
             tls_hostname=host,
         )
@@ -112,12 +141,21 @@ class FTPSession(Endpoint):
     async def start(self) -> Self:
         """Connect, optionally AUTH TLS, log in and switch to binary mode."""
         try:
+            if self.tls_mode == "implicit":
+                context = self.ssl_context or await asyncio.to_thread(
+                    ssl_module.create_default_context
+                )
+                self._ftp.ssl = context
             async with self._guard("connect", self.connect_timeout):
                 self.greeting = await self._ftp.connect(self.host, self.port)
             self._broken = None
-            if self.tls:
+            if self.tls_mode == "explicit":
                 async with self._guard("AUTH TLS", self.connect_timeout):
                     await self._ftp.upgrade_to_tls(self.ssl_context)
+            elif self.tls_mode == "implicit":
+                # RFC 4217's protection commands, as after AUTH TLS: private data too.
+                await self._command("PBSZ 0", "200")
+                await self._command("PROT P", "200")
             async with self._guard(f"login as {self.user!r}", self.command_timeout, auth=True):
                 await self._ftp.login(self.user, self._password)
             await self._command("TYPE I", "200")
@@ -167,7 +205,7 @@ class FTPSession(Endpoint):
             async with network_errors(self.peer, phase, timeout):
                 try:
                     yield
-                except ssl.SSLError as exc:
+                except ssl_module.SSLError as exc:
                     # An SSLError's errno is OpenSSL's, not the OS's: name the TLS reason.
                     reason = exc.reason or str(exc)
                     raise NetworkError(

@@ -8,17 +8,23 @@ until it is closed (FTP runs one transfer at a time per connection).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Self
 
 from ..errors import StateError
 from ..protocols import LineBuffer
 
 if TYPE_CHECKING:
+    from ._datachannel import DataChannel
     from ._session import FTPSession
 
 __all__ = ["RemoteReader", "RemoteWriter"]
+
+
+class _SinkFailed(Exception):
+    """Carries a pump sink's exception past the network error boundary untranslated."""
 
 
 class _Transfer:
@@ -34,7 +40,7 @@ class _Transfer:
         self.command = command
         self.offset = offset
         self._conn_type = conn_type
-        self._stream: Any = None
+        self._stream: DataChannel | None = None
         self.bytes = 0
 
     async def __aenter__(self) -> Self:
@@ -72,9 +78,12 @@ class RemoteReader(_Transfer):
             raise StateError("use the reader inside `async with client.open_read(...)`")
         if self.eof:
             return b""
-        chunk: bytes = await self._client._data_io(
-            self.command, self._stream.read(size if size > 0 else self._client.block_size)
-        )
+        size = size if size > 0 else self._client.block_size
+        # What has arrived already is returned without a trip through the event loop
+        # (or the error boundary): only waiting can time out or fail on the network.
+        chunk = self._stream.read_nowait(size)
+        if chunk is None:
+            chunk = await self._client._data_io(self.command, self._stream.read(size))
         if chunk:
             self.bytes += len(chunk)
         else:
@@ -83,6 +92,39 @@ class RemoteReader(_Transfer):
 
     def _complete(self) -> bool:
         return self.eof
+
+    async def pump(self, sink: Callable[[bytes], object]) -> int:
+        """Call ``sink(chunk)`` for the rest of the file, as it arrives; bytes read.
+
+        Faster than ``async for`` (no task switch per chunk), for a ``sink`` that does
+        not block: it runs in the event loop's callback.  What it raises ends the
+        transfer and propagates.
+        """
+        if self._stream is None:
+            raise StateError("use the reader inside `async with client.open_read(...)`")
+        if self.eof:
+            return 0
+        before = self.bytes
+        failures: list[Exception] = []
+
+        def counted(chunk: bytes) -> None:
+            self.bytes += len(chunk)
+            try:
+                sink(chunk)
+            except Exception as exc:
+                failures.append(exc)
+                raise _SinkFailed from exc
+
+        try:
+            await self._client._data_io(
+                self.command, self._stream.pump(counted, self._client.block_size)
+            )
+        except _SinkFailed:
+            # The consumer's own error (a full disk, a callback's bug), raised as it
+            # was: the network error boundary is for the data connection's failures.
+            raise failures[0] from None
+        self.eof = True
+        return self.bytes - before
 
     async def lines(self, max_line_length: int = 64 * 1024) -> AsyncIterator[bytes]:
         """The rest of the file as lines without their line ends, each bounded.
@@ -116,5 +158,26 @@ class RemoteWriter(_Transfer):
         """Send ``data`` on the data connection (waits while the server is slow)."""
         if self._stream is None:
             raise StateError("use the writer inside `async with client.open_write(...)`")
-        await self._client._data_io(self.command, self._stream.write(bytes(data)))
+        data = bytes(data)
+        if self._stream.write_nowait(data):
+            # Sent (or buffered under the limit) without waiting; still give the other
+            # tasks a turn, as a write that waited would.
+            await asyncio.sleep(0)
+        else:
+            await self._client._data_io(self.command, self._stream.write(data))
         self.bytes += len(data)
+
+    @property
+    def can_sendfile(self) -> bool:
+        """True when :meth:`sendfile` sends with ``sendfile(2)`` (plain FTP, asyncio's loop)."""
+        return self._stream is not None and self._stream.can_sendfile
+
+    async def sendfile(self, file: BinaryIO, offset: int, count: int) -> int:
+        """Send up to ``count`` bytes of an open binary file from ``offset``; bytes sent."""
+        if self._stream is None:
+            raise StateError("use the writer inside `async with client.open_write(...)`")
+        sent: int = await self._client._data_io(
+            self.command, self._stream.sendfile(file, offset, count)
+        )
+        self.bytes += sent
+        return sent
