@@ -18,19 +18,26 @@ import math
 import os
 import select
 import socket
-import ssl
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from .. import Servable, configure_logging, run_servers
-from .._tls import client_context
 from ..errors import format_peer
-from ..servers import DatagramServer, ServerBase
 from ..text import line_bytes, not_text
 from ._explain import _leaf, explain
+
+if TYPE_CHECKING:
+    import ssl
+
+    from .. import Servable
+    from ..servers import ServerBase
+
+# Every demo imports this module before it parses its arguments, so it imports
+# nothing heavy at the top: asyncio (through the runner), the servers and the TLS
+# helpers load inside the functions that use them, and ``--help`` answers without
+# them.
 
 __all__ = [
     "UsageError",
@@ -181,6 +188,8 @@ def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     key = getattr(args, "key", None)
     if cafile is None and cert is None and key is None:
         return None
+    from .._tls import client_context
+
     return client_context(cafile=cafile, certfile=cert, keyfile=key)
 
 
@@ -255,6 +264,8 @@ def _is_wildcard(host: str) -> bool:
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse arguments and set up logging from -v (for demos that do not use :func:`main`)."""
     args = parser.parse_args(argv)
+    from .._runner import configure_logging
+
     configure_logging(getattr(args, "verbose", 0))
     return args
 
@@ -276,6 +287,8 @@ def main(
     """
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", 0)
+    from .._runner import configure_logging
+
     configure_logging(verbose)
     try:
         status = body(args)
@@ -353,6 +366,8 @@ def serve(
     (:func:`asyncnet._runner.catch_signals`).  ``ready`` replaces the standard ready
     line (:func:`announce`) for a demo that says more.
     """
+    from .._runner import run_servers
+
     shown: Callable[[Sequence[Any]], object] = announce(name) if ready is None else ready
     return run_servers(*servers, ready=shown)
 
@@ -402,6 +417,8 @@ def include_logger(name: str) -> None:
 
 def describe(server: ServerBase) -> str:
     """``tcp://127.0.0.1:9999`` style text for a running server."""
+    from ..servers import DatagramServer
+
     scheme = "udp" if isinstance(server, DatagramServer) else "tcp"
     return ", ".join(f"{scheme}://{format_peer(a)}" for a in server.addresses)
 

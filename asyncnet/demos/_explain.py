@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import re
 import socket
-import ssl
 
 from ..errors import AsyncNetError, ConfigurationError, format_peer
 
@@ -75,6 +74,9 @@ def explain(exc: BaseException, *, host: str | None = None) -> str | None:
 
 
 def _explain(exc: BaseException, host: str | None) -> str:
+    # Imported here, not at the top: a demo's --help does not load the TLS module.
+    import ssl
+
     if isinstance(exc, ConfigurationError):
         return str(exc)
     if any(isinstance(link, ssl.SSLCertVerificationError) for link in _chain(exc)):

@@ -17,12 +17,14 @@ import argparse
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import format_peer
-from ..mail import Delivery, LocalMailServer
 from . import _cli as cli
 from ._mail import PASSWORD_ENV, escape, summary
+
+if TYPE_CHECKING:
+    from ..mail import Delivery
 
 SMTP_PORT, POP3_PORT = 8025, 8110
 
@@ -34,6 +36,9 @@ def show(delivery: Delivery) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     """Run the pair until Ctrl-C (a second Ctrl-C stops at once)."""
+    # aiosmtpd and the mail package load here: --help answers without them.
+    from ..mail import LocalMailServer
+
     if args.host not in ("127.0.0.1", "::1", "localhost"):
         raise cli.UsageError("--host must be a loopback address: this is a toy server")
     password = os.environ.get(PASSWORD_ENV, "demo")

@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import email
-import email.policy
 import logging
 import os
 import sys
@@ -33,16 +31,19 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import DatagramClient, LineClient, catch_signals, run, tcp_server, udp_server
 from ..creosote import Bucket, CreosoteHandler, Message
 from ..errors import AsyncNetError
-from ..ftp import FTPClient, FTPServer, TransferProgress
-from ..mail import LocalMailServer, POP3Client, make_message, send_message
-from ..web import Client, crawl, web_server
 from . import _cli as cli
 from .upper import Upper, UpperDatagram
+
+# The mail, FTP and web packages (aiosmtpd, aioftp, aiohttp) load in the jobs that use
+# them, not here: --help and a usage error answer without the three libraries.
+if TYPE_CHECKING:
+    from ..ftp import FTPClient, TransferProgress
+    from ..mail import LocalMailServer
 
 log = logging.getLogger("asyncnet.office")
 
@@ -172,6 +173,11 @@ def sample_pages(root: Path, count: int) -> None:
 
 async def mail_job(board: Board, mail: LocalMailServer, count: int) -> None:
     """Send ``count`` messages over SMTP, then read them back over POP3 and parse each."""
+    import email
+    import email.policy
+
+    from ..mail import POP3Client, make_message, send_message
+
     job = board.add("mail", 2 * count)
     smtp_host, smtp_port = mail.smtp_address
     for n in range(1, count + 1):
@@ -234,6 +240,8 @@ async def ftp_job(
 
 async def web_job(board: Board, url: str) -> None:
     """Fetch the index, then crawl the site a few pages at a time."""
+    from ..web import Client, crawl
+
     job = board.add("web", None)
     async with Client(timeout=10) as client:
         page = await client.fetch(url)
@@ -265,6 +273,10 @@ async def upper_job(board: Board, tcp: Any, udp: Any, until: asyncio.Event) -> N
 
 async def office(args: argparse.Namespace, out: Path, scratch: Path) -> int:
     """Start every server, run every job at once, print the summary; 0 also on Ctrl-C."""
+    from ..ftp import FTPClient, FTPServer
+    from ..mail import LocalMailServer
+    from ..web import web_server
+
     served, site = scratch / "served", scratch / "site"
     make_directory(out)
     names = [p.name for p in sample_files(served, args.files, args.size_kib * 1024, "report")]
@@ -344,8 +356,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def body(args: argparse.Namespace) -> int:
     """The body of main(): scratch space, the office, one line per expected failure."""
-    if args.verbose < 2:  # aioftp's server logs a traceback for each client that hangs up
-        logging.getLogger("aioftp").setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="asyncnet-office-") as tmp:
         out = args.out or Path(tmp) / "downloads"
         try:

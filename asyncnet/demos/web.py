@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..web import WebServer, site_app
 from . import _cli as cli
 
 SAMPLE = Path(__file__).with_name("site")
@@ -64,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     """The body of main(): check the directories, then serve (a second Ctrl-C: at once)."""
+    # aiohttp loads here, not at the top: --help and a usage error answer without it.
+    from ..web import WebServer, site_app
+
     if args.debug_host and not args.debug:
         raise cli.UsageError("--debug-host only matters with --debug")
     with contextlib.ExitStack() as stack:
