@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-quick lint format typecheck docs test-all bench bench-quick bench-micro clean
+.PHONY: demo test test-quick lint format typecheck docs test-all bench bench-quick bench-micro \
+	bench-transfers bench-http bench-imports clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "asyncnet needs Python 3.11 or newer")'
@@ -76,8 +77,21 @@ test-all:
 # works too (make would take a bare --quick as its own option).  The benchmark lives in
 # benchmarks/ (not in the wheel) and runs from the repository root; it judges each run
 # by benchmarks/targets.toml.
+# Then the transfer, static-file and import-time benchmarks, each its own table.
 bench: $(VENV)/.installed-bench
 	$(PY) -m benchmarks --json benchmarks/results/latest.json --plot benchmarks/results/latest.png --markdown $(BENCH_ARGS)
+	$(PY) -m benchmarks.transfers --json benchmarks/results/transfers.json
+	$(PY) -m benchmarks.http --json benchmarks/results/http.json
+	$(PY) -m benchmarks.imports --json benchmarks/results/imports.json
+
+bench-transfers: $(VENV)/.installed-bench
+	$(PY) -m benchmarks.transfers $(BENCH_ARGS)
+
+bench-http: $(VENV)/.installed-bench
+	$(PY) -m benchmarks.http $(BENCH_ARGS)
+
+bench-imports: $(VENV)/.installed-bench
+	$(PY) -m benchmarks.imports $(BENCH_ARGS)
 
 bench-quick: $(VENV)/.installed-bench
 	$(PY) -m benchmarks --quick --json benchmarks/results/quick.json --plot benchmarks/results/quick.png $(BENCH_ARGS)

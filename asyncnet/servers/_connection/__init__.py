@@ -8,7 +8,7 @@
 * :mod:`.registry` -- the server's open connections, linked through themselves.
 * :mod:`.line` -- :class:`LineConnection`, the fast path for ``LineHandler``.
 * :mod:`.stream` -- :class:`StreamConnection`, one ``StreamHandler.handle()``
-  task over asyncio streams.
+  task per connection, its reader fed by the sans-IO line buffer.
 """
 
 from .deadlines import DeadlineSweep
