@@ -6,7 +6,6 @@ import asyncio
 import gzip
 import json
 import os
-import signal
 import ssl
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from asyncnet.web import (
 )
 from asyncnet.web._client import shared_client
 
-from .helpers import wait_until
+from .web_client_peers import proxy_py
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -353,37 +352,6 @@ async def test_refused_connection_names_the_url() -> None:
 
 
 # -- a real forward proxy (proxy.py) on loopback --------------------------------------------------
-
-
-@asynccontextmanager
-async def proxy_py(tmp_path: Path) -> AsyncIterator[str]:
-    pytest.importorskip("proxy", reason="proxy.py is not installed (pip install proxy.py)")
-    port_file = tmp_path / "proxy.port"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "proxy", "--hostname", "127.0.0.1", "--port", "0",
-         "--port-file", str(port_file), "--num-workers", "1", "--num-acceptors", "1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        # proxy.py announces its port only in this file: nothing to await but the file.
-        await wait_until(lambda: port_file.exists() and port_file.read_text().strip() != "", 30)
-        port = int(port_file.read_text().split()[0])
-        # connect once, so the proxy is known to accept before the test proper
-        async with asyncio.timeout(10):
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            await asyncio.to_thread(process.wait, 10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            await asyncio.to_thread(process.wait, 10)
-        assert process.stderr is not None
-        process.stderr.close()
 
 
 @pytest.mark.slow
