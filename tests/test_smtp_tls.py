@@ -25,9 +25,9 @@ from asyncnet.mail import (
     SMTPReplyError,
     TLSRequired,
     make_message,
+    message_envelope,
     send_message,
 )
-from asyncnet.mail import message_envelope
 
 from .test_mail_smtp import aiosmtpd_server, fake_smtp
 

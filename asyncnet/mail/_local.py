@@ -31,7 +31,10 @@ It is aiosmtpd's protocol with two bounds of asyncnet's
 (:class:`~asyncnet.mail._smtpd.BoundedSMTP`): DATA held within ``data_size_limit``
 (32 MiB) whatever a client sends (``552`` beyond; aiosmtpd alone keeps every piece of
 a line that never ends), and at most ``max_recipients`` (100) RCPTs per message
-(``452 4.5.3 Too many recipients`` beyond).
+(``452 4.5.3 Too many recipients`` beyond).  DATA is never held whole: it is written
+to the first recipient's Maildir ``tmp`` 64 KiB at a time as it arrives, and on the
+final dot flushed to disk and linked into each recipient's ``new`` (one file on disk
+however many recipients), so the server's memory does not grow with the message.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from aiosmtpd.smtp import Envelope, Session
 
 from .._lifecycle import Endpoint
 from ..errors import ConfigurationError, StateError
-from ._maildir import Maildirs
+from ._maildir import Maildirs, MaildirWriter
 from ._pop3.server import PasswordAuthenticator, POP3Server
 from ._smtpd import DEFAULT_MAX_RECIPIENTS, BoundedSMTP
 
@@ -109,20 +112,39 @@ class _DeliveryHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: AioSMTP, session: Session, envelope: Envelope) -> str:
-        data = envelope.original_content or b""
-        users = {u for a in envelope.rcpt_tos if (u := self.owner.user_for(a)) is not None}
-        maildirs, sender = self.owner.maildirs, envelope.mail_from or ""
+    async def begin_DATA(self, server: AioSMTP, session: Session, envelope: Envelope) -> _Sink:
+        """Stream the message into the recipients' Maildirs as it arrives (see BoundedSMTP)."""
+        users = sorted({u for a in envelope.rcpt_tos if (u := self.owner.user_for(a)) is not None})
+        writer = await self.owner.maildirs.writer(users)
+        return _Sink(self.owner, writer, envelope.mail_from or "", session.peer)
+
+
+class _Sink:
+    """One message on its way into the Maildirs: written to ``tmp`` in chunks, then
+    linked into each user's ``new`` on the final dot (a DataSink for BoundedSMTP)."""
+
+    def __init__(self, owner: LocalMailServer, writer: MaildirWriter, sender: str, peer: Any):
+        self.owner, self.writer, self.sender, self.peer = owner, writer, sender, peer
+
+    async def write(self, data: bytes) -> None:
+        await self.writer.write(data)
+
+    async def commit(self) -> str:
+        writer = self.writer
         try:
-            for user in sorted(users):
-                key = await maildirs.deliver(user, data)
-                self.owner._delivered(
-                    Delivery(user, key, sender, len(data), session.peer, maildirs)
-                )
+            keys = await writer.commit()
         except OSError as exc:
             logger.error("delivery failed: %s", exc)
             return "451 4.3.0 local delivery failed, try again later"
-        return f"250 OK delivered to {len(users)} mailbox(es)"
+        maildirs = self.owner.maildirs
+        for user, key in keys.items():
+            self.owner._delivered(
+                Delivery(user, key, self.sender, writer.size, self.peer, maildirs)
+            )
+        return f"250 OK delivered to {len(keys)} mailbox(es)"
+
+    def abort(self) -> None:
+        self.writer.abort()
 
 
 class LocalMailServer(Endpoint):

@@ -16,6 +16,15 @@ passed*: one line without CRLF after ``DATA`` grows the server without bound.  A
   transaction; the next get ``452 4.5.3 Too many recipients`` (a temporary failure:
   the client sends them in another transaction).
 
+A handler with a ``begin_DATA(server, session, envelope)`` coroutine streams the
+message instead of receiving it whole: it returns a :class:`DataSink` that gets the
+message's bytes (unstuffed, CRLF, as ``envelope.original_content`` would hold them) in
+pieces of about ``CHUNK_SIZE`` (64 KiB) as they arrive, then ``commit()`` (its reply
+is the reply to DATA) or ``abort()`` (a limit passed, or the client went away); its
+``handle_DATA`` is not called then, and ``envelope.content`` stays ``None``.  While a
+piece is written, the session reads no further: the client waits (TCP flow control),
+it does not fill the server.  The memory a streaming session holds is about one piece.
+
 The message is read from aiosmtpd's own stream, which it offers no public access to:
 :func:`asyncnet._compat.smtp_streams` is the one place that reaches for it.
 """
@@ -23,15 +32,33 @@ The message is read from aiosmtpd's own stream, which it offers no public access
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 
 from aiosmtpd.smtp import MISSING, Envelope, syntax
 from aiosmtpd.smtp import SMTP as AioSMTP
 
 from .._compat import smtp_streams
 from ..errors import ConfigurationError
+from ._maildir import CHUNK_SIZE
 
-__all__ = ["DEFAULT_MAX_RECIPIENTS", "BoundedSMTP"]
+__all__ = ["DEFAULT_MAX_RECIPIENTS", "BoundedSMTP", "DataSink"]
+
+
+class DataSink(Protocol):
+    """Where a handler's ``begin_DATA`` has a streamed message go (see the module docs)."""
+
+    async def write(self, data: bytes) -> None:
+        """The next piece of the message."""
+        ...
+
+    async def commit(self) -> str:
+        """The message is complete: store it; returns the reply (``250 ...``, ``451 ...``)."""
+        ...
+
+    def abort(self) -> None:
+        """Throw what was written away (a limit passed, the client went away)."""
+        ...
+
 
 DEFAULT_MAX_RECIPIENTS = 100
 """RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients per message."""
@@ -48,7 +75,16 @@ class _DataBody:
     line) and says when the terminating ``.`` line has come.
     """
 
-    __slots__ = ("_line", "_line_size", "line_limit", "lines", "refusal", "size", "size_limit")
+    __slots__ = (
+        "_line",
+        "_line_size",
+        "held",
+        "line_limit",
+        "lines",
+        "refusal",
+        "size",
+        "size_limit",
+    )
 
     def __init__(self, size_limit: int | None, line_limit: int) -> None:
         self.size_limit = size_limit
@@ -56,6 +92,8 @@ class _DataBody:
         self.lines: list[bytes] = []
         """Complete lines, unstuffed, while the message is within its limits."""
         self.size = 0
+        self.held = 0
+        """Bytes in :attr:`lines` (what :meth:`take` gives)."""
         self.refusal: str | None = None
         """The reply once a limit was passed (the message is then dropped)."""
         self._line: list[bytes] = []
@@ -76,7 +114,9 @@ class _DataBody:
         if piece.endswith(b"\r\n"):
             if self.refusal is None:
                 line = b"".join(self._line)
-                self.lines.append(line[1:] if line.startswith(b".") else line)
+                line = line[1:] if line.startswith(b".") else line
+                self.lines.append(line)
+                self.held += len(line)
             self._line.clear()
             self._line_size = 0
         return False
@@ -84,13 +124,19 @@ class _DataBody:
     def _refuse(self, reply: str) -> None:
         self.refusal = reply
         self.lines.clear()
+        self.held = 0
         self._line.clear()
+
+    def take(self) -> bytes:
+        """The complete lines received since the last take, and forget them."""
+        data = b"".join(self.lines)
+        self.lines.clear()
+        self.held = 0
+        return data
 
     def content(self) -> bytes:
         """The message, once the terminator came and no limit was passed."""
-        data = b"".join(self.lines)
-        self.lines.clear()
-        return data
+        return self.take()
 
 
 class BoundedSMTP(AioSMTP):
@@ -145,8 +191,53 @@ class BoundedSMTP(AioSMTP):
         if arg:
             await self.push("501 Syntax: DATA")
             return
+        begin = getattr(self.event_handler, "begin_DATA", None)
+        sink: DataSink | None = None
+        if begin is not None:
+            try:
+                sink = await begin(self, self.session, self.envelope)
+            except OSError as exc:
+                await self.push(f"451 4.3.0 cannot store the message now: {exc.strerror}")
+                return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         body = _DataBody(self.data_size_limit, self.line_length_limit)
+        try:
+            complete = await self._read_data(body, sink)
+        except BaseException:
+            if sink is not None:
+                sink.abort()
+            raise
+        if not complete:
+            if sink is not None:
+                sink.abort()
+            return
+        if body.refusal is not None:
+            if sink is not None:
+                sink.abort()
+            self.envelope = Envelope()  # as after any DATA: a new transaction
+            await self.push(body.refusal)
+            return
+        if sink is not None:
+            try:
+                await sink.write(body.take())
+            except BaseException:
+                sink.abort()
+                raise
+            reply = await sink.commit()
+            self.envelope = Envelope()  # as after any DATA: a new transaction
+            await self.push(reply)
+            return
+        content = body.content()
+        self.envelope.original_content = content
+        self.envelope.content = content
+        hook = getattr(self.event_handler, "handle_DATA", None)
+        status = MISSING if hook is None else await hook(self, self.session, self.envelope)
+        self.envelope = Envelope()  # as after any DATA: a new transaction
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _read_data(self, body: _DataBody, sink: DataSink | None) -> bool:
+        """Read the message up to its terminating dot into ``body``, handing ``sink``
+        each ``CHUNK_SIZE`` of it; False if the client went away first."""
         reader, writer = smtp_streams(self)
         while True:
             try:
@@ -156,22 +247,13 @@ class BoundedSMTP(AioSMTP):
             except asyncio.LimitOverrunError as exc:
                 piece = await reader.read(exc.consumed)  # part of a long line
             except asyncio.IncompleteReadError:
-                return  # the client closed mid-DATA: nothing to deliver
+                return False  # the client closed mid-DATA: nothing to deliver
             except asyncio.CancelledError:
                 writer.close()  # the connection was lost during DATA
                 raise
             if not piece:
-                return
+                return False
             if body.feed(piece):
-                break
-        if body.refusal is not None:
-            self.envelope = Envelope()  # as after any DATA: a new transaction
-            await self.push(body.refusal)
-            return
-        content = body.content()
-        self.envelope.original_content = content
-        self.envelope.content = content
-        hook = getattr(self.event_handler, "handle_DATA", None)
-        status = MISSING if hook is None else await hook(self, self.session, self.envelope)
-        self.envelope = Envelope()  # as after any DATA: a new transaction
-        await self.push("250 OK" if status is MISSING else status)
+                return True
+            if sink is not None and body.held >= CHUNK_SIZE:
+                await sink.write(body.take())

@@ -36,26 +36,40 @@ a client must not tell its user the password is wrong, only to try again later.
 One session per maildrop at a time (a second login gets ``-ERR [IN-USE]``).  The
 maildrop is the user's Maildir as it was at login; UIDL is the Maildir key
 (stable across sessions); messages are served with CRLF line endings, dot-stuffed.
+
+RETR and TOP stream the message from its file, ``CHUNK_SIZE`` (64 KiB) at a time,
+waiting whenever the connection's write buffer is past its high-water mark (the
+server's ``write_buffer_high``) until the client has read it down: a session holds
+about one chunk plus that buffer of a message, whatever its size, and a client that
+stops reading pauses its RETR (then ``write_timeout`` drops it) instead of growing
+the server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import inspect
 import logging
 import os
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, ClassVar, Protocol
 
-from ...protocols import dot_stuff
 from ...servers import CommandHandler, LoginThrottle, StreamServer
-from .._maildir import Maildirs, MaildropEntry
+from .._maildir import CHUNK_SIZE, Maildirs, MaildropEntry, MessageFile, WireForm
 from .sasl import cram_md5_digest, decode_response, encode_response, parse_plain
 
-__all__ = ["Authenticator", "POP3Server", "POP3Session", "PasswordAuthenticator"]
+__all__ = [
+    "Authenticator",
+    "DotStuffer",
+    "POP3Server",
+    "POP3Session",
+    "PasswordAuthenticator",
+    "TopCut",
+]
 
 logger = logging.getLogger("asyncnet.mail.pop3")
 
@@ -107,6 +121,139 @@ SASL_MECHANISMS = ("PLAIN", "CRAM-MD5")
 SASLStep = Callable[[bytes], Awaitable[str]]
 """What answers the client's next SASL response: the reply line (``+ ...``, ``+OK``, ``-ERR``)."""
 _TRANSACTION_VERBS = {"STAT", "LIST", "UIDL", "TOP", "RETR", "DELE", "RSET", "NOOP", "CAPA"}
+
+
+class DotStuffer:
+    """RFC 1939 byte-stuffing of a message in wire form, a chunk at a time (sans-IO).
+
+    A line that starts with ``.`` gets another one, also when the chunk before ended
+    the previous line: the outputs joined equal the whole message stuffed at once.
+    """
+
+    __slots__ = ("_at_start",)
+
+    def __init__(self) -> None:
+        self._at_start = True
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The stuffed chunk."""
+        if not chunk:
+            return chunk
+        out = chunk.replace(b"\r\n.", b"\r\n..")
+        if self._at_start and out.startswith(b"."):
+            out = b"." + out
+        # Wire form never splits a CRLF between chunks (WireForm keeps a final CR back).
+        self._at_start = out.endswith(b"\r\n")
+        return out
+
+
+class TopCut:
+    """TOP's cut of a message in wire form, a chunk at a time (sans-IO): the header, the
+    empty line after it, then ``lines`` lines of the body.
+
+    A message with no empty line is all header, sent whole.
+    """
+
+    __slots__ = ("_in_header", "_left", "_partial", "done")
+
+    def __init__(self, lines: int) -> None:
+        self._in_header = True
+        self._partial = False  # part of a line was seen, its CRLF not yet
+        self._left = lines
+        self.done = False
+        """True once the cut is complete: nothing more to read."""
+
+    def feed(self, chunk: bytes) -> bytes:
+        """What of ``chunk`` belongs to the answer."""
+        if self.done:
+            return b""
+        pos = 0
+        while self._in_header:
+            end = chunk.find(b"\r\n", pos)
+            if end < 0:
+                self._partial = self._partial or pos < len(chunk)
+                return chunk
+            empty = end == pos and not self._partial
+            self._partial = False
+            pos = end + 2
+            if empty:
+                self._in_header = False
+        if self._left <= 0:
+            self.done = True
+            return chunk[:pos]
+        # Whole chunks at C speed while they hold fewer lines than are still wanted.
+        if chunk.count(b"\r\n", pos) < self._left:
+            self._left -= chunk.count(b"\r\n", pos)
+            return chunk
+        while True:
+            end = chunk.find(b"\r\n", pos)
+            pos = end + 2
+            self._left -= 1
+            if self._left == 0:
+                self.done = True
+                return chunk[:pos]
+
+
+class _DrainWatch:
+    """Stands in for a connection's protocol while a reply streams, to hear when the
+    transport's write buffer has drained (``resume_writing``).
+
+    A line handler's connection offers no ``drain()``; this forwards every callback to
+    it unchanged (its own flow control and write deadline go on working) and wakes
+    the writer on ``resume_writing`` and ``connection_lost``.
+    """
+
+    def __init__(self, transport: asyncio.WriteTransport) -> None:
+        self.transport = transport
+        self.inner: asyncio.BaseProtocol = transport.get_protocol()
+        self.paused = False
+        self.lost = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self.inner.resume_writing()
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self._wake()
+        self.inner.connection_lost(exc)
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def drain(self) -> None:
+        """Return once the write buffer is at or below its high-water mark."""
+        transport = self.transport
+        high = transport.get_write_buffer_limits()[1]
+        # Past the mark the transport has paused us (maybe before we stood in: then
+        # only the size tells), and resume_writing() comes once it is down to the low one.
+        while self.paused or transport.get_write_buffer_size() > high:
+            if self.lost or transport.is_closing():
+                raise ConnectionResetError("the POP3 client went away during the reply")
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_DrainWatch]:
+        """Stand in for the protocol within the block."""
+        self.transport.set_protocol(self)  # type: ignore[arg-type]
+        try:
+            yield self
+        finally:
+            current: object = self.transport.get_protocol()
+            if current is self:
+                self.transport.set_protocol(self.inner)
 
 
 class POP3Session(CommandHandler):
@@ -337,23 +484,52 @@ class POP3Session(CommandHandler):
         """UIDL [n]: unique-ids, the same in every session."""
         return self._listing(args, "uid")
 
-    async def _read(self, entry: MaildropEntry) -> bytes | None:
+    async def _open(self, entry: MaildropEntry) -> MessageFile | None:
         assert self.locked_user is not None
         try:
-            return await asyncio.to_thread(self.pop3.maildirs.read, self.locked_user, entry.key)
+            return await asyncio.to_thread(self.pop3.maildirs.open, self.locked_user, entry.key)
         except (KeyError, FileNotFoundError):
             return None
 
+    async def _stream(self, status: str, file: MessageFile, cut: TopCut | None) -> str:
+        """Send ``status``, then the message from ``file`` a chunk at a time, dot-stuffed;
+        return the final ``.`` line (the connection writes it after the last chunk)."""
+        transport, stats = self.transport, self.server.stats
+        self.send_line(status)  # after any reply queued before it (PIPELINING)
+        form, stuffer = WireForm(), DotStuffer()
+        with _DrainWatch(transport).installed() as watch:
+            while True:
+                chunk = await asyncio.to_thread(file.read, CHUNK_SIZE)
+                out = form.feed(chunk) if chunk else form.finish()
+                if cut is not None:
+                    out = cut.feed(out)
+                if out:
+                    if watch.lost or transport.is_closing():
+                        raise ConnectionResetError("the POP3 client went away during the reply")
+                    data = stuffer.feed(out)
+                    stats.bytes_out += len(data)  # past the connection: count it here
+                    transport.write(data)
+                    await watch.drain()
+                if not chunk or (cut is not None and cut.done):
+                    break
+        return "."
+
+    async def _send_message(self, entry: MaildropEntry, status: str, cut: TopCut | None) -> str:
+        file = await self._open(entry)
+        if file is None:
+            return "-ERR message was removed by someone else"
+        try:
+            return await self._stream(status, file, cut)
+        finally:
+            file.close()
+
     async def do_RETR(self, args: str) -> str:
-        """RETR n: the whole message, dot-stuffed."""
+        """RETR n: the whole message, dot-stuffed (streamed from its file)."""
         found = self._message(args)
         if isinstance(found, str):
             return found
         _, entry = found
-        data = await self._read(entry)
-        if data is None:
-            return "-ERR message was removed by someone else"
-        return self._multiline(f"+OK {len(data)} octets", data)
+        return await self._send_message(entry, f"+OK {entry.size} octets", None)
 
     async def do_TOP(self, args: str) -> str:
         """TOP n lines: the headers and the first ``lines`` lines of the body."""
@@ -363,18 +539,9 @@ class POP3Session(CommandHandler):
         found = self._message(words[0])
         if isinstance(found, str):
             return found
-        data = await self._read(found[1])
-        if data is None:
-            return "-ERR message was removed by someone else"
-        head, sep, body = data.partition(b"\r\n\r\n")
-        lines = body.splitlines(keepends=True)[: int(words[1])]
-        return self._multiline("+OK top of message follows", head + sep + b"".join(lines))
-
-    @staticmethod
-    def _multiline(status: str, body: bytes) -> str:
-        # dot_stuff ends with ".\r\n"; the connection adds the final CRLF itself.
-        stuffed = dot_stuff(body)[:-2].decode("utf-8", "surrogateescape")
-        return f"{status}\r\n{stuffed}"
+        return await self._send_message(
+            found[1], "+OK top of message follows", TopCut(int(words[1]))
+        )
 
     def do_DELE(self, args: str) -> str:
         """DELE n: mark for deletion (done at QUIT)."""

@@ -1,0 +1,55 @@
+"""A mail server in a process of its own, for measuring what a message costs it.
+
+``python -m tests.mail_streaming_server pop3|local ROOT USER PASSWORD`` serves ``ROOT``'s
+Maildirs on 127.0.0.1: ``pop3`` our POP3 server (its port is printed first), ``local``
+the local pair (SMTP in, POP3 out: the SMTP port is printed first).  It answers lines on
+stdin: ``mark`` forgets the
+peak resident size so far (``/proc/self/clear_refs``), ``peak`` prints the peak since the
+last mark, ``rss`` the current size, both in bytes (``VmHWM`` and ``VmRSS``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from typing import Any
+
+from asyncnet.mail import LocalMailServer, Maildirs, PasswordAuthenticator, POP3Server
+
+
+def status(field: str) -> int:
+    """A ``/proc/self/status`` size in bytes (``VmHWM``, ``VmRSS``)."""
+    with open("/proc/self/status") as file:
+        for line in file:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise LookupError(field)
+
+
+async def main(mode: str, root: str, user: str, password: str) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        server: Any
+        if mode == "pop3":
+            maildirs = Maildirs(root, [user])
+            auth = PasswordAuthenticator({user: password})
+            server = POP3Server(maildirs, auth, host="127.0.0.1", port=0)
+            await stack.enter_async_context(server)
+            print(server.address[1], flush=True)
+        else:
+            server = LocalMailServer({user: password}, root=root)
+            await stack.enter_async_context(server)
+            print(server.smtp_address[1], flush=True)
+        while command := (await asyncio.to_thread(sys.stdin.readline)).strip():
+            if command == "mark":
+                with open("/proc/self/clear_refs", "w") as refs:
+                    refs.write("5")  # resets VmHWM to the current resident size
+                print(status("VmHWM"), flush=True)
+            elif command == "peak":
+                print(status("VmHWM"), flush=True)
+            elif command == "rss":
+                print(status("VmRSS"), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*sys.argv[1:5]))
