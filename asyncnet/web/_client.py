@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json as jsonlib
 import os
 import socket
@@ -94,6 +95,13 @@ MAX_RATIO = 100.0
 RATIO_GRACE = 4 * 1024 * 1024
 """Decoded bytes allowed before ``max_ratio`` applies (a small file may compress well)."""
 CHUNK = 64 * 1024
+PRESIZE = 64 * 1024 * 1024
+"""The most :meth:`Client.fetch` sets aside for a body from its ``Content-Length``."""
+READ_BUFFER = 256 * 1024
+"""How much of a body aiohttp buffers before it stops reading the socket.  Its default
+(64 KiB) pauses the transport once 128 KiB wait, which one 256 KiB read of the event
+loop already passes; measured over HTTPS on the asyncio loop (20 MiB, loopback),
+256 KiB was 6-8% faster, and 1 MiB no faster than that."""
 
 
 class _Default:
@@ -321,6 +329,7 @@ class Client(Endpoint):
                     ssl=context if context is not None else True,
                     trace_request_ctx=_NO_TLS_MARK if context is None else None,
                     auto_decompress=decompress,
+                    read_bufsize=READ_BUFFER,
                 ) as response:
                     if not decompress:
                         self._undecoded.add(response)
@@ -376,17 +385,22 @@ class Client(Endpoint):
     ) -> AsyncGenerator[bytes, None]:
         """The body of an :meth:`open` response, in chunks, decoded and bounded.
 
-        A body opened with ``decompress=False`` is decoded here (gzip, deflate) at most
-        64 KiB at a time; past ``max_body`` decoded bytes it is :class:`BodyTooLarge`,
-        and past :data:`RATIO_GRACE` decoded bytes, more than ``max_ratio`` decoded
-        bytes per byte on the wire is :class:`CompressionBomb` (the connection is
-        dropped either way).  A body shorter than announced is :class:`IncompleteBody`.
+        Each chunk is what aiohttp has buffered (up to :data:`READ_BUFFER` bytes and
+        one read more).  A body opened with ``decompress=False`` is decoded here
+        (gzip, deflate) at most 64 KiB at a time; past ``max_body`` decoded bytes it
+        is :class:`BodyTooLarge`, and past :data:`RATIO_GRACE` decoded bytes, more
+        than ``max_ratio`` decoded bytes per byte on the wire is
+        :class:`CompressionBomb` (the connection is dropped either way).  A body
+        shorter than announced is :class:`IncompleteBody`.
         """
         url = str(response.url)
         raw = response in self._undecoded
         decoder = _Decoder(response.headers.get("Content-Encoding", "") if raw else "", url)
         wire = size = 0
-        async for chunk in response.content.iter_chunked(CHUNK):
+        # Each chunk as aiohttp buffered it: iter_chunked() would slice and join every
+        # one again, a copy of the body in pieces.  A decoded piece is still at most
+        # CHUNK bytes (_Decoder); an undecoded one at most what one read brought.
+        async for chunk in response.content.iter_any():
             wire += len(chunk)
             for piece in decoder.feed(chunk):
                 size += len(piece)
@@ -417,13 +431,15 @@ class Client(Endpoint):
         """Send the request and read the whole body (at most ``max_body`` bytes)."""
         limit = self.max_body if max_body is None else max_body
         async with self.open(url, decompress=False, **options) as response:
-            chunks = [chunk async for chunk in self.iter_body(response, max_body=limit)]
+            body = _BodyBuffer(response, limit)
+            async for chunk in self.iter_body(response, max_body=limit):
+                body.write(chunk)
             return Response(
                 url=str(response.url),
                 status=response.status,
                 reason=response.reason or "",
                 headers=response.headers,
-                body=b"".join(chunks),
+                body=body.value(),
                 history=tuple(str(r.url) for r in response.history),
                 charset=response.charset,
             )
@@ -638,6 +654,43 @@ class _Decoder:
         """Check that a compressed stream ended where the body did."""
         if self._fed and not self._zlib.eof:
             raise IncompleteBody(self.url, f"the {self.coding}-compressed body ends early")
+
+
+class _BodyBuffer:
+    """A whole body collected in one buffer, handed over as bytes without a copy.
+
+    Joining a list of chunks holds the body twice at its peak (measured with
+    tracemalloc: 2.0x the body, against 1.0x), and with aiohttp's own 256 KiB
+    buffers as the chunks, the allocator mapped fresh pages for every fetch (10,600
+    page faults and 20 ms of system time per 20 MiB).  ``io.BytesIO.getvalue()``
+    hands over its own bytes object when nothing else holds the buffer, and a buffer
+    sized once from ``Content-Length`` never moves while it fills.  It is sized up
+    front to ``max_body`` and :data:`PRESIZE` at most: a header alone must not make
+    the client set aside memory the server never sends.
+    """
+
+    def __init__(self, response: aiohttp.ClientResponse, limit: int) -> None:
+        self._buffer = io.BytesIO()
+        self._size = 0
+        coding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        expected = response.content_length
+        if expected and coding == "identity" and response.method != "HEAD":
+            reserve = min(expected, limit, PRESIZE)
+            if reserve > 1:
+                # Writing one byte at the end sizes the buffer exactly, at once.
+                self._buffer.seek(reserve - 1)
+                self._buffer.write(b"\0")
+                self._buffer.seek(0)
+
+    def write(self, chunk: bytes) -> None:
+        """Append ``chunk``."""
+        self._buffer.write(chunk)
+        self._size += len(chunk)
+
+    def value(self) -> bytes:
+        """The bytes written (nothing of the reserve beyond them)."""
+        self._buffer.truncate(self._size)
+        return self._buffer.getvalue()
 
 
 def _raise_for_status(response: aiohttp.ClientResponse) -> None:

@@ -16,7 +16,8 @@ HTTP error status, a network error, a redirect it cannot follow.  Links to other
 origins are counted, never fetched, and so is a same-origin link that redirects to
 another origin: redirects are followed one hop at a time, each hop checked.  Only
 HTML pages are read (up to ``max_body`` bytes) for their links; any other link is
-checked by its status alone, its body never read.
+checked by its status alone, its body never kept (one of at most :data:`DRAIN_MAX`
+bytes is read and dropped, so that its keep-alive connection serves the next link).
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ MAX_REDIRECTS = 10
 """Redirect hops followed from one link before it counts as broken (a loop, most likely)."""
 ROBOTS_MAX = 512 * 1024
 """How much of a robots.txt is parsed (RFC 9309 2.5: at least 500 KiB); the rest is ignored."""
+
+DRAIN_MAX = 64 * 1024
+"""The longest unwanted body (a redirect's, an error page, an image) read to the end to
+keep its connection for the next link."""
+DRAIN_TIME = 1.0
+"""Seconds a crawl waits for such a body before it gives the connection up instead."""
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _HTML = frozenset({"text/html", "application/xhtml+xml"})
@@ -161,8 +168,10 @@ async def _robots(client: Client, start: str) -> RobotFileParser:
         async with client.open(urljoin(start, "/robots.txt"), decompress=False) as response:
             if response.status >= 500:
                 lines = ["User-agent: *", "Disallow: /"]
+                await _drain(response, client.timeout)
             elif response.status >= 300:  # 4xx (or a redirect without a Location)
                 lines = []
+                await _drain(response, client.timeout)
             else:
                 body, cut = await _read_capped(client, response, ROBOTS_MAX)
                 lines = _decode(body, response.charset).splitlines()
@@ -199,7 +208,33 @@ async def _check(client: Client, url: str, *, timeout: float, max_body: int, rea
         elif read and answer.status < 400 and response.content_type in _HTML:
             body, answer.truncated = await _read_capped(client, response, max_body)
             answer.links = extract_links(_decode(body, response.charset), str(response.url))
+            return answer
+        await _drain(response, timeout)
         return answer
+
+
+async def _drain(response: aiohttp.ClientResponse, timeout: float | None) -> None:
+    """Read and drop a small body nobody wants, so that its connection serves the next
+    link: one left unread is closed, and every link after it paid for a new connection.
+
+    A body longer than :data:`DRAIN_MAX` (an image, a download) is left unread: a new
+    connection costs less than its bytes.  A body that fails or stalls while it is
+    drained is no fault of the link, whose status is already known: its connection is
+    simply not reused.  The wait is :data:`DRAIN_TIME` at most, and at most half of the
+    request's ``timeout``, so that it never runs into the request's own deadline.
+    """
+    length = response.content_length
+    if length is not None and length > DRAIN_MAX:
+        return
+    received = 0
+    try:
+        async with asyncio.timeout(DRAIN_TIME if timeout is None else min(DRAIN_TIME, timeout / 2)):
+            async for chunk in response.content.iter_any():
+                received += len(chunk)
+                if received > DRAIN_MAX:
+                    return
+    except (aiohttp.ClientError, TimeoutError):
+        return
 
 
 async def crawl(
