@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 
 .PHONY: demo test test-quick lint format typecheck docs test-all bench bench-quick bench-micro \
-	bench-transfers bench-http bench-imports clean
+	bench-transfers bench-http bench-http-client bench-clients bench-imports clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "asyncnet needs Python 3.11 or newer")'
@@ -82,6 +82,7 @@ bench: $(VENV)/.installed-bench
 	$(PY) -m benchmarks --json benchmarks/results/latest.json --plot benchmarks/results/latest.png --markdown $(BENCH_ARGS)
 	$(PY) -m benchmarks.transfers --json benchmarks/results/transfers.json
 	$(PY) -m benchmarks.http --json benchmarks/results/http.json
+	$(PY) -m benchmarks.http_client --json benchmarks/results/http-client.json
 	$(PY) -m benchmarks.imports --json benchmarks/results/imports.json
 
 bench-transfers: $(VENV)/.installed-bench
@@ -89,6 +90,12 @@ bench-transfers: $(VENV)/.installed-bench
 
 bench-http: $(VENV)/.installed-bench
 	$(PY) -m benchmarks.http $(BENCH_ARGS)
+
+bench-http-client: $(VENV)/.installed-bench
+	$(PY) -m benchmarks.http_client $(BENCH_ARGS)
+
+bench-clients: $(VENV)/.installed-bench
+	$(PY) -m benchmarks.clients $(BENCH_ARGS)
 
 bench-imports: $(VENV)/.installed-bench
 	$(PY) -m benchmarks.imports $(BENCH_ARGS)

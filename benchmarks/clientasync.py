@@ -4,8 +4,9 @@ The jobs mirror :func:`benchmarks.clientload._blocking_jobs` call for call:
 one POP3 session per mailbox (LIST, RETR and parse each message), one SMTP session
 per send, one FTP session per file (``retrieve`` into an open file, ftplib's
 ``retrbinary(..., f.write)``), and one GET per page over a shared HTTP client.  At
-most ``workload.concurrency`` jobs run at once, as many as the thread pool has
-threads.
+most ``workload.loop_concurrency`` jobs run at once (by default all of them: a waiting
+task holds no thread, which is the point of one loop; ``--loop-concurrency 16`` in
+:mod:`benchmarks.clients` gives it the thread pool's limit instead).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ __all__ = ["run_asyncnet"]
 
 
 async def _work(ports: dict[str, int], w: Workload, out: Path) -> tuple[list[int], int, str]:
-    """Every job once, ``w.concurrency`` at a time: bytes per job, threads, the loop's module."""
-    limit = asyncio.Semaphore(w.concurrency)
+    """Every job once, ``w.loop_concurrency`` at a time: bytes per job, threads, the loop."""
+    limit = asyncio.Semaphore(w.loop_concurrency or w.jobs())
 
     async def mailbox(box: int) -> int:
         async with POP3Client(HOST, ports["pop3"], timeout=30) as pop:

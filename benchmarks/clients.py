@@ -4,18 +4,24 @@ The same mixed workload (N mailboxes x M messages over POP3, N SMTP sends, K FTP
 files, P HTTP pages; :class:`~benchmarks.workload.Workload`) is done by
 
 * ``sequential``: poplib, smtplib, ftplib and urllib.request, one job after another;
-* ``threads``: the same calls in a ``ThreadPoolExecutor`` of ``concurrency`` threads;
-* ``asyncnet``: asyncnet's mail, FTP and web clients, ``concurrency`` jobs at once on
-  one event loop,
+* ``threads``: the same calls in a ``ThreadPoolExecutor`` of ``concurrency`` (16) threads;
+* ``asyncnet``: asyncnet's mail, FTP and web clients on one event loop, every job at
+  once (``loop_concurrency``: 0; ``--loop-concurrency 16`` gives it the pool's limit),
 
 against loopback servers running in a separate process
-(``python -m benchmarks.clientload serve``).  Every run is a fresh process; we
-report the median wall time over the repeats, the peak RSS (and the RSS after imports,
-so the cost of the work is visible apart from the cost of the libraries), and the
-most threads the process had (sampled from outside and counted inside).
+(``python -m benchmarks.clientload serve``), at each round-trip time of ``--rtt``
+(0, 20 and 100 ms): a process of delaying proxies (:mod:`benchmarks.latency`) stands
+in front of every server, FTP data connections included, and holds every chunk for
+RTT/2 each way, so every command, reply and handshake costs what it would over a
+network.  0 ms goes through the same proxies with no delay, so the columns differ by
+the delay alone.  Every run is a fresh process; we report the median wall time over
+the repeats, the peak RSS (and the RSS after imports, so the cost of the work is
+visible apart from the cost of the libraries), and the most threads the process had
+(sampled from outside and counted inside), and judge the targets at 100 ms.
 
-    python -m benchmarks.clients --quick        # just this part
-    python -m benchmarks                        # part of the full bench (--no-clients)
+    python -m benchmarks.clients --quick                # just this part
+    python -m benchmarks.clients --quick --rtt 0,100    # other round-trip times
+    python -m benchmarks                                # part of the full bench
 """
 
 from __future__ import annotations
@@ -38,9 +44,13 @@ from .workload import Workload
 
 __all__ = [
     "MODES",
+    "RTTS_MS",
     "SIZES",
+    "TARGETS",
     "client_sizes",
+    "judge",
     "markdown_table",
+    "parse_rtts",
     "print_report",
     "report",
     "run_clients",
@@ -48,6 +58,8 @@ __all__ = [
 ]
 
 MODES = ("sequential", "threads", "asyncnet")
+RTTS_MS = (0.0, 20.0, 100.0)
+"""The round-trip times measured by default, in milliseconds."""
 SIZES = {
     "small": Workload(mailboxes=4, messages=10, files=4, pages=20),
     "large": Workload(mailboxes=24, messages=25, files=24, pages=200),
@@ -61,11 +73,36 @@ MODE_LABELS = {
     "threads": "blocking stdlib, thread pool",
     "asyncnet": "asyncnet, one event loop",
 }
+TARGET_RTT_MS = 100.0
+TARGETS: tuple[tuple[str, str, str, str, float], ...] = (
+    # (text, metric, mode, reference mode, minimum ratio reference/mode)
+    ("one loop vs sequential, wall time", "wall_s", "asyncnet", "sequential", 10.0),
+    ("one loop vs the thread pool, wall time", "wall_s", "asyncnet", "threads", 1.5),
+    ("one loop vs the thread pool, peak RSS", "peak_rss_kib", "asyncnet", "threads", 1.0),
+)
+"""Judged at 100 ms on the largest size run: how many times less the mode takes.
+
+The RSS target is "lower than the pool": a ratio above 1.0 (equal is not met).
+"""
 
 
 def client_sizes(quick: bool = False) -> dict[str, Workload]:
     """The two sizes measured (smaller with ``quick``)."""
     return dict(QUICK_SIZES if quick else SIZES)
+
+
+def parse_rtts(text: str) -> tuple[float, ...]:
+    """``"0,20,100"`` as milliseconds; ``ValueError`` names what is wrong."""
+    rtts: list[float] = []
+    for part in text.split(","):
+        try:
+            ms = float(part)
+        except ValueError:
+            raise ValueError(f"--rtt wants milliseconds such as 0,20,100, not {text!r}") from None
+        if not 0 <= ms <= 2000:
+            raise ValueError(f"--rtt wants each round-trip time from 0 to 2000 ms, not {part}")
+        rtts.append(ms)
+    return tuple(dict.fromkeys(rtts))
 
 
 def asyncnet_available() -> bool:
@@ -90,26 +127,26 @@ def _workload(workload: Workload) -> list[str]:
     return ["--workload", json.dumps(asdict(workload))]
 
 
-class _Servers:
-    """The loopback servers' process for one workload size."""
+class _Ported:
+    """A helper process that prints its ports as one JSON line and runs until stdin closes."""
 
-    def __init__(self, python: str, root: Path, workload: Workload) -> None:
+    def __init__(self, argv: list[str], what: str) -> None:
         self.process = subprocess.Popen(
-            [python, "-m", "benchmarks.clientload", "serve", str(root), *_workload(workload)],
+            argv,
             cwd=PACKAGE_PARENT,  # python -m finds the benchmark in the working directory
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
         assert self.process.stdout is not None
-        line = self.process.stdout.readline()  # blocks until the servers listen
+        line = self.process.stdout.readline()  # blocks until it listens
         if not line:
             self.stop()
-            raise RuntimeError("the client benchmark's servers did not start")
+            raise RuntimeError(f"the client benchmark's {what} did not start")
         self.ports: dict[str, int] = json.loads(line)
 
     def stop(self) -> None:
-        """Close stdin (the servers' signal to stop) and wait for the process."""
+        """Close stdin (the signal to stop) and wait for the process."""
         if self.process.stdin is not None:
             self.process.stdin.close()
         try:
@@ -119,6 +156,16 @@ class _Servers:
             self.process.wait()
         if self.process.stdout is not None:
             self.process.stdout.close()
+
+
+def _servers(python: str, root: Path, workload: Workload) -> _Ported:
+    argv = [python, "-m", "benchmarks.clientload", "serve", str(root), *_workload(workload)]
+    return _Ported(argv, "servers")
+
+
+def _proxies(python: str, ports: dict[str, int], rtt_ms: float) -> _Ported:
+    argv = [python, "-m", "benchmarks.latency", "--rtt", str(rtt_ms), "--ports"]
+    return _Ported([*argv, json.dumps(ports), "--ftp", "ftp"], "delaying proxies")
 
 
 def _one_run(
@@ -145,142 +192,252 @@ def _one_run(
     return result
 
 
+def _summary(mode: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "label": MODE_LABELS[mode],
+        "wall_s": statistics.median(r["wall_s"] for r in runs),
+        "peak_rss_kib": max(r["peak_rss_kib"] for r in runs),
+        "rss_before_kib": statistics.median(r["rss_before_kib"] for r in runs),
+        "threads": max(r["threads"] for r in runs),
+        "bytes": runs[0]["bytes"],
+        "runs": runs,
+    }
+
+
 def run_clients(
     *,
     sizes: dict[str, Workload] | None = None,
     modes: Sequence[str] = MODES,
+    rtts_ms: Sequence[float] = RTTS_MS,
     repeats: int = 3,
     concurrency: int | None = None,
+    loop_concurrency: int | None = None,
     python: str = sys.executable,
     timeout: float = 300.0,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Measure every mode at every size; JSON-ready results (medians and raw runs)."""
+    """Measure every mode at every size and RTT; JSON-ready results (medians and raw runs).
+
+    ``timeout`` bounds one client run at 0 ms; each job may take 40 round trips more.
+    """
     say = progress or (lambda line: None)
     sizes = sizes or client_sizes()
     notes: list[str] = []
     if "asyncnet" in modes and not asyncnet_available():
         modes = [m for m in modes if m != "asyncnet"]
         notes.append("asyncnet mode skipped: asyncnet.mail / asyncnet.ftp / asyncnet.web missing")
-    out: dict[str, Any] = {"sizes": {}, "repeats": repeats, "notes": notes}
+    out: dict[str, Any] = {
+        "sizes": {},
+        "repeats": repeats,
+        "rtts_ms": list(rtts_ms),
+        "notes": notes,
+    }
     for size, workload in sizes.items():
         if concurrency is not None:
             workload = replace(workload, concurrency=concurrency)
-        entry: dict[str, Any] = {"workload": asdict(workload), "jobs": workload.jobs(), "modes": {}}
+        if loop_concurrency is not None:
+            workload = replace(workload, loop_concurrency=loop_concurrency)
+        entry: dict[str, Any] = {"workload": asdict(workload), "jobs": workload.jobs(), "rtts": {}}
         with tempfile.TemporaryDirectory(prefix="asyncnet-bench-clients-") as tmp:
-            servers = _Servers(python, Path(tmp) / "served", workload)
+            servers = _servers(python, Path(tmp) / "served", workload)
             try:
-                for mode in modes:
-                    runs = []
-                    for rep in range(repeats):
-                        target = Path(tmp) / f"{mode}-{rep}"
-                        runs.append(
-                            _one_run(python, mode, servers.ports, workload, target, timeout)
-                        )
-                        say(f"clients {size} {mode} #{rep + 1}: {runs[-1]['wall_s']:.3f} s")
-                    if runs[0].get("loop") == "uvloop" and not [n for n in notes if "libuv" in n]:
+                for rtt in rtts_ms:
+                    proxies = _proxies(python, servers.ports, rtt)
+                    limit = timeout + 40 * workload.jobs() * rtt / 1000
+                    at: dict[str, Any] = {}
+                    try:
+                        for mode in modes:
+                            runs = []
+                            for rep in range(repeats):
+                                target = Path(tmp) / f"{mode}-{rtt:g}-{rep}"
+                                runs.append(
+                                    _one_run(python, mode, proxies.ports, workload, target, limit)
+                                )
+                                say(
+                                    f"clients {size} {rtt:g} ms {mode} #{rep + 1}: "
+                                    f"{runs[-1]['wall_s']:.3f} s"
+                                )
+                            _note_uvloop(runs, notes)
+                            at[mode] = _summary(mode, runs)
+                    finally:
+                        proxies.stop()
+                    entry["rtts"][f"{rtt:g}"] = {"rtt_ms": rtt, "modes": at}
+                    read = {mode: m["bytes"] for mode, m in at.items()}
+                    if len(set(read.values())) > 1:  # every mode must have done the same work
                         notes.append(
-                            "asyncnet ran on uvloop: its thread count includes libuv's fixed pool"
-                            " of 4 threads (ASYNCNET_NO_UVLOOP=1: the stdlib loop, 1 thread)"
+                            f"{size} at {rtt:g} ms: the modes read different bytes: {read}"
                         )
-                    entry["modes"][mode] = {
-                        "label": MODE_LABELS[mode],
-                        "wall_s": statistics.median(r["wall_s"] for r in runs),
-                        "peak_rss_kib": max(r["peak_rss_kib"] for r in runs),
-                        "rss_before_kib": statistics.median(r["rss_before_kib"] for r in runs),
-                        "threads": max(r["threads"] for r in runs),
-                        "bytes": runs[0]["bytes"],
-                        "runs": runs,
-                    }
             finally:
                 servers.stop()
-        read = {mode: m["bytes"] for mode, m in entry["modes"].items()}
-        if len(set(read.values())) > 1:  # every mode must have done the same work
-            notes.append(f"{size}: the modes read different byte counts: {read}")
         out["sizes"][size] = entry
+    out["targets"] = judge(out)
     return out
+
+
+def _note_uvloop(runs: list[dict[str, Any]], notes: list[str]) -> None:
+    if runs[0].get("loop") == "uvloop" and not [n for n in notes if "libuv" in n]:
+        notes.append(
+            "asyncnet ran on uvloop: its thread count includes libuv's fixed pool"
+            " of 4 threads (ASYNCNET_NO_UVLOOP=1: the stdlib loop, 1 thread)"
+        )
+
+
+def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target at 100 ms on the largest size run: its ratio and whether it was met."""
+    verdicts: list[dict[str, Any]] = []
+    size = next(reversed(results["sizes"]), None)
+    at = None
+    if size is not None:
+        at = results["sizes"][size]["rtts"].get(f"{TARGET_RTT_MS:g}")
+    for text, metric, mode, reference, minimum in TARGETS:
+        verdict: dict[str, Any] = {
+            "target": f"{text} at {TARGET_RTT_MS:g} ms: >= {minimum:g}x"
+            if minimum != 1.0
+            else f"{text} at {TARGET_RTT_MS:g} ms: lower",
+            "size": size,
+            "ratio": None,
+            "met": None,
+        }
+        modes = at["modes"] if at else {}
+        if mode in modes and reference in modes and modes[mode][metric]:
+            ratio = modes[reference][metric] / modes[mode][metric]
+            verdict["ratio"] = round(ratio, 3)
+            verdict["met"] = ratio >= minimum if minimum != 1.0 else ratio > 1.0
+        verdicts.append(verdict)
+    return verdicts
+
+
+def _describe(size: str, w: dict[str, Any]) -> str:
+    what = (
+        f"{size}: {w['mailboxes']}x{w['messages']} mail, {w['mailboxes']} sends, "
+        f"{w['files']} files x {w['file_kib']} KiB, {w['pages']} pages"
+    )
+    limit = w.get("loop_concurrency", 0)
+    return what + (f" (loop: {limit} at once)" if limit else "")
 
 
 def _rows(results: dict[str, Any]) -> list[list[str]]:
     rows = []
     for size, entry in results["sizes"].items():
-        w = entry["workload"]
-        what = (
-            f"{size}: {w['mailboxes']}x{w['messages']} mail, {w['mailboxes']} sends, "
-            f"{w['files']} files x {w['file_kib']} KiB, {w['pages']} pages"
-        )
-        for m in entry["modes"].values():
-            rows.append(
-                [
-                    what,
-                    m["label"],
-                    f"{m['wall_s']:.3f}",
-                    f"{m['peak_rss_kib'] / 1024:.1f}",
-                    f"{(m['peak_rss_kib'] - m['rss_before_kib']) / 1024:.1f}",
-                    str(m["threads"]),
-                ]
-            )
-            what = ""
+        what = _describe(size, entry["workload"])
+        for key, at in entry["rtts"].items():
+            rtt = key
+            sequential = at["modes"].get("sequential", {}).get("wall_s")
+            for m in at["modes"].values():
+                speedup = f"{sequential / m['wall_s']:.1f}x" if sequential and m["wall_s"] else "-"
+                rows.append(
+                    [
+                        what,
+                        rtt,
+                        m["label"],
+                        f"{m['wall_s']:.3f}",
+                        speedup,
+                        f"{m['peak_rss_kib'] / 1024:.1f}",
+                        f"{(m['peak_rss_kib'] - m['rss_before_kib']) / 1024:.1f}",
+                        str(m["threads"]),
+                    ]
+                )
+                what = rtt = ""
     return rows
 
 
-_HEADER = ["workload", "clients", "wall s", "peak RSS MiB", "work MiB", "threads"]
+_HEADER = [
+    "workload",
+    "RTT ms",
+    "clients",
+    "wall s",
+    "vs sequential",
+    "peak RSS MiB",
+    "work MiB",
+    "threads",
+]
+_LEFT = 3  # the first columns are text, the rest numbers
+
+
+def _verdicts(results: dict[str, Any]) -> list[str]:
+    lines = []
+    for v in results.get("targets", []):
+        if v["ratio"] is None:
+            lines.append(f"- {v['target']}: not measured")
+        else:
+            mark = "met" if v["met"] else "MISSED"
+            lines.append(f"- {v['target']} ({v['size']}): {v['ratio']:.2f}x, {mark}")
+    return lines
 
 
 def markdown_table(results: dict[str, Any]) -> str:
-    """The comparison as a Markdown table (for the README)."""
-    lines = ["| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
+    """The comparison as a Markdown table, then the targets (for the README)."""
+    align = ["---"] * _LEFT + ["---:"] * (len(_HEADER) - _LEFT)
+    lines = ["| " + " | ".join(_HEADER) + " |", "|" + "|".join(align) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in _rows(results)]
+    verdicts = _verdicts(results)
+    if verdicts:
+        lines += ["", *verdicts]
     return "\n".join(lines)
 
 
 def print_report(results: dict[str, Any]) -> None:
-    """The comparison as a rich table on the terminal."""
+    """The comparison as a rich table on the terminal, then the targets."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(
-        title=f"client side: the same jobs, median of {results['repeats']} fresh processes "
-        "(work MiB: peak RSS minus RSS after imports)",
+        title=f"client side: the same jobs at each round-trip time, median of "
+        f"{results['repeats']} fresh processes (work MiB: peak RSS minus RSS after imports)",
         title_justify="left",
     )
     for i, name in enumerate(_HEADER):
-        table.add_column(name, justify="left" if i < 2 else "right")
+        table.add_column(name, justify="left" if i < _LEFT else "right")
     for row in _rows(results):
         table.add_row(*row)
     console = Console(width=None if sys.stdout.isatty() else 200)
     console.print(table)
+    for line in _verdicts(results):
+        console.print(line, markup=False)
     for note in results.get("notes", []):
-        console.print(f"note: {note}")
+        console.print(f"note: {note}", markup=False)
 
 
 def write_plot(results: dict[str, Any], path: Path) -> None:
-    """Wall time, peak RSS and threads per mode, one group of bars per size."""
+    """Wall time (log), peak RSS and threads against RTT: a line per mode and size."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = list(results["sizes"])
-    modes = [m for m in MODES if any(m in e["modes"] for e in results["sizes"].values())]
     fig, axes = plt.subplots(1, 3, figsize=(15, 5))
-    width = 0.8 / max(1, len(modes))
-    for ax, key, title, scale in (
-        (axes[0], "wall_s", "wall time (s)", 1.0),
-        (axes[1], "peak_rss_kib", "peak RSS (MiB)", 1 / 1024),
-        (axes[2], "threads", "threads", 1.0),
-    ):
-        for k, mode in enumerate(modes):
-            values = [results["sizes"][s]["modes"].get(mode, {}).get(key, 0) * scale for s in sizes]
-            ax.bar(
-                [i + k * width for i in range(len(sizes))], values, width, label=MODE_LABELS[mode]
-            )
-        ax.set_xticks([i + width * (len(modes) - 1) / 2 for i in range(len(sizes))])
-        ax.set_xticklabels([f"{s} ({results['sizes'][s]['jobs']} jobs)" for s in sizes])
+    styles = ["-", "--", ":", "-."]
+    colours = {mode: f"C{k}" for k, mode in enumerate(MODES)}
+    for s, (size, entry) in enumerate(results["sizes"].items()):
+        points = sorted(entry["rtts"].values(), key=lambda at: at["rtt_ms"])
+        for mode in MODES:
+            xs = [at["rtt_ms"] for at in points if mode in at["modes"]]
+            if not xs:
+                continue
+            for ax, key, scale in (
+                (axes[0], "wall_s", 1.0),
+                (axes[1], "peak_rss_kib", 1 / 1024),
+                (axes[2], "threads", 1.0),
+            ):
+                ys = [at["modes"][mode][key] * scale for at in points if mode in at["modes"]]
+                ax.plot(
+                    xs,
+                    ys,
+                    styles[s % len(styles)],
+                    marker="o",
+                    color=colours[mode],
+                    label=f"{MODE_LABELS[mode]} ({size}, {entry['jobs']} jobs)",
+                )
+    for ax, title in zip(axes, ("wall time (s, log)", "peak RSS (MiB)", "threads"), strict=True):
+        ax.set_xlabel("round-trip time (ms)")
         ax.set_title(title)
-        ax.grid(True, axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("mail + FTP + HTTP clients on loopback: blocking stdlib vs asyncnet", fontsize=10)
+        ax.grid(True, alpha=0.3)
+    axes[0].set_yscale("log")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(
+        "mail + FTP + HTTP clients through delaying proxies: blocking stdlib vs asyncnet",
+        fontsize=10,
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -303,23 +460,53 @@ def report(results: dict[str, Any], markdown: bool, plot: Path | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run only the client-side comparison."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.clients", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.clients",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, 1 repeat")
-    parser.add_argument("--repeats", type=int, help="fresh processes per mode and size (3)")
-    parser.add_argument("--concurrency", type=int, help="threads / tasks at once (16)")
+    parser.add_argument(
+        "--rtt",
+        default=",".join(f"{ms:g}" for ms in RTTS_MS),
+        metavar="MS,MS,...",
+        help="round-trip times to measure at, in ms (default: %(default)s)",
+    )
+    parser.add_argument("--size", action="append", help="only this size (small, large)")
+    parser.add_argument("--repeats", type=int, help="fresh processes per mode, size, RTT (3)")
+    parser.add_argument("--concurrency", type=int, help="threads in the pool (16)")
+    parser.add_argument(
+        "--loop-concurrency", type=int, help="jobs at once on the event loop (0: all, the default)"
+    )
     parser.add_argument("--mode", action="append", choices=MODES, help="repeatable (default all)")
     parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--plot", type=Path, help="write the PNG plot here")
+    parser.add_argument("--plot", type=Path, help="write the PNG plot here (needs matplotlib)")
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
     if repeats < 1 or (args.concurrency is not None and args.concurrency < 1):
         parser.error("--repeats and --concurrency must be at least 1")
+    if args.loop_concurrency is not None and args.loop_concurrency < 0:
+        parser.error("--loop-concurrency must be 0 (every job at once) or more")
+    try:
+        rtts = parse_rtts(args.rtt)
+    except ValueError as exc:
+        parser.error(str(exc))
+    sizes = client_sizes(args.quick)
+    for size in args.size or []:
+        if size not in sizes:
+            parser.error(f"--size must be one of {', '.join(sizes)}, not {size!r}")
+    if args.size:
+        sizes = {name: w for name, w in sizes.items() if name in args.size}
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        parser.error("--plot needs matplotlib: pip install 'asyncnet[bench]'")
     results = run_clients(
-        sizes=client_sizes(args.quick),
+        sizes=sizes,
         modes=args.mode or MODES,
+        rtts_ms=rtts,
         repeats=repeats,
         concurrency=args.concurrency,
+        loop_concurrency=args.loop_concurrency,
         progress=lambda line: print(line, flush=True),
     )
     if args.json:

@@ -38,7 +38,9 @@ class Workload:
     pages: int
     file_kib: int = 256
     concurrency: int = 16
-    """Jobs at once, the same for the thread pool and for the event loop."""
+    """Threads in the blocking pool: jobs at once there."""
+    loop_concurrency: int = 0
+    """Jobs at once on the event loop; 0: every job at once (a task costs no thread)."""
 
     def jobs(self) -> int:
         """How many jobs one run does (a mailbox, a send, a file and a page are one each)."""

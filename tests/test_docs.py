@@ -202,7 +202,7 @@ def test_benchmarks_page_shows_the_latest_run_only() -> None:
     text = page("benchmarks")
     assert text.count("| server | req/s @1 |") == 1
     assert text.count("| server | quiet p50 ms |") == 1
-    assert text.count("| workload | clients |") == 1
+    assert text.count("| workload | RTT ms | clients |") == 1
     assert "make bench" in text
     assert "python -m benchmarks" in text
     assert "asyncnet.bench" not in text
