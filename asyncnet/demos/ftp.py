@@ -2,6 +2,7 @@
 
     python -m asyncnet.demos.ftp                     # an embedded server over sample files
     python -m asyncnet.demos.ftp --server HOST:PORT --user NAME [--dir D] [--get F] [--put F]
+    python -m asyncnet.demos.ftp --server HOST:990 --tls implicit --cafile ca.pem --active
     python -m asyncnet.demos.ftp --serve DIR --user NAME [--port 2121] [--anonymous]
 
 By default the demo starts aioftp's server on 127.0.0.1 over a temporary directory,
@@ -154,7 +155,9 @@ async def remote(args: argparse.Namespace, password: str) -> None:
         port,
         user=args.user,
         password=password,
-        tls=args.tls,
+        tls=args.tls or False,
+        ssl=cli.tls_context(args),
+        passive=not args.active,
         connect_timeout=args.timeout,
         command_timeout=args.timeout,
     ) as ftp:
@@ -162,8 +165,9 @@ async def remote(args: argparse.Namespace, password: str) -> None:
             print(listing_line(entry, 12))
         with RichTransfers() as bars:
             if args.get:
+                source = posixpath.join(args.dir, args.get)  # from --dir, as --put goes into it
                 got = await ftp.download(
-                    args.get, Path(Path(args.get).name), resume=True, progress=bars.callback
+                    source, Path(posixpath.basename(args.get)), resume=True, progress=bars.callback
                 )
                 print(f"  {got.path}: {got.size:,} bytes, sha256 {got.sha256}")
             if args.put:
@@ -282,13 +286,32 @@ def main(argv: list[str] | None = None) -> int:
         "--cert",
         type=cli.existing_file,
         metavar="FILE",
-        help="--serve: offer explicit FTPS with this PEM certificate (chain)",
+        help="--serve: offer explicit FTPS with this PEM certificate (chain); "
+        "--server: present it as the client's certificate",
     )
     parser.add_argument(
-        "--key", type=cli.existing_file, metavar="FILE", help="--serve: --cert's private key"
+        "--key", type=cli.existing_file, metavar="FILE", help="--cert's private key (PEM)"
+    )
+    parser.add_argument(
+        "--cafile",
+        type=cli.existing_file,
+        metavar="FILE",
+        help="--server: also trust the CA certificates in FILE (PEM), besides the system's",
     )
     cli.add_server_arguments(parser, port=SERVE_PORT)
-    parser.add_argument("--tls", action="store_true", help="explicit FTPS (AUTH TLS)")
+    parser.add_argument(
+        "--tls",
+        nargs="?",
+        const="explicit",
+        choices=["explicit", "implicit"],
+        help="FTPS: explicit (AUTH TLS, the default with a bare --tls) or implicit "
+        "(TLS from the first byte, usually port 990)",
+    )
+    parser.add_argument(
+        "--active",
+        action="store_true",
+        help="active mode: the server connects back to us (EPRT, else PORT)",
+    )
     parser.add_argument("--dir", default="", help="directory to list (default: the login one)")
     parser.add_argument("--get", metavar="FILE", help="download FILE (resumes a .part)")
     parser.add_argument(
@@ -302,16 +325,22 @@ def main(argv: list[str] | None = None) -> int:
 def body(args: argparse.Namespace) -> int:
     """The body of main(): the embedded tour, the session with --server, or --serve."""
     serving_flags = args.anonymous or args.read_only or args.all_interfaces
-    serving_flags = serving_flags or args.cert is not None or args.key is not None
     serving_flags = serving_flags or args.host != cli.DEFAULT_HOST or args.port != SERVE_PORT
+    certificate = args.cert is not None or args.key is not None
+    client_flags = args.tls is not None or args.active or args.cafile is not None
     if args.serve and args.server:
         raise cli.UsageError("--serve runs a server, --server talks to one: pass one of them")
     if args.serve:
+        if client_flags:
+            raise cli.UsageError("--tls, --active and --cafile go with --server")
         return serve(args)
     if serving_flags:
         raise cli.UsageError(
-            "--host, --port, --all-interfaces, --anonymous, --read-only, --cert and --key "
-            "go with --serve"
+            "--host, --port, --all-interfaces, --anonymous and --read-only go with --serve"
+        )
+    if (certificate or client_flags) and not args.server:
+        raise cli.UsageError(
+            "--cert, --key, --tls, --active and --cafile go with --server or --serve"
         )
     if not args.server:
         run(embedded(args.big_mb))
