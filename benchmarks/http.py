@@ -39,7 +39,6 @@ import re
 import selectors
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .nginx import NGINX, spawn_nginx
 from .paths import PACKAGE_PARENT, python_path
 from .procstat import cpu_seconds, usable_cores
 
@@ -69,34 +69,6 @@ TARGETS: list[tuple[str, str, str, float]] = [
 """(workload, row, reference row, minimum ratio of row to reference)."""
 
 WRK = shutil.which("wrk")
-NGINX = shutil.which("nginx") or next(
-    (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
-)
-
-NGINX_CONFIG = """
-daemon off;
-{user}
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 1024; }}
-worker_processes 1;
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    types {{ application/octet-stream bin; }}
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-    }}
-}}
-"""
-
 _PORT = re.compile(rb"127\.0\.0\.1(?::| port )(\d+)")
 
 
@@ -190,28 +162,8 @@ def start_python_server(
 
 def start_nginx(root: Path, cores: set[int] | None) -> Server:
     """nginx on a 127.0.0.1 socket bound here (no free-port guessing)."""
-    assert NGINX is not None
     scratch = Path(tempfile.mkdtemp(prefix="asyncnet-bench-nginx-"))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1024)
-    port = listener.getsockname()[1]
-    # As root, the worker would drop to "nobody", who may not read the files.
-    user = "user root;" if os.geteuid() == 0 else ""
-    config = scratch / "nginx.conf"
-    config.write_text(NGINX_CONFIG.format(tmp=scratch, port=port, root=root, user=user))
-    fd = listener.fileno()
-    proc = subprocess.Popen(
-        [NGINX, "-p", str(scratch), "-c", str(config), "-e", str(scratch / "error.log")],
-        env={**os.environ, "NGINX": f"{fd};"},
-        pass_fds=[fd],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=_pinned(cores),
-        start_new_session=True,
-    )
-    listener.close()  # nginx holds its own copy; connections queue until it accepts
+    proc, port, _ = spawn_nginx(root, scratch, preexec_fn=_pinned(cores))
     return Server("nginx", proc, port, stop_signal=signal.SIGQUIT, scratch=scratch)
 
 

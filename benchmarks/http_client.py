@@ -34,7 +34,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -47,41 +46,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Self
 
+from .nginx import NGINX, spawn_nginx
 from .paths import PACKAGE_PARENT, python_path
 
 MiB = 1024 * 1024
 SIZE = 20 * MiB
 TARGETS = {"http": 1.0, "https": 0.9}
-NGINX = shutil.which("nginx") or next(
-    (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
-)
-
-NGINX_CONFIG = """
-daemon off;
-{user}
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 64; }}
-worker_processes 1;
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    types {{ application/octet-stream bin; }}
-    server {{
-        listen 127.0.0.1:{plain};
-        listen 127.0.0.1:{tls} ssl;
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        root {root};
-    }}
-}}
-"""
 
 STATIC_MAIN = """
 import asyncio, ssl, sys
@@ -136,33 +106,9 @@ class Server:
 
 
 def start_nginx(root: Path, cert: Path, key: Path, scratch: Path) -> Server:
-    """nginx on two 127.0.0.1 sockets bound here (nginx cannot listen on port 0)."""
-    assert NGINX is not None
-    listeners = [socket.socket(), socket.socket()]
-    for listener in listeners:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-    plain, tls = (listener.getsockname()[1] for listener in listeners)
-    # As root, the worker would drop to "nobody", who may not read the files.
-    user = "user root;" if os.geteuid() == 0 else ""
-    config = scratch / "nginx.conf"
-    config.write_text(
-        NGINX_CONFIG.format(
-            tmp=scratch, plain=plain, tls=tls, cert=cert, key=key, root=root, user=user
-        )
-    )
-    fds = [listener.fileno() for listener in listeners]
-    proc = subprocess.Popen(
-        [NGINX, "-p", str(scratch), "-c", str(config), "-e", str(scratch / "error.log")],
-        env={**os.environ, "NGINX": "".join(f"{fd};" for fd in fds)},
-        pass_fds=fds,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    for listener in listeners:
-        listener.close()  # nginx holds its own copies; connections queue until it accepts
+    """nginx on two 127.0.0.1 sockets bound here: plain and TLS."""
+    proc, plain, tls = spawn_nginx(root, scratch, tls=(cert, key))
+    assert tls is not None
     return Server("nginx", proc, plain, tls, signal.SIGQUIT)
 
 
