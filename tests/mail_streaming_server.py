@@ -12,10 +12,47 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from asyncnet.mail import LocalMailServer, Maildirs, PasswordAuthenticator, POP3Server
+
+
+@contextlib.contextmanager
+def measured(
+    mode: str, root: Path, user: str, password: str
+) -> Iterator[tuple[int, Callable[[str], int]]]:
+    """This module's server in its own process: yields its (first) port and ``ask``,
+    which sends one command (``mark``, ``peak``, ``rss``) and returns the answer."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.mail_streaming_server", mode, str(root), user, password],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    stdin, stdout = proc.stdin, proc.stdout
+
+    def ask(command: str) -> int:
+        stdin.write(command + "\n")
+        stdin.flush()
+        return int(stdout.readline())
+
+    try:
+        yield int(stdout.readline()), ask
+    finally:
+        stdin.close()  # the server's cue to stop
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        stdout.close()
 
 
 def status(field: str) -> int:

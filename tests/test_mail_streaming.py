@@ -11,8 +11,6 @@ import io
 import poplib
 import random
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from asyncnet.mail._pop3 import server as pop3_server
 from asyncnet.mail._pop3.server import DotStuffer, TopCut
 from asyncnet.protocols import dot_stuff, ensure_final_newline
 
+from .mail_streaming_server import measured
 from .test_pop3_client import tls_pair
 
 pytestmark = pytest.mark.timeout(60)
@@ -372,33 +371,7 @@ def test_retr_of_12mb_grows_the_server_by_under_4_mib(maildirs: Maildirs) -> Non
     maildirs.deliver_now("alice", message)
     small = b"Subject: warm\r\n\r\n" + b".x\r\n" * 1000
     maildirs.deliver_now("alice", small)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.mail_streaming_server",
-            "pop3",
-            str(maildirs.root),
-            "alice",
-            "wonderland",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).parent.parent,
-    )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-
-    def ask(command: str) -> int:
-        assert proc.stdin is not None
-        assert proc.stdout is not None
-        proc.stdin.write(command + "\n")
-        proc.stdin.flush()
-        return int(proc.stdout.readline())
-
-    try:
-        port = int(proc.stdout.readline())
+    with measured("pop3", maildirs.root, "alice", "wonderland") as (port, ask):
         # Warm up: the first session imports and allocates what every session needs.
         # Messages are numbered oldest first: the big one is 1, the small one 2.
         assert poplib_retr(port, 2)[0] == small
@@ -408,11 +381,3 @@ def test_retr_of_12mb_grows_the_server_by_under_4_mib(maildirs: Maildirs) -> Non
         print(f"server peak RSS growth during a 12 MB RETR: {growth / MIB:.2f} MiB")
         assert hashlib.sha256(got).digest() == hashlib.sha256(message).digest()
         assert growth < 4 * MIB, f"server grew by {growth / MIB:.1f} MiB"
-    finally:
-        proc.stdin.close()  # the server's cue to stop
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()

@@ -9,8 +9,6 @@ import hashlib
 import os
 import smtplib
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import aiosmtplib
@@ -19,6 +17,7 @@ import pytest
 from asyncnet.mail import LocalMailServer, POP3Client
 from asyncnet.mail import _local as local_module
 
+from .mail_streaming_server import measured
 from .test_mail_streaming import MIB, big_message
 
 pytestmark = pytest.mark.timeout(60)
@@ -163,33 +162,7 @@ def test_12mb_smtp_delivery_grows_the_server_by_under_4_mib(tmp_path: Path) -> N
     """The local server's peak resident size while it receives and stores a 12 MB
     message (smtplib) grows by under 4 MiB (it held the whole message before)."""
     message = big_message()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.mail_streaming_server",
-            "local",
-            str(tmp_path),
-            "alice",
-            "pw",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).parent.parent,
-    )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-
-    def ask(command: str) -> int:
-        assert proc.stdin is not None
-        assert proc.stdout is not None
-        proc.stdin.write(command + "\n")
-        proc.stdin.flush()
-        return int(proc.stdout.readline())
-
-    try:
-        port = int(proc.stdout.readline())
+    with measured("local", tmp_path, "alice", "pw") as (port, ask):
         smtplib_send(port, ["alice@localhost"], b"Subject: warm\r\n\r\n" + b".x\r\n" * 1000)
         before = ask("mark")
         assert smtplib_send(port, ["alice@localhost"], message) == {}
@@ -198,11 +171,3 @@ def test_12mb_smtp_delivery_grows_the_server_by_under_4_mib(tmp_path: Path) -> N
         stored = [p.read_bytes() for p in files(tmp_path, "alice", "new")]
         assert message in stored
         assert growth < 4 * MIB, f"server grew by {growth / MIB:.1f} MiB"
-    finally:
-        proc.stdin.close()  # the server's cue to stop
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
