@@ -13,6 +13,8 @@ import pytest
 
 from asyncnet.testing import LoopExceptionCollector, loopback_only
 
+from .ports import refused_port
+
 # asyncnet's own plugin (asyncnet/pytest_plugin.py) is loaded by its entry point:
 # registering it here as well would fail ("Plugin already registered").
 pytest_plugins = ["pytester"]
@@ -155,3 +157,10 @@ async def _loop_exceptions() -> AsyncIterator[LoopExceptionCollector]:
 def loop_exceptions(_loop_exceptions: LoopExceptionCollector) -> LoopExceptionCollector:
     """The collector, for tests that expect (and then clear) loop errors."""
     return _loop_exceptions
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback TCP port that refuses connections for the whole test (tests/ports.py)."""
+    with refused_port() as port:
+        yield port

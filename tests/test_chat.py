@@ -20,6 +20,7 @@ from asyncnet.demos.chat import Chat
 from asyncnet.servers import StreamServer
 
 from .helpers import ROOT, WatchedText, read_all, read_listening_line, spawn
+from .ports import refused_port
 
 
 class Member:
@@ -287,9 +288,8 @@ async def test_chat_session_end_of_input_quits_and_refused_connect_is_status_1(
     status = await chat_session(*server.address, timeout=5, stdin=io.StringIO("hi\n"), stdout=out)
     assert status == 0
     assert out.getvalue().splitlines()[-1] == "* bye"
-    with socket.create_server(("127.0.0.1", 0)) as sock:
-        port = sock.getsockname()[1]
-    assert await chat_session("127.0.0.1", port, timeout=5, stdin=io.StringIO()) == 1
+    with refused_port() as port:
+        assert await chat_session("127.0.0.1", port, timeout=5, stdin=io.StringIO()) == 1
     assert f"error: connect with 127.0.0.1:{port} failed" in capsys.readouterr().err
 
 

@@ -102,13 +102,6 @@ def busy_port() -> Iterator[int]:
     pytest.fail("no port number free for both TCP and UDP")
 
 
-@pytest.fixture
-def closed_port() -> int:
-    """A port number on which nothing listens (bound, then closed)."""
-    with socket.create_server(("127.0.0.1", 0)) as sock:
-        return int(sock.getsockname()[1])
-
-
 # -- --help and bad flags, for every program ---------------------------------------
 
 

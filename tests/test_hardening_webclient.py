@@ -143,14 +143,6 @@ def one_line(result: tuple[int, str, str]) -> str:
     return lines[0]
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, never listening, then closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def gzip_bomb(size: int = 32 * MiB) -> bytes:
     """``size`` zero bytes, gzip-compressed (about a thousandth of that on the wire)."""
     return gzip.compress(bytes(size), compresslevel=9)
@@ -491,9 +483,9 @@ async def test_fetch_hang_up_is_one_line() -> None:
 
 
 @pytest.mark.slow
-async def test_fetch_dead_proxy_names_the_proxy() -> None:
+async def test_fetch_dead_proxy_names_the_proxy(closed_port: int) -> None:
     """A --proxy nothing listens on is named (and --proxy), not the target URL."""
-    port = closed_port()
+    port = closed_port
     async with site({"/": page("up")}) as (base, _):
         result = await run_demo("fetch", base + "/", "--proxy", f"http://127.0.0.1:{port}")
         async with Client(timeout=10, proxy=f"http://127.0.0.1:{port}") as client:

@@ -98,16 +98,10 @@ def test_help_and_bad_flags(name: str) -> None:
     assert demo(f"asyncnet.demos.{name}", "--no-such-flag").returncode == 2
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize("name", ["sendmail", "mailbox"])
-def test_refused_is_one_line(name: str) -> None:
+def test_refused_is_one_line(name: str, closed_port: int) -> None:
     """Nobody listening: one line saying what to do, exit 1, no traceback."""
-    done = demo(f"asyncnet.demos.{name}", "--port", str(closed_port()))
+    done = demo(f"asyncnet.demos.{name}", "--port", str(closed_port))
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith(f"python -m asyncnet.demos.{name}: error: ")
@@ -129,9 +123,9 @@ def test_port_in_use() -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_header_injection_from_cli() -> None:
+def test_header_injection_from_cli(closed_port: int) -> None:
     """A subject with CR/LF is refused before connecting: exit 1, one line."""
-    done = demo("asyncnet.demos.sendmail", "--port", str(closed_port()), "--subject", "a\r\nBcc: x")
+    done = demo("asyncnet.demos.sendmail", "--port", str(closed_port), "--subject", "a\r\nBcc: x")
     assert done.returncode == 1
     assert "linefeed" in done.stderr
 

@@ -60,9 +60,8 @@ async def test_connect_timeout_can_differ_from_the_operation_timeout(
         await LineClient.connect(*full_backlog, timeout=30, connect_timeout=0.1)
 
 
-async def test_closed_port_is_refused_at_once_with_peer_and_phase() -> None:
-    with socket.create_server(("127.0.0.1", 0)) as sock:
-        host, port = sock.getsockname()
+async def test_closed_port_is_refused_at_once_with_peer_and_phase(closed_port: int) -> None:
+    host, port = "127.0.0.1", closed_port
     with pytest.raises(NetworkError) as info:
         await LineClient.connect(host, port, timeout=5)
     assert str(info.value).startswith(f"connect with {host}:{port} failed: ")

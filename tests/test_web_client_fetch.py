@@ -16,7 +16,6 @@ from .web_client_peers import (
     aiohttp_server,
     certificates,
     clean_environment,
-    closed_port,
     one_line_failure,
     pproxy_socks5,
     proxy_py,
@@ -93,10 +92,10 @@ async def test_user_usage_errors(flags: list[str], words: str) -> None:
     one_line_failure(await run_demo("fetch", "http://127.0.0.1:1/", *flags), 2, words)
 
 
-async def test_a_dead_proxy_from_the_environment_names_the_variable() -> None:
+async def test_a_dead_proxy_from_the_environment_names_the_variable(closed_port: int) -> None:
     """Not silently bypassed: the target is up but never asked; --noproxy '*' reaches it."""
     seen = Seen()
-    dead = closed_port()
+    dead = closed_port
     env = clean_environment(http_proxy=f"http://127.0.0.1:{dead}")
     async with aiohttp_server(seen) as url:
         failed = await run_demo("fetch", url, env=env)
@@ -110,8 +109,8 @@ async def test_a_dead_proxy_from_the_environment_names_the_variable() -> None:
     assert seen.paths == ["/", "/"]
 
 
-async def test_a_dead_explicit_proxy_names_the_flag() -> None:
-    dead = closed_port()
+async def test_a_dead_explicit_proxy_names_the_flag(closed_port: int) -> None:
+    dead = closed_port
     for demo in ("fetch", "links"):
         result = await run_demo(demo, "http://127.0.0.1:1/", "--proxy", f"127.0.0.1:{dead}")
         one_line_failure(result, 1, f"proxy 127.0.0.1:{dead}", "is the proxy running", "--proxy")

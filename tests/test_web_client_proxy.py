@@ -21,12 +21,12 @@ from asyncnet.web._proxy import (
     proxy_from_environment,
 )
 
+from .ports import refused_port
 from .web_client_peers import (
     PROXY_VARIABLES,
     Seen,
     aiohttp_server,
     certificates,
-    closed_port,
     pproxy_socks5,
     proxy_py,
 )
@@ -147,13 +147,13 @@ def test_credentials_never_appear_in_what_is_shown() -> None:
 
 
 async def test_a_dead_proxy_from_the_environment_is_named_not_bypassed(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, closed_port: int
 ) -> None:
     """HTTP_PROXY pointing at nothing is an error naming HTTP_PROXY, and the target,
     which is up, never sees the request; NO_PROXY or trust_env=False reach it directly."""
     seen = Seen()
     async with aiohttp_server(seen) as url:
-        dead = closed_port()
+        dead = closed_port
         monkeypatch.setenv("HTTP_PROXY", f"http://user:secret@127.0.0.1:{dead}")
         async with Client(timeout=10) as client:
             with pytest.raises(ProxyError) as caught:
@@ -182,11 +182,12 @@ async def test_a_bad_proxy_variable_is_one_error_naming_it(
 async def test_an_explicit_proxy_wins_over_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    dead_env, dead_explicit = closed_port(), closed_port()
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{dead_env}")
-    async with Client(timeout=10, proxy=f"http://127.0.0.1:{dead_explicit}") as client:
-        with pytest.raises(ProxyError, match=rf"proxy 127\.0\.0\.1:{dead_explicit}: ") as caught:
-            await client.fetch("http://127.0.0.1:1/")
+    with refused_port() as dead_env, refused_port() as dead_explicit:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{dead_env}")
+        async with Client(timeout=10, proxy=f"http://127.0.0.1:{dead_explicit}") as client:
+            expected = rf"proxy 127\.0\.0\.1:{dead_explicit}: "
+            with pytest.raises(ProxyError, match=expected) as caught:
+                await client.fetch("http://127.0.0.1:1/")
     assert caught.value.source is None
 
 
@@ -279,9 +280,11 @@ async def test_socks5_with_credentials() -> None:
     assert seen.paths == ["/"]
 
 
-async def test_a_dead_socks_proxy_is_a_proxy_error(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_dead_socks_proxy_is_a_proxy_error(
+    monkeypatch: pytest.MonkeyPatch, closed_port: int
+) -> None:
     pytest.importorskip("aiohttp_socks")
-    dead = closed_port()
+    dead = closed_port
     monkeypatch.setenv("all_proxy", f"socks5://127.0.0.1:{dead}")
     async with aiohttp_server(Seen()) as url, Client(timeout=10) as client:
         with pytest.raises(ProxyError, match=rf"proxy 127\.0\.0\.1:{dead} \(from all_proxy\)"):

@@ -71,10 +71,8 @@ def test_web_debug_refuses_all_interfaces() -> None:
 
 
 @pytest.mark.slow
-def test_fetch_refused() -> None:
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
+def test_fetch_refused(closed_port: int) -> None:
+    port = closed_port
     result = run_demo("asyncnet.demos.fetch", f"http://127.0.0.1:{port}/", "--timeout", "5")
     _one_line_failure(result, "refused")
     verbose = run_demo("asyncnet.demos.fetch", f"http://127.0.0.1:{port}/", "-vv")
