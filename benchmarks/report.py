@@ -92,12 +92,60 @@ def summary_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+_GENERATOR_NAMES = {
+    "c": "C (benchmarks/cload/loadgen.c)",
+    "python": "Python (benchmarks/loadgen.py)",
+}
+_PHASES = ("tcp", "pipelined", "udp", "memory", "fairness")
+
+
+def _phase_points(impl: dict[str, Any], phase: str) -> list[dict[str, Any]]:
+    """The measured points (their runs, where a point has several) of one phase."""
+    value = impl.get(phase)
+    if not value:
+        return []
+    points = list(value.values()) if phase in ("tcp", "memory") else [value]
+    return [run for point in points for run in (point.get("runs") or [point])]
+
+
+def generator_lines(results: dict[str, Any]) -> list[str]:
+    """Which load generator drove which kind of row, and why Python ran where C could not.
+
+    ``load generator: C (...) for tcp, pipelined; Python (...) for udp, memory, fairness``
+    (a kind driven by both in one run is named under both).
+    """
+    used: dict[str, list[str]] = {}
+    reasons: list[str] = []
+    for phase in _PHASES:
+        for impl in results["implementations"].values():
+            for run in _phase_points(impl, phase):
+                name = run.get("generator")
+                if name is None:
+                    continue
+                phases = used.setdefault(name, [])
+                if phase not in phases:
+                    phases.append(phase)
+                note = run.get("generator_note")
+                if note and note not in reasons:
+                    reasons.append(note)
+    if not used:
+        return []
+    parts = [
+        f"{_GENERATOR_NAMES.get(name, name)} for {', '.join(phases)}"
+        for name, phases in sorted(used.items())
+    ]
+    return ["load generator: " + "; ".join(parts), *(f"  ({reason})" for reason in reasons)]
+
+
 def markdown_table(results: dict[str, Any]) -> str:
     """The summary table as Markdown, for the README."""
     header, rows = summary_rows(results)
     lines = ["| " + " | ".join(header) + " |"]
     lines.append("|---|" + "---:|" * (len(header) - 1))
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    generators = generator_lines(results)
+    if generators:
+        lines += ["", *generators]
     return "\n".join(lines)
 
 
@@ -161,6 +209,8 @@ def print_report(results: dict[str, Any], *, details: bool = True) -> None:
         f"{meta['server_cores'] or 'any'}, generator cores {meta['generator_cores'] or 'any'}, "
         f"median of {meta['config']['repeats']} x {meta['config']['duration_s']} s"
     )
+    for line in generator_lines(results):
+        console.print(line)
     header, rows = summary_rows(results)
     table = Table(title="upper service, 64-byte lines, ping-pong", title_justify="left")
     for i, name in enumerate(header):

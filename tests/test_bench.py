@@ -31,7 +31,7 @@ from benchmarks.harness import (
 from benchmarks.loadgen import hold_idle, tcp_pingpong, udp_pingpong
 from benchmarks.pingpong import percentile
 from benchmarks.procstat import cpu_seconds, descendants, tree_memory_kib
-from benchmarks.report import markdown_table, parse_points
+from benchmarks.report import generator_lines, markdown_table, parse_points
 from benchmarks.targets import Target, TargetsError, evaluate_targets, load_targets, parse_targets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +79,28 @@ def test_summarize_reports_medians_spread_and_keeps_raw_runs() -> None:
     assert summary["served"] == 9  # the worst repeat, not the best
     assert summary["errors"] == 2
     assert summary["gen_us_per_req"] == pytest.approx(500.0)  # 50 % of a core at 1000/s
+
+
+def test_generator_lines_name_each_generator_its_rows_and_why_python_ran() -> None:
+    c_run = {"generator": "c"}
+    fallback = {"generator": "python", "generator_note": "C generator unavailable: no cc"}
+    results: dict[str, Any] = {
+        "implementations": {
+            "a": {
+                "tcp": {"1": {"runs": [c_run]}, "10": {"runs": [c_run]}},
+                "udp": {"runs": [{"generator": "python"}]},
+                "memory": {"1000": {"generator": "python"}},
+                "fairness": None,
+                "pipelined": {"runs": [fallback]},
+            },
+        }
+    }
+    assert generator_lines(results) == [
+        "load generator: C (benchmarks/cload/loadgen.c) for tcp; "
+        "Python (benchmarks/loadgen.py) for pipelined, udp, memory",
+        "  (C generator unavailable: no cc)",
+    ]
+    assert generator_lines({"implementations": {"a": {"tcp": {}}}}) == []
 
 
 def test_targets_are_ratios_within_the_run_and_none_when_unmeasured() -> None:
@@ -497,6 +519,11 @@ def test_bench_cli_smoke(tmp_path: Path) -> None:
         else:
             assert target["value"] is None
     assert f"json: {out}" in done.stdout
+    # Which generator drove each kind of row, in the report and under the table.
+    said = next(line for line in done.stdout.splitlines() if line.startswith("load generator: "))
+    for phase in ("tcp", "udp", "memory", "fairness"):
+        assert phase in said, said
+    assert said in out.with_suffix(".md").read_text()
     # --markdown: the table printed is also written next to the JSON
     assert out.with_suffix(".md").read_text().strip() == markdown_table(results).strip()
     assert "| asyncio Protocol |" in out.with_suffix(".md").read_text()
