@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 
 .PHONY: demo test test-quick lint format typecheck docs test-all bench bench-quick bench-micro \
-	bench-transfers bench-http bench-http-client bench-clients bench-imports clean
+	bench-transfers bench-http bench-http-client bench-pop3 bench-clients bench-imports clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "asyncnet needs Python 3.11 or newer")'
@@ -77,12 +77,14 @@ test-all:
 # works too (make would take a bare --quick as its own option).  The benchmark lives in
 # benchmarks/ (not in the wheel) and runs from the repository root; it judges each run
 # by benchmarks/targets.toml.
-# Then the transfer, static-file and import-time benchmarks, each its own table.
+# Then the transfer, static-file, HTTP-client, POP3 and import-time benchmarks, each its
+# own table.
 bench: $(VENV)/.installed-bench
 	$(PY) -m benchmarks --json benchmarks/results/latest.json --plot benchmarks/results/latest.png --markdown $(BENCH_ARGS)
 	$(PY) -m benchmarks.transfers --json benchmarks/results/transfers.json
 	$(PY) -m benchmarks.http --json benchmarks/results/http.json
 	$(PY) -m benchmarks.http_client --json benchmarks/results/http-client.json
+	$(PY) -m benchmarks.pop3 --rtt 0,20,100 --json benchmarks/results/pop3.json
 	$(PY) -m benchmarks.imports --json benchmarks/results/imports.json
 
 bench-transfers: $(VENV)/.installed-bench
@@ -93,6 +95,9 @@ bench-http: $(VENV)/.installed-bench
 
 bench-http-client: $(VENV)/.installed-bench
 	$(PY) -m benchmarks.http_client $(BENCH_ARGS)
+
+bench-pop3: $(VENV)/.installed-bench
+	$(PY) -m benchmarks.pop3 $(BENCH_ARGS)
 
 bench-clients: $(VENV)/.installed-bench
 	$(PY) -m benchmarks.clients $(BENCH_ARGS)
