@@ -18,6 +18,12 @@ round so that whatever else the machine does falls on all of them:
 The clock runs from before the connection to after QUIT; every message is checked
 against what was stored (sha256), off the clock.  The target, at 20 ms: the
 pipelined read at least 2x faster than poplib.
+
+Then what a big message costs the server (``--no-memory`` skips it): the POP3
+server's peak resident size, in a process of its own (:mod:`benchmarks.mail_server`),
+while poplib RETRs a 12 MB message (target: under 4 MiB of growth, the message is
+streamed from the Maildir), and 100 sessions at once, each RETRing 256 KiB (target:
+every one served, byte-exact).
 """
 
 from __future__ import annotations
@@ -41,11 +47,27 @@ from typing import IO
 
 from .paths import PACKAGE_PARENT, python_path
 
-__all__ = ["MODES", "TARGET", "Result", "main", "make_messages", "run", "table"]
+__all__ = [
+    "MODES",
+    "TARGET",
+    "Result",
+    "big_message",
+    "main",
+    "make_messages",
+    "measure_memory",
+    "measure_sessions",
+    "run",
+    "table",
+]
 
 USER, PASSWORD = "demo", "demo"
 TARGET = ("asyncnet, pipelined", 20.0, 2.0)
 """(mode, RTT in ms, how many times faster than poplib it must be there)."""
+MiB = 1024 * 1024
+BIG_MESSAGE = 12_000_000
+GROWTH_LIMIT = 4 * MiB
+"""The most the server may grow by while it serves :data:`BIG_MESSAGE` bytes."""
+SESSIONS, SESSION_MESSAGE = 100, 256 * 1024
 MODES = ("poplib", "asyncnet, one at a time", "asyncnet, pipelined")
 
 SERVER_MAIN = """
@@ -82,6 +104,13 @@ def make_messages(count: int, size: int, seed: int = 1) -> list[bytes]:
     return messages
 
 
+def big_message(size: int) -> bytes:
+    """A message of at least ``size`` bytes, cheap to build (a repeated body)."""
+    head = b"From: bench@localhost\r\nTo: demo@localhost\r\nSubject: big\r\n\r\n"
+    unit = b"alpha beta gamma delta epsilon zeta eta theta iota kappa\r\n.a stuffed line\r\n"
+    return head + unit * (max(size - len(head), 0) // len(unit) + 1)
+
+
 @dataclass
 class Result:
     """Seconds per mode and RTT, over the rounds; everything ``table`` needs."""
@@ -91,6 +120,10 @@ class Result:
     rounds: int
     loop: str
     seconds: dict[str, list[float]] = field(default_factory=dict)
+    memory: dict[str, int] | None = None
+    """The big-message RETR: ``message_bytes``, the server's ``growth_bytes``."""
+    sessions: dict[str, float] | None = None
+    """Sessions at once: ``sessions``, ``served`` (byte-exact), ``seconds``."""
 
     def median(self, mode: str, rtt_ms: float) -> float:
         return statistics.median(self.seconds[f"{rtt_ms:g} {mode}"])
@@ -172,6 +205,76 @@ async def _read_with_asyncnet(port: int, expected: dict[int, str], pipelined: bo
     return elapsed
 
 
+def _retr_with_poplib(port: int, number: int) -> bytes:
+    pop = poplib.POP3("127.0.0.1", port, timeout=60)
+    try:
+        pop.user(USER)
+        pop.pass_(PASSWORD)
+        _, lines, _ = pop.retr(number)
+        pop.quit()
+    finally:
+        pop.close()
+    return b"\r\n".join(lines) + b"\r\n"
+
+
+def measure_memory(size: int = BIG_MESSAGE) -> dict[str, int]:
+    """The POP3 server's peak RSS growth while poplib RETRs a ``size``-byte message.
+
+    The server runs in a process of its own and serves one warm-up RETR first (the
+    first session imports and allocates what every session needs); then its peak is
+    reset (``/proc/self/clear_refs``) and read again after the big RETR.
+    """
+    from asyncnet.mail import Maildirs
+
+    from .mail_server import measured
+
+    message, warm = big_message(size), make_messages(1, 2000)[0]
+    with tempfile.TemporaryDirectory(prefix="asyncnet-pop3-memory-") as scratch:
+        maildirs = Maildirs(scratch, [USER])
+        maildirs.deliver_now(USER, message)  # number 1: messages are numbered oldest first
+        maildirs.deliver_now(USER, warm)
+        with measured("pop3", Path(scratch), USER, PASSWORD) as (port, ask):
+            if _retr_with_poplib(port, 2) != warm:
+                raise BenchError("the warm-up message came back different")
+            before = ask("mark")
+            got = _retr_with_poplib(port, 1)
+            growth = ask("peak") - before
+    if hashlib.sha256(got).digest() != hashlib.sha256(message).digest():
+        raise BenchError("the big message came back different")
+    return {"message_bytes": len(message), "growth_bytes": growth}
+
+
+async def measure_sessions(count: int = SESSIONS, size: int = SESSION_MESSAGE) -> dict[str, float]:
+    """``count`` users, each RETRing ``size`` bytes, all at once against one POP3 server."""
+    from asyncnet.mail import Maildirs, PasswordAuthenticator, POP3Client, POP3Server
+
+    users = {f"user{n}": f"secret{n}" for n in range(count)}
+    message = big_message(size)
+    expected = hashlib.sha256(message).hexdigest()
+
+    async def session(port: int, user: str) -> bool:
+        digest = hashlib.sha256()
+        async with POP3Client("127.0.0.1", port) as pop:
+            await pop.login(user, users[user])
+            await pop.retr_to(1, digest.update)
+        return digest.hexdigest() == expected
+
+    with tempfile.TemporaryDirectory(prefix="asyncnet-pop3-sessions-") as scratch:
+        maildirs = Maildirs(scratch, list(users))
+        for user in users:
+            maildirs.deliver_now(user, message)
+        auth = PasswordAuthenticator(users)
+        async with POP3Server(maildirs, auth, host="127.0.0.1", port=0) as server:
+            port = server.address[1]
+            started = time.perf_counter()
+            async with asyncio.timeout(120):
+                done = await asyncio.gather(
+                    *(session(port, user) for user in users), return_exceptions=True
+                )
+            seconds = time.perf_counter() - started
+    return {"sessions": count, "served": sum(ok is True for ok in done), "seconds": seconds}
+
+
 def _check(got: dict[int, bytes], expected: dict[int, str], who: str) -> None:
     digests = {n: hashlib.sha256(m).hexdigest() for n, m in got.items()}
     if sorted(digests.values()) != sorted(expected.values()):
@@ -196,8 +299,11 @@ def _measure(
             result.seconds.setdefault(f"{rtt:g} {mode}", []).append(measure())
 
 
-def run(rtts_ms: Sequence[float], rounds: int, count: int, size: int) -> Result:
-    """Seed a Maildir, start the server and a proxy per RTT, measure every mode."""
+def run(
+    rtts_ms: Sequence[float], rounds: int, count: int, size: int, *, memory: bool = True
+) -> Result:
+    """Seed a Maildir, start the server and a proxy per RTT, measure every mode; then,
+    with ``memory``, what a big message and many sessions cost the server."""
     from asyncnet._runner import loop_factory
     from asyncnet.mail import Maildirs
 
@@ -231,8 +337,12 @@ def run(rtts_ms: Sequence[float], rounds: int, count: int, size: int) -> Result:
                         _measure(runner, through, expected, rtt, result)
                     finally:
                         proxy.stop()
+                if memory:
+                    result.sessions = runner.run(measure_sessions())
         finally:
             server.stop()
+    if memory:
+        result.memory = measure_memory()
     return result
 
 
@@ -260,6 +370,21 @@ def table(result: Result) -> str:
         lines.append(f"- {mode} vs poplib at {at:g} ms: >= {goal:g}x: {ratio:.2f}x, {verdict}")
     else:
         lines.append(f"- {mode} vs poplib at {at:g} ms: not measured (add {at:g} to --rtt)")
+    if result.memory is not None:
+        growth = result.memory["growth_bytes"]
+        verdict = "met" if growth < GROWTH_LIMIT else "MISSED"
+        lines.append(
+            f"- server peak RSS growth during a {result.memory['message_bytes'] / 1e6:.0f} MB "
+            f"RETR (poplib): {growth / MiB:.2f} MiB: < {GROWTH_LIMIT // MiB} MiB, {verdict}"
+        )
+    if result.sessions is not None:
+        count, served = int(result.sessions["sessions"]), int(result.sessions["served"])
+        verdict = "met" if served == count else "MISSED"
+        lines.append(
+            f"- {count} sessions at once, a {SESSION_MESSAGE // 1024} KiB RETR each: "
+            f"{served}/{count} served byte-exact in {result.sessions['seconds']:.2f} s: "
+            f"all, {verdict}"
+        )
     return "\n".join(lines)
 
 
@@ -288,13 +413,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--size", type=int, default=20_000, help="bytes per message (default 20000)"
     )
+    parser.add_argument(
+        "--no-memory",
+        action="store_true",
+        help="skip the 12 MB RETR (server RSS) and the 100 sessions at once",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw seconds to this file")
     args = parser.parse_args(argv)
     for name in ("rounds", "messages", "size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
+    # The server's peak is read from /proc (Linux only).
+    memory = not args.no_memory and sys.platform.startswith("linux")
     try:
-        result = run(args.rtt, args.rounds, args.messages, args.size)
+        result = run(args.rtt, args.rounds, args.messages, args.size, memory=memory)
     except (BenchError, OSError, poplib.error_proto) as exc:
         print(f"pop3 benchmark: {exc}", file=sys.stderr)
         return 1

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.pop3 import MODES, Result, make_messages, table
+from benchmarks.pop3 import MODES, Result, big_message, make_messages, table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,21 +54,66 @@ def test_table_judges_the_pipelined_read_against_poplib_at_20_ms() -> None:
     assert table(unmeasured).endswith("not measured (add 20 to --rtt)")
 
 
+def test_table_judges_the_server_memory_and_the_sessions() -> None:
+    result = _result(0.6, 0.2)
+    result.memory = {"message_bytes": 12_000_000, "growth_bytes": 3 * 1024 * 1024}
+    result.sessions = {"sessions": 100, "served": 100, "seconds": 1.5}
+    lines = table(result).splitlines()
+    assert lines[-2] == (
+        "- server peak RSS growth during a 12 MB RETR (poplib): 3.00 MiB: < 4 MiB, met"
+    )
+    assert lines[-1] == (
+        "- 100 sessions at once, a 256 KiB RETR each: 100/100 served byte-exact in 1.50 s: all, met"
+    )
+    result.memory["growth_bytes"] = 5 * 1024 * 1024
+    result.sessions["served"] = 99
+    lines = table(result).splitlines()
+    assert lines[-2].endswith("5.00 MiB: < 4 MiB, MISSED")
+    assert "99/100 served" in lines[-1]
+    assert lines[-1].endswith("all, MISSED")
+
+
+def test_a_big_message_has_the_size_asked_and_stuffed_lines() -> None:
+    message = big_message(100_000)
+    assert 100_000 <= len(message) < 100_200
+    assert b"\r\n.a stuffed line\r\n" in message
+    assert message.endswith(b"\r\n")
+
+
 @pytest.mark.timeout(120)
 def test_a_small_run_end_to_end(tmp_path: Path) -> None:
     """Three messages, one round, at 0 ms: every mode reads them (checked by sha256
-    inside the benchmark), the table has a row per mode and the JSON every sample."""
+    inside the benchmark), the table has a row per mode and the JSON every sample;
+    the server's memory during a 12 MB RETR and 100 sessions at once are measured
+    (the message and every session checked byte-exact), unless --no-memory."""
     out = tmp_path / "pop3.json"
     done = run_bench("--rounds", "1", "--messages", "3", "--size", "2000", "--rtt", "0")
     assert done.returncode == 0, done.stderr
     for mode in MODES:
         assert f"| 0 | {mode} |" in done.stdout
     assert "not measured (add 20 to --rtt)" in done.stdout
+    if sys.platform.startswith("linux"):
+        assert "- server peak RSS growth during a 12 MB RETR (poplib): " in done.stdout
+    assert "- 100 sessions at once, a 256 KiB RETR each: 100/100 served" in done.stdout
     done = run_bench(
-        "--rounds", "1", "--messages", "3", "--size", "2000", "--rtt", "20", "--json", str(out)
+        "--rounds",
+        "1",
+        "--messages",
+        "3",
+        "--size",
+        "2000",
+        "--rtt",
+        "20",
+        "--no-memory",
+        "--json",
+        str(out),
     )
     assert done.returncode == 0, done.stderr
-    samples = json.loads(out.read_text())["seconds"]
+    assert "RETR each" not in done.stdout  # --no-memory
+    raw = json.loads(out.read_text())
+    assert raw["memory"] is None
+    assert raw["sessions"] is None
+    samples = raw["seconds"]
     assert set(samples) == {f"20 {mode}" for mode in MODES}
     # At 20 ms even the pipelined read pays the handshake, greeting and login.
     assert all(len(s) == 1 and s[0] > 0.1 for s in samples.values()), samples

@@ -21,8 +21,8 @@ from asyncnet.mail._maildir import CHUNK_SIZE, WireForm, wire_chunks
 from asyncnet.mail._pop3 import server as pop3_server
 from asyncnet.mail._pop3.server import DotStuffer, TopCut
 from asyncnet.protocols import dot_stuff, ensure_final_newline
+from benchmarks.mail_server import measured
 
-from .mail_streaming_server import measured
 from .test_pop3_client import tls_pair
 
 pytestmark = pytest.mark.timeout(60)

@@ -16,8 +16,8 @@ import pytest
 
 from asyncnet.mail import LocalMailServer, POP3Client
 from asyncnet.mail import _local as local_module
+from benchmarks.mail_server import measured
 
-from .mail_streaming_server import measured
 from .test_mail_streaming import MIB, big_message
 
 pytestmark = pytest.mark.timeout(60)

@@ -1,6 +1,6 @@
 """A mail server in a process of its own, for measuring what a message costs it.
 
-``python -m tests.mail_streaming_server pop3|local ROOT USER PASSWORD`` serves ``ROOT``'s
+``python -m benchmarks.mail_server pop3|local ROOT USER PASSWORD`` serves ``ROOT``'s
 Maildirs on 127.0.0.1: ``pop3`` our POP3 server (its port is printed first), ``local``
 the local pair (SMTP in, POP3 out: the SMTP port is printed first).  It answers lines on
 stdin: ``mark`` forgets the
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from asyncnet.mail import LocalMailServer, Maildirs, PasswordAuthenticator, POP3Server
+
+from .paths import PACKAGE_PARENT, python_path
 
 
 @contextlib.contextmanager
@@ -28,11 +31,12 @@ def measured(
     """This module's server in its own process: yields its (first) port and ``ask``,
     which sends one command (``mark``, ``peak``, ``rss``) and returns the answer."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.mail_streaming_server", mode, str(root), user, password],
+        [sys.executable, "-m", "benchmarks.mail_server", mode, str(root), user, password],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).parent.parent,
+        cwd=PACKAGE_PARENT,
+        env={**os.environ, "PYTHONPATH": python_path()},
     )
     assert proc.stdin is not None
     assert proc.stdout is not None
@@ -64,6 +68,13 @@ def status(field: str) -> int:
     raise LookupError(field)
 
 
+def reset_peak() -> int:
+    """Reset ``VmHWM`` to the current resident size (a /proc file: no waiting); the new peak."""
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+    return status("VmHWM")
+
+
 async def main(mode: str, root: str, user: str, password: str) -> None:
     async with contextlib.AsyncExitStack() as stack:
         server: Any
@@ -79,9 +90,7 @@ async def main(mode: str, root: str, user: str, password: str) -> None:
             print(server.smtp_address[1], flush=True)
         while command := (await asyncio.to_thread(sys.stdin.readline)).strip():
             if command == "mark":
-                with open("/proc/self/clear_refs", "w") as refs:
-                    refs.write("5")  # resets VmHWM to the current resident size
-                print(status("VmHWM"), flush=True)
+                print(reset_peak(), flush=True)
             elif command == "peak":
                 print(status("VmHWM"), flush=True)
             elif command == "rss":
