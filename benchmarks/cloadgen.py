@@ -60,31 +60,32 @@ def cache_dir() -> Path:
     return Path(base) / "asyncnet-bench"
 
 
-def build(cc: str | None = None, into: Path | None = None) -> Path:
-    """The path of the built generator, compiling it first if the cache lacks it."""
+def build(cc: str | None = None, into: Path | None = None, source: Path = SOURCE) -> Path:
+    """The path of the program built from ``source`` (the generator by default),
+    compiling it first if the cache lacks it."""
     cc = cc or compiler()
     if cc is None:
         raise BuildError("no C compiler found (set CC, or install gcc)")
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(source + b"\0" + cc.encode() + b"\0" + " ".join(FLAGS).encode())
+    text = source.read_bytes()
+    key = hashlib.sha256(text + b"\0" + cc.encode() + b"\0" + " ".join(FLAGS).encode())
     folder = into or cache_dir()
-    target = folder / f"loadgen-{key.hexdigest()[:16]}"
+    target = folder / f"{source.stem}-{key.hexdigest()[:16]}"
     if target.is_file() and os.access(target, os.X_OK):
         return target
     folder.mkdir(parents=True, exist_ok=True)
     # Compile beside the target and rename: a concurrent run never sees half a file.
-    fd, scratch = tempfile.mkstemp(prefix=".loadgen-", dir=folder)
+    fd, scratch = tempfile.mkstemp(prefix=f".{source.stem}-", dir=folder)
     os.close(fd)
     try:
         done = subprocess.run(
-            [cc, *FLAGS, "-o", scratch, str(SOURCE), "-lm"],
+            [cc, *FLAGS, "-o", scratch, str(source), "-lm"],
             capture_output=True,
             timeout=120,
             check=False,
         )
         if done.returncode != 0:
             err = done.stderr.decode("utf-8", "replace").strip()[-1500:]
-            raise BuildError(f"{cc} could not build {SOURCE.name}: {err}")
+            raise BuildError(f"{cc} could not build {source.name}: {err}")
         os.chmod(scratch, 0o755)
         os.replace(scratch, target)
     finally:

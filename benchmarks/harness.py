@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .cloadgen import compiler
 from .fairness import FAIRNESS_IMPLEMENTATIONS, summarize_fairness
 from .paths import CLASSIC_DEMOS, PACKAGE_PARENT, python_path
 from .procstat import raise_nofile_limit, usable_cores
@@ -59,6 +60,8 @@ class Implementation:
     pinned: bool = True
     """False for multi-process servers, which need every core."""
     memory: bool = True
+    needs_cc: bool = False
+    """Built from C on first use: skipped (with the reason) where no compiler exists."""
     note: str = ""
     tree: str | None = None
     """Run from this source tree instead of the installed asyncnet (A/B of a patch)."""
@@ -135,6 +138,14 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
             note="the demo as a StreamHandler: readline/write/drain, one task per connection",
         ),
         Implementation(
+            "c-epoll",
+            "C epoll server",
+            ("-m", "benchmarks.cupper", "0"),
+            has_udp=False,
+            needs_cc=True,
+            note="one thread, epoll, the replies to a read in one write: a C floor",
+        ),
+        Implementation(
             "asyncnet-w2",
             "asyncnet, 2 workers, uvloop",
             (*_SERVERS, "asyncnet-workers", "--workers", "2", "--uvloop"),
@@ -145,9 +156,9 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
     ]
 }
 
-PIPELINED_IMPLEMENTATIONS = ("bare-uvloop", "asyncnet-uvloop")
-"""Where the pipelined point is measured: the demo against the bare Protocol that answers
-all the lines of a read with one write."""
+PIPELINED_IMPLEMENTATIONS = ("bare-uvloop", "asyncnet-uvloop", "c-epoll")
+"""Where the pipelined point is measured: the demo against the bare Protocol and the C
+server, which both answer all the lines of a read with one write."""
 
 QUICK_IMPLEMENTATIONS = (
     "threaded",
@@ -158,6 +169,7 @@ QUICK_IMPLEMENTATIONS = (
     "asyncnet-w2",
     "streams-uvloop",
     "asyncnet-stream",
+    "c-epoll",
 )
 
 
@@ -735,6 +747,8 @@ class Harness:
             return f"no classic demos in {self.config.demos_dir}"
         if not impl.pinned and len(usable_cores()) < 2:
             return "needs 2 cores"
+        if impl.needs_cc and compiler() is None:
+            return "no C compiler (set CC, or install gcc)"
         return None
 
 
