@@ -84,7 +84,8 @@ asyncio.run(main())
 
 
 class BenchError(Exception):
-    """A server or proxy that did not start: one line for the user."""
+    """What stops the benchmark (a server that did not start, a message that came back
+    different): one line for the user."""
 
 
 def make_messages(count: int, size: int, seed: int = 1) -> list[bytes]:
