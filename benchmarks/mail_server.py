@@ -48,7 +48,10 @@ def measured(
         return int(stdout.readline())
 
     try:
-        yield int(stdout.readline()), ask
+        line = stdout.readline()
+        if not line.strip().isdigit():
+            raise RuntimeError(f"the {mode} mail server did not start (it printed {line!r})")
+        yield int(line), ask
     finally:
         stdin.close()  # the server's cue to stop
         try:

@@ -70,18 +70,6 @@ GROWTH_LIMIT = 4 * MiB
 SESSIONS, SESSION_MESSAGE = 100, 256 * 1024
 MODES = ("poplib", "asyncnet, one at a time", "asyncnet, pipelined")
 
-SERVER_MAIN = """
-import asyncio, sys
-from asyncnet.mail import LocalMailServer
-
-async def main():
-    async with LocalMailServer({"demo": "demo"}, root=sys.argv[1], failed_login_delay=0) as mail:
-        print(mail.pop3_address[1], flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-
-asyncio.run(main())
-"""
-
 
 class BenchError(Exception):
     """What stops the benchmark (a server that did not start, a message that came back
@@ -308,6 +296,8 @@ def run(
     from asyncnet._runner import loop_factory
     from asyncnet.mail import Maildirs
 
+    from .mail_server import measured
+
     factory = loop_factory()
     messages = make_messages(count, size)
     expected = {n: hashlib.sha256(m).hexdigest() for n, m in enumerate(messages, 1)}
@@ -316,32 +306,30 @@ def run(
         maildirs = Maildirs(scratch, [USER])
         for message in messages:
             maildirs.deliver_now(USER, message)
-        server = _Process([sys.executable, "-c", SERVER_MAIN, scratch], "the POP3 server")
-        try:
-            port = int(server.line)
-            with asyncio.Runner(loop_factory=factory) as runner:
-                for rtt in rtts_ms:
-                    proxy = _Process(
-                        [
-                            sys.executable,
-                            "-m",
-                            "benchmarks.latency",
-                            "--rtt",
-                            f"{rtt:g}",
-                            "--ports",
-                            json.dumps({"pop3": port}),
-                        ],
-                        "the delaying proxy",
-                    )
-                    try:
-                        through = int(json.loads(proxy.line)["pop3"])
-                        _measure(runner, through, expected, rtt, result)
-                    finally:
-                        proxy.stop()
-                if memory:
-                    result.sessions = runner.run(measure_sessions())
-        finally:
-            server.stop()
+        with (
+            measured("pop3", Path(scratch), USER, PASSWORD) as (port, _),
+            asyncio.Runner(loop_factory=factory) as runner,
+        ):
+            for rtt in rtts_ms:
+                proxy = _Process(
+                    [
+                        sys.executable,
+                        "-m",
+                        "benchmarks.latency",
+                        "--rtt",
+                        f"{rtt:g}",
+                        "--ports",
+                        json.dumps({"pop3": port}),
+                    ],
+                    "the delaying proxy",
+                )
+                try:
+                    through = int(json.loads(proxy.line)["pop3"])
+                    _measure(runner, through, expected, rtt, result)
+                finally:
+                    proxy.stop()
+            if memory:
+                result.sessions = runner.run(measure_sessions())
     if memory:
         result.memory = measure_memory()
     return result
@@ -428,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     memory = not args.no_memory and sys.platform.startswith("linux")
     try:
         result = run(args.rtt, args.rounds, args.messages, args.size, memory=memory)
-    except (BenchError, OSError, poplib.error_proto) as exc:
+    except (BenchError, OSError, RuntimeError, poplib.error_proto) as exc:
         print(f"pop3 benchmark: {exc}", file=sys.stderr)
         return 1
     print(table(result))
