@@ -30,14 +30,19 @@
 
 struct conn {
     int fd;
-    char *in;           /* an unfinished line, then what was read */
+    char *in;           /* the start of a line the last read did not finish */
     size_t in_len, in_cap;
-    char *out;          /* replies not yet sent */
+    char *out;          /* replies the socket did not take yet */
     size_t out_len, out_pos, out_cap;
     int writing;        /* EPOLLOUT armed (and EPOLLIN off) */
 };
 
 static int epfd;
+/* Every read and every reply is built in these two, shared by all connections: an
+ * idle connection holds only its struct (and what a partial line or a full socket
+ * left behind), as the idle-memory rows expect of a floor. */
+static char *rbuf, *wbuf;
+static size_t rbuf_cap, wbuf_cap;
 
 static void die(const char *what) {
     perror(what);
@@ -93,34 +98,54 @@ static int flush_out(struct conn *c) {
 
 /* Read once; answer every complete line; 0 to go on, -1 to close. */
 static int on_readable(struct conn *c) {
-    c->in = grow(c->in, &c->in_cap, c->in_len + READ_SIZE);
-    ssize_t n = read(c->fd, c->in + c->in_len, READ_SIZE);
+    rbuf = grow(rbuf, &rbuf_cap, c->in_len + READ_SIZE);
+    if (c->in_len)
+        memcpy(rbuf, c->in, c->in_len);
+    ssize_t n = read(c->fd, rbuf + c->in_len, READ_SIZE);
     if (n == 0)
         return -1;
     if (n < 0)
         return (errno == EINTR || errno == EAGAIN) ? 0 : -1;
-    size_t end = c->in_len + (size_t)n, start = 0;
+    size_t end = c->in_len + (size_t)n, start = 0, out_len = 0;
+    wbuf = grow(wbuf, &wbuf_cap, end);
     char *nl;
-    while ((nl = memchr(c->in + start, '\n', end - start)) != NULL) {
-        size_t len = (size_t)(nl - (c->in + start)) + 1;
-        c->out = grow(c->out, &c->out_cap, c->out_len + len);
-        char *dst = c->out + c->out_len;
-        const char *src = c->in + start;
+    while ((nl = memchr(rbuf + start, '\n', end - start)) != NULL) {
+        size_t len = (size_t)(nl - (rbuf + start)) + 1;
+        const char *src = rbuf + start;
+        char *dst = wbuf + out_len;
         for (size_t i = 0; i < len; i++) {
             char ch = src[i];
             dst[i] = (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
         }
-        c->out_len += len;
+        out_len += len;
         start += len;
     }
-    c->in_len = end - start;
-    if (start && c->in_len)
-        memmove(c->in, c->in + start, c->in_len);
-    int sent = flush_out(c);
-    if (sent < 0)
-        return -1;
-    if (sent == 1)
-        arm(c, 1);  /* stop reading until the peer takes its replies */
+    c->in_len = end - start;  /* keep the unfinished line for the next read */
+    if (c->in_len) {
+        c->in = grow(c->in, &c->in_cap, c->in_len);
+        memcpy(c->in, rbuf + start, c->in_len);
+    }
+    if (!out_len)
+        return 0;
+    size_t sent = 0;
+    while (sent < out_len) {
+        ssize_t w = write(c->fd, wbuf + sent, out_len - sent);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            return -1;
+        }
+        sent += (size_t)w;
+    }
+    if (sent < out_len) {  /* the socket is full: keep the rest, stop reading */
+        c->out = grow(c->out, &c->out_cap, out_len - sent);
+        memcpy(c->out, wbuf + sent, out_len - sent);
+        c->out_len = out_len - sent;
+        c->out_pos = 0;
+        arm(c, 1);
+    }
     return 0;
 }
 
