@@ -53,7 +53,7 @@ from .nginx import NGINX, spawn_nginx
 from .paths import PACKAGE_PARENT, python_path
 from .procstat import cpu_seconds, usable_cores
 
-__all__ = ["SMALL_SIZE", "BIG_SIZE", "TARGETS", "main", "parse_wrk", "python_load"]
+__all__ = ["SMALL_SIZE", "BIG_SIZE", "TARGETS", "main", "parse_wrk", "python_load", "stop_server"]
 
 SMALL_SIZE = 1024
 BIG_SIZE = 20 * 1024 * 1024
@@ -91,15 +91,21 @@ class Server:
 
     def stop(self) -> None:
         """Stop this server (its own signal, then SIGKILL to its process group)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(self.stop_signal)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        stop_server(self.proc, self.stop_signal)
+
+
+def stop_server(proc: subprocess.Popen[bytes], stop_signal: int) -> None:
+    """Stop a server started in its own process group: ``stop_signal``, then SIGKILL
+    to the whole group after 10 s; close its stdout."""
+    if proc.poll() is None:
+        proc.send_signal(stop_signal)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def _pinned(cores: set[int] | None) -> Callable[[], None]:

@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Self
 
+from .http import stop_server
 from .nginx import NGINX, spawn_nginx
 from .paths import PACKAGE_PARENT, python_path
 
@@ -94,15 +95,7 @@ class Server:
 
     def stop(self) -> None:
         """Stop the server (its own signal, then SIGKILL to its process group)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(self.stop_signal)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        stop_server(self.proc, self.stop_signal)
 
 
 def start_nginx(root: Path, cert: Path, key: Path, scratch: Path) -> Server:

@@ -95,6 +95,7 @@ no_anon_password=YES
 anon_root={root}
 write_enable=YES
 anon_upload_enable=YES
+anon_mkdir_write_enable=YES
 anon_other_write_enable=YES
 anon_world_readable_only=NO
 anon_umask=022

@@ -16,6 +16,8 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from benchmarks.transfers import VSFTPD_CONF, VSFTPD_TLS
+
 VSFTPD = shutil.which("vsftpd") or next(
     (p for p in ("/usr/sbin/vsftpd", "/sbin/vsftpd") if os.path.exists(p)), None
 )
@@ -67,40 +69,6 @@ async def pyftpdlib_server(root: Path, password: str) -> AsyncIterator[tuple[str
         yield "127.0.0.1", int(line)
     finally:
         await _stop(proc)
-
-
-VSFTPD_CONF = """\
-listen=YES
-listen_ipv6=NO
-listen_address=127.0.0.1
-listen_port={port}
-background=NO
-run_as_launching_user=YES
-anonymous_enable=YES
-local_enable=NO
-no_anon_password=YES
-anon_root={root}
-write_enable=YES
-anon_upload_enable=YES
-anon_mkdir_write_enable=YES
-anon_other_write_enable=YES
-anon_world_readable_only=NO
-anon_umask=022
-seccomp_sandbox=NO
-xferlog_enable=NO
-pasv_enable=YES
-connect_from_port_20=NO
-check_shell=NO
-"""
-
-VSFTPD_TLS = """\
-ssl_enable=YES
-rsa_cert_file={pem}
-rsa_private_key_file={pem}
-allow_anon_ssl=YES
-force_anon_logins_ssl=YES
-force_anon_data_ssl=YES
-"""
 
 
 def _free_port() -> int:
